@@ -1,0 +1,195 @@
+//! The v3 message envelope (spec/envelope-v3.md §7): layout, strict decoding, and the
+//! message hash that the authenticator covers.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, ErrorKind};
+use crate::hash::{h, CTX_MESSAGE, SIG_LABEL_MESSAGE};
+use crate::session::VERSION;
+use crate::suite::Suite;
+use crate::wire::{self, Reader};
+
+/// Fields in a v3 envelope (spec §7.1).
+pub(crate) const ENVELOPE_FIELDS: usize = 10;
+/// Length of the random per-message nonce.
+pub(crate) const NONCE_LEN: usize = 16;
+/// Length of the session reference.
+pub(crate) const REF_LEN: usize = 16;
+/// Length of one MAC-mode tag (spec §7.2).
+pub(crate) const MAC_TAG_LEN: usize = 16;
+/// Length of an Ed25519 signature.
+pub(crate) const SIG_LEN: usize = 64;
+/// Length of the payload AEAD tag.
+pub(crate) const AEAD_TAG_LEN: usize = 16;
+
+/// Authenticated cleartext metadata: string keys (non-empty) to string values. Sorted and
+/// unique by construction, which is the canonical order the spec requires on the wire.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Limits a decoder applies before it trusts any length (spec §9).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DecodeLimits {
+    pub max_metadata_entries: usize,
+    pub max_metadata_bytes: usize,
+}
+
+/// Writes the metadata map (spec §7.1 field 7).
+pub(crate) fn put_metadata(out: &mut Vec<u8>, metadata: &Metadata) {
+    wire::put_map(out, metadata.len());
+    for (k, v) in metadata {
+        wire::put_str(out, k);
+        wire::put_str(out, v);
+    }
+}
+
+/// A decoded envelope borrowing from the input.
+pub(crate) struct Envelope<'a> {
+    pub suite: Suite,
+    pub session_ref: [u8; REF_LEN],
+    pub block: Option<&'a [u8]>,
+    pub seq: u64,
+    pub timestamp: u64,
+    pub nonce: [u8; NONCE_LEN],
+    pub metadata: Vec<(&'a str, &'a str)>,
+    pub body: &'a [u8],
+    pub authenticator: &'a [u8],
+    /// Every byte before the authenticator field: what the message hash covers.
+    pub covered: &'a [u8],
+}
+
+impl<'a> Envelope<'a> {
+    /// Strict decode (spec §7.3 steps 1 to 3, and §9).
+    pub(crate) fn decode(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Envelope<'a>, Error> {
+        let mut r = Reader::new(bytes);
+        let n = r.array()?;
+        let version = r.uint()?;
+        if version != VERSION {
+            return Err(Error::new(
+                ErrorKind::UnsupportedVersion,
+                format!("envelope version {version}"),
+            ));
+        }
+        if n != ENVELOPE_FIELDS {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "envelope has the wrong number of fields",
+            ));
+        }
+        let suite = Suite::from_id(r.uint()?)?;
+        let session_ref = r.bin_exact::<REF_LEN>()?;
+        let block = r.nil_or_bin()?;
+        let seq = r.uint()?;
+        let timestamp = r.uint()?;
+        let nonce = r.bin_exact::<NONCE_LEN>()?;
+        let pairs = r.map()?;
+        if pairs > limits.max_metadata_entries {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "{pairs} metadata entries exceed the limit of {}",
+                    limits.max_metadata_entries
+                ),
+            ));
+        }
+        let mut metadata = Vec::with_capacity(pairs);
+        let mut total = 0usize;
+        for _ in 0..pairs {
+            let k = r.str()?;
+            let v = r.str()?;
+            if k.is_empty() {
+                return Err(Error::new(ErrorKind::Malformed, "empty metadata key"));
+            }
+            if let Some((prev, _)) = metadata.last() {
+                if *prev >= k {
+                    return Err(Error::new(
+                        ErrorKind::Malformed,
+                        "metadata keys are not in strictly increasing order (duplicate or unsorted)",
+                    ));
+                }
+            }
+            total += k.len() + v.len();
+            if total > limits.max_metadata_bytes {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "metadata exceeds the limit of {} bytes",
+                        limits.max_metadata_bytes
+                    ),
+                ));
+            }
+            metadata.push((k, v));
+        }
+        let body = r.bin()?;
+        let covered = r.since(0);
+        let authenticator = r.bin()?;
+        r.finish()?;
+        Ok(Envelope {
+            suite,
+            session_ref,
+            block,
+            seq,
+            timestamp,
+            nonce,
+            metadata,
+            body,
+            authenticator,
+            covered,
+        })
+    }
+}
+
+/// `H_message(header_hash || covered bytes)` (spec §7.2).
+pub(crate) fn message_hash(header_hash: &[u8; 32], covered: &[u8]) -> [u8; 32] {
+    h(CTX_MESSAGE, &[header_hash, covered])
+}
+
+/// The AEAD nonce of message `seq`: four zero bytes then `seq` big-endian (spec §7.2).
+pub(crate) fn aead_nonce(seq: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&seq.to_be_bytes());
+    n
+}
+
+/// The byte string a session key signs for a message (spec §7.2).
+pub(crate) fn signature_input(message_hash: &[u8; 32]) -> [u8; SIG_LABEL_MESSAGE.len() + 32] {
+    let mut m = [0u8; SIG_LABEL_MESSAGE.len() + 32];
+    m[..SIG_LABEL_MESSAGE.len()].copy_from_slice(SIG_LABEL_MESSAGE);
+    m[SIG_LABEL_MESSAGE.len()..].copy_from_slice(message_hash);
+    m
+}
+
+/// One recipient's MAC tag of a message (spec §7.2): `BLAKE3-keyed(MK_i, message hash)`,
+/// first 16 bytes.
+pub(crate) fn mac_tag(mac_key: &[u8; 32], message_hash: &[u8; 32]) -> [u8; MAC_TAG_LEN] {
+    let full = blake3::keyed_hash(mac_key, message_hash);
+    full.as_bytes()[..MAC_TAG_LEN].try_into().expect("32 >= 16")
+}
+
+/// Writes everything before the body's bytes: fields 0 to 7 and the body's bin header.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn put_prefix(
+    out: &mut Vec<u8>,
+    version: u64,
+    suite: u64,
+    session_ref: &[u8; REF_LEN],
+    block: Option<&[u8]>,
+    seq: u64,
+    timestamp: u64,
+    nonce: &[u8; NONCE_LEN],
+    metadata: &Metadata,
+    body_len: usize,
+) {
+    wire::put_array(out, ENVELOPE_FIELDS);
+    wire::put_uint(out, version);
+    wire::put_uint(out, suite);
+    wire::put_bin(out, session_ref);
+    match block {
+        Some(b) => wire::put_bin(out, b),
+        None => wire::put_nil(out),
+    }
+    wire::put_uint(out, seq);
+    wire::put_uint(out, timestamp);
+    wire::put_bin(out, nonce);
+    put_metadata(out, metadata);
+    wire::put_bin_header(out, body_len);
+}

@@ -1,0 +1,639 @@
+//! Identities, group keys, recipients, key ids and key strings (spec/envelope-v3.md §2).
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rand_core::{CryptoRng, OsRng, RngCore};
+use x25519_dalek::{PublicKey as XPublic, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::error::KeyError;
+use crate::hash::{h, CTX_KEY_CHECKSUM, CTX_KEY_ID};
+
+/// A short public fingerprint of one public key: the first 16 bytes of
+/// `H_keyid(tag || key)` (spec §2.3). Shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub(crate) [u8; 16]);
+
+impl KeyId {
+    pub(crate) fn of(tag: &[u8], key: &[u8; 32]) -> KeyId {
+        let d = h(CTX_KEY_ID, &[tag, key]);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&d[..16]);
+        KeyId(id)
+    }
+
+    /// The 16 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Builds a key id from its 16 raw bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> KeyId {
+        KeyId(bytes)
+    }
+
+    /// Parses 32 hex digits.
+    pub fn from_hex(s: &str) -> Option<KeyId> {
+        let s = s.as_bytes();
+        if s.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in s.chunks(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(KeyId(out))
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// Key id tag of an Ed25519 identity (signing) key.
+pub(crate) const TAG_ED25519: &[u8] = b"ed25519";
+/// Key id tag of an X25519 recipient key (service or group).
+pub(crate) const TAG_X25519: &[u8] = b"x25519";
+
+// Key string prefixes, spec §2.4. Secrets are upper case so they stand out in a file or an
+// environment listing; public keys are lower case.
+const PREFIX_PUB_ID: &str = "rpcseal-pub-id:";
+const PREFIX_SECRET_ID: &str = "RPCSEAL-SECRET-ID:";
+const PREFIX_PUB_GROUP: &str = "rpcseal-pub-group:";
+const PREFIX_SECRET_GROUP: &str = "RPCSEAL-SECRET-GROUP:";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StringKind {
+    PubId,
+    SecretId,
+    PubGroup,
+    SecretGroup,
+}
+
+impl StringKind {
+    const ALL: [StringKind; 4] = [
+        StringKind::PubId,
+        StringKind::SecretId,
+        StringKind::PubGroup,
+        StringKind::SecretGroup,
+    ];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            StringKind::PubId => PREFIX_PUB_ID,
+            StringKind::SecretId => PREFIX_SECRET_ID,
+            StringKind::PubGroup => PREFIX_PUB_GROUP,
+            StringKind::SecretGroup => PREFIX_SECRET_GROUP,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            StringKind::PubId => "a public identity",
+            StringKind::SecretId => "a SECRET identity key",
+            StringKind::PubGroup => "a public group key",
+            StringKind::SecretGroup => "a SECRET group key",
+        }
+    }
+
+    fn payload_len(self) -> usize {
+        match self {
+            StringKind::PubId | StringKind::SecretId => 64,
+            StringKind::PubGroup | StringKind::SecretGroup => 32,
+        }
+    }
+}
+
+const ALL_PREFIXES: &str =
+    "rpcseal-pub-id:, rpcseal-pub-group:, RPCSEAL-SECRET-ID:, RPCSEAL-SECRET-GROUP:";
+
+fn checksum(prefix: &str, payload: &[u8]) -> [u8; 4] {
+    let d = h(CTX_KEY_CHECKSUM, &[prefix.as_bytes(), payload]);
+    [d[0], d[1], d[2], d[3]]
+}
+
+fn encode_key(kind: StringKind, payload: &[u8]) -> Zeroizing<String> {
+    let mut raw = Zeroizing::new(Vec::with_capacity(payload.len() + 4));
+    raw.extend_from_slice(payload);
+    raw.extend_from_slice(&checksum(kind.prefix(), payload));
+    let mut s = Zeroizing::new(String::with_capacity(kind.prefix().len() + 96));
+    s.push_str(kind.prefix());
+    URL_SAFE_NO_PAD.encode_string(&raw[..], &mut s);
+    s
+}
+
+/// Decodes a key string of kind `want`, with errors that say what was found instead.
+fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let text = text.trim();
+    let found = StringKind::ALL
+        .into_iter()
+        .find(|k| text.starts_with(k.prefix()))
+        .ok_or(KeyError::UnknownPrefix {
+            expected: ALL_PREFIXES,
+        })?;
+    if found != want {
+        return Err(KeyError::WrongKind {
+            found: found.name(),
+            expected: want.name(),
+        });
+    }
+    let body = &text[want.prefix().len()..];
+    let raw = Zeroizing::new(
+        URL_SAFE_NO_PAD
+            .decode(body.as_bytes())
+            .map_err(|_| KeyError::Encoding)?,
+    );
+    let expected = want.payload_len() + 4;
+    if raw.len() != expected {
+        return Err(KeyError::Length {
+            found: raw.len(),
+            expected,
+        });
+    }
+    let (payload, sum) = raw.split_at(want.payload_len());
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        &checksum(want.prefix(), payload)[..],
+        sum,
+    )) {
+        return Err(KeyError::Checksum);
+    }
+    Ok(Zeroizing::new(payload.to_vec()))
+}
+
+fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| KeyError::Invalid("X25519 key"))?;
+    let pk = XPublic::from(arr);
+    // A low-order point makes every Diffie-Hellman with it all-zero: refuse it up front.
+    let probe = StaticSecret::from([0x42; 32]);
+    if !probe.diffie_hellman(&pk).was_contributory() {
+        return Err(KeyError::Invalid(
+            "X25519 public key (it is a low-order point)",
+        ));
+    }
+    Ok(pk)
+}
+
+/// A service's long-term identity: an Ed25519 signing key (who it is) and an X25519 key
+/// (how it is reached). Zeroized on drop; `Debug` shows only the key id.
+pub struct Identity {
+    signing: SigningKey,
+    x25519: StaticSecret,
+    public: PublicIdentity,
+}
+
+impl Identity {
+    /// Generates a fresh identity from the operating system's random number generator.
+    pub fn generate() -> Identity {
+        Identity::generate_with(&mut OsRng)
+    }
+
+    pub(crate) fn generate_with<R: RngCore + CryptoRng>(rng: &mut R) -> Identity {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut seed[..]);
+        let mut x = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut x[..]);
+        Identity::from_parts(&seed, &x)
+    }
+
+    /// Builds an identity from a 32-byte Ed25519 seed and a 32-byte X25519 secret
+    /// (deterministic test vectors).
+    #[doc(hidden)]
+    pub fn from_parts(ed25519_seed: &[u8; 32], x25519_secret: &[u8; 32]) -> Identity {
+        let signing = SigningKey::from_bytes(ed25519_seed);
+        let x25519 = StaticSecret::from(*x25519_secret);
+        let public = PublicIdentity::new(signing.verifying_key(), XPublic::from(&x25519));
+        Identity {
+            signing,
+            x25519,
+            public,
+        }
+    }
+
+    /// The public half, to hand to peers.
+    pub fn public(&self) -> &PublicIdentity {
+        &self.public
+    }
+
+    /// The key id of the identity's signing key: the sender id in session blocks.
+    pub fn key_id(&self) -> KeyId {
+        self.public.key_id()
+    }
+
+    /// The secret key string (`RPCSEAL-SECRET-ID:...`), zeroized when dropped.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let mut payload = Zeroizing::new([0u8; 64]);
+        payload[..32].copy_from_slice(self.signing.as_bytes());
+        payload[32..].copy_from_slice(self.x25519.as_bytes());
+        encode_key(StringKind::SecretId, &payload[..])
+    }
+
+    /// Parses a secret key string.
+    pub fn from_secret_string(text: &str) -> Result<Identity, KeyError> {
+        let raw = decode_key(text, StringKind::SecretId)?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&raw[..32]);
+        let mut x = Zeroizing::new([0u8; 32]);
+        x.copy_from_slice(&raw[32..]);
+        Ok(Identity::from_parts(&seed, &x))
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    pub(crate) fn x25519_secret(&self) -> &StaticSecret {
+        &self.x25519
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Identity {
+        let x = Zeroizing::new(self.x25519.to_bytes());
+        Identity::from_parts(self.signing.as_bytes(), &x)
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Identity {{ key_id: {}, secret: <redacted> }}",
+            self.key_id()
+        )
+    }
+}
+
+/// The public half of an [`Identity`]: what a peer needs to trust it as a sender and to
+/// address it as a recipient.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicIdentity {
+    verifying: VerifyingKey,
+    x25519: XPublic,
+    key_id: KeyId,
+    recipient_id: KeyId,
+}
+
+impl PublicIdentity {
+    fn new(verifying: VerifyingKey, x25519: XPublic) -> PublicIdentity {
+        PublicIdentity {
+            key_id: KeyId::of(TAG_ED25519, verifying.as_bytes()),
+            recipient_id: KeyId::of(TAG_X25519, x25519.as_bytes()),
+            verifying,
+            x25519,
+        }
+    }
+
+    /// The key id of the Ed25519 identity key (the sender id).
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The key id of the X25519 key (the id of this identity's recipient entries).
+    pub fn recipient_key_id(&self) -> KeyId {
+        self.recipient_id
+    }
+
+    /// The Ed25519 public key bytes.
+    pub fn ed25519_bytes(&self) -> [u8; 32] {
+        self.verifying.to_bytes()
+    }
+
+    /// The X25519 public key bytes.
+    pub fn x25519_bytes(&self) -> [u8; 32] {
+        self.x25519.to_bytes()
+    }
+
+    /// Parses a public identity string (`rpcseal-pub-id:...`).
+    pub fn parse(text: &str) -> Result<PublicIdentity, KeyError> {
+        let raw = decode_key(text, StringKind::PubId)?;
+        let ed: [u8; 32] = raw[..32]
+            .try_into()
+            .map_err(|_| KeyError::Invalid("Ed25519 key"))?;
+        let verifying =
+            VerifyingKey::from_bytes(&ed).map_err(|_| KeyError::Invalid("Ed25519 public key"))?;
+        if verifying.is_weak() {
+            return Err(KeyError::Invalid(
+                "Ed25519 public key (it is a low-order point)",
+            ));
+        }
+        let x25519 = x25519_public(&raw[32..])?;
+        Ok(PublicIdentity::new(verifying, x25519))
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
+    }
+}
+
+impl fmt::Display for PublicIdentity {
+    /// The public key string, `rpcseal-pub-id:...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut payload = [0u8; 64];
+        payload[..32].copy_from_slice(self.verifying.as_bytes());
+        payload[32..].copy_from_slice(self.x25519.as_bytes());
+        f.write_str(&encode_key(StringKind::PubId, &payload))
+    }
+}
+
+impl fmt::Debug for PublicIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicIdentity {{ key_id: {} }}", self.key_id)
+    }
+}
+
+impl std::str::FromStr for PublicIdentity {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        PublicIdentity::parse(s)
+    }
+}
+
+/// A group key: an X25519 key pair whose private half every member of a group holds, so
+/// one wrap reaches the whole group. It proves membership, never which member sent what.
+pub struct GroupKey {
+    secret: StaticSecret,
+    public: GroupPublicKey,
+}
+
+impl GroupKey {
+    /// Generates a fresh group key.
+    pub fn generate() -> GroupKey {
+        let mut x = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut x[..]);
+        GroupKey::from_secret_bytes(&x)
+    }
+
+    /// Builds a group key from its 32 secret bytes (deterministic test vectors).
+    #[doc(hidden)]
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> GroupKey {
+        let secret = StaticSecret::from(*secret);
+        let pk = XPublic::from(&secret);
+        GroupKey {
+            public: GroupPublicKey {
+                id: KeyId::of(TAG_X25519, pk.as_bytes()),
+                x25519: pk,
+            },
+            secret,
+        }
+    }
+
+    /// The public half, to hand to senders.
+    pub fn public(&self) -> &GroupPublicKey {
+        &self.public
+    }
+
+    /// The secret key string (`RPCSEAL-SECRET-GROUP:...`), zeroized when dropped.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        encode_key(StringKind::SecretGroup, self.secret.as_bytes())
+    }
+
+    /// Parses a secret group key string.
+    pub fn from_secret_string(text: &str) -> Result<GroupKey, KeyError> {
+        let raw = decode_key(text, StringKind::SecretGroup)?;
+        let mut x = Zeroizing::new([0u8; 32]);
+        x.copy_from_slice(&raw);
+        Ok(GroupKey::from_secret_bytes(&x))
+    }
+
+    pub(crate) fn x25519_secret(&self) -> &StaticSecret {
+        &self.secret
+    }
+}
+
+impl Clone for GroupKey {
+    fn clone(&self) -> GroupKey {
+        let x = Zeroizing::new(self.secret.to_bytes());
+        GroupKey::from_secret_bytes(&x)
+    }
+}
+
+impl fmt::Debug for GroupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GroupKey {{ key_id: {}, secret: <redacted> }}",
+            self.public.id
+        )
+    }
+}
+
+/// The public half of a [`GroupKey`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct GroupPublicKey {
+    x25519: XPublic,
+    id: KeyId,
+}
+
+impl GroupPublicKey {
+    /// The group key's id (its recipient entries carry it).
+    pub fn key_id(&self) -> KeyId {
+        self.id
+    }
+
+    /// Parses a public group key string (`rpcseal-pub-group:...`).
+    pub fn parse(text: &str) -> Result<GroupPublicKey, KeyError> {
+        let raw = decode_key(text, StringKind::PubGroup)?;
+        let pk = x25519_public(&raw)?;
+        Ok(GroupPublicKey {
+            id: KeyId::of(TAG_X25519, pk.as_bytes()),
+            x25519: pk,
+        })
+    }
+}
+
+impl fmt::Display for GroupPublicKey {
+    /// The public key string, `rpcseal-pub-group:...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode_key(StringKind::PubGroup, self.x25519.as_bytes()))
+    }
+}
+
+impl fmt::Debug for GroupPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GroupPublicKey {{ key_id: {} }}", self.id)
+    }
+}
+
+/// Someone a session is addressed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    /// A service, reached through its identity's X25519 key.
+    Service(PublicIdentity),
+    /// A group, reached through the group key's X25519 key.
+    Group(GroupPublicKey),
+}
+
+impl Recipient {
+    /// Parses a public identity or public group key string.
+    pub fn parse(text: &str) -> Result<Recipient, KeyError> {
+        let t = text.trim();
+        if t.starts_with(PREFIX_PUB_GROUP) {
+            GroupPublicKey::parse(t).map(Recipient::Group)
+        } else if t.starts_with(PREFIX_PUB_ID) {
+            PublicIdentity::parse(t).map(Recipient::Service)
+        } else if t.starts_with(PREFIX_SECRET_ID) || t.starts_with(PREFIX_SECRET_GROUP) {
+            Err(KeyError::WrongKind {
+                found: "a SECRET key",
+                expected: "a public key",
+            })
+        } else {
+            Err(KeyError::UnknownPrefix {
+                expected: "rpcseal-pub-id:, rpcseal-pub-group:",
+            })
+        }
+    }
+
+    /// The key id its recipient entry carries.
+    pub fn key_id(&self) -> KeyId {
+        match self {
+            Recipient::Service(p) => p.recipient_id,
+            Recipient::Group(g) => g.id,
+        }
+    }
+
+    /// True for a group key.
+    pub fn is_group(&self) -> bool {
+        matches!(self, Recipient::Group(_))
+    }
+
+    pub(crate) fn x25519(&self) -> &XPublic {
+        match self {
+            Recipient::Service(p) => &p.x25519,
+            Recipient::Group(g) => &g.x25519,
+        }
+    }
+}
+
+impl From<PublicIdentity> for Recipient {
+    fn from(p: PublicIdentity) -> Self {
+        Recipient::Service(p)
+    }
+}
+
+impl From<&PublicIdentity> for Recipient {
+    fn from(p: &PublicIdentity) -> Self {
+        Recipient::Service(p.clone())
+    }
+}
+
+impl From<GroupPublicKey> for Recipient {
+    fn from(g: GroupPublicKey) -> Self {
+        Recipient::Group(g)
+    }
+}
+
+impl From<&GroupPublicKey> for Recipient {
+    fn from(g: &GroupPublicKey) -> Self {
+        Recipient::Group(g.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_strings_roundtrip_and_are_told_apart() {
+        let id = Identity::generate();
+        let secret = id.to_secret_string();
+        assert!(secret.starts_with("RPCSEAL-SECRET-ID:"));
+        let back = Identity::from_secret_string(&secret).unwrap();
+        assert_eq!(back.public(), id.public());
+
+        let public = id.public().to_string();
+        assert!(public.starts_with("rpcseal-pub-id:"));
+        assert_eq!(&PublicIdentity::parse(&public).unwrap(), id.public());
+
+        assert!(matches!(
+            PublicIdentity::parse(&secret),
+            Err(KeyError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            Identity::from_secret_string(&public),
+            Err(KeyError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            Recipient::parse(&secret),
+            Err(KeyError::WrongKind { .. })
+        ));
+
+        let g = GroupKey::generate();
+        let gs = g.to_secret_string();
+        assert_eq!(
+            GroupKey::from_secret_string(&gs).unwrap().public(),
+            g.public()
+        );
+        let gp = g.public().to_string();
+        assert_eq!(
+            Recipient::parse(&gp).unwrap(),
+            Recipient::Group(g.public().clone())
+        );
+    }
+
+    #[test]
+    fn damaged_key_strings_get_clear_errors() {
+        let public = Identity::generate().public().to_string();
+        let truncated = &public[..public.len() - 5];
+        assert!(matches!(
+            PublicIdentity::parse(truncated),
+            Err(KeyError::Length { .. }) | Err(KeyError::Encoding)
+        ));
+        // Change one character of the body: the checksum catches it.
+        let mut typo = public.clone().into_bytes();
+        let i = typo.len() - 20;
+        typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(PublicIdentity::parse(&typo), Err(KeyError::Checksum));
+        assert!(matches!(
+            PublicIdentity::parse("age1qqqq"),
+            Err(KeyError::UnknownPrefix { .. })
+        ));
+        assert_eq!(
+            PublicIdentity::parse("rpcseal-pub-id:!!!!"),
+            Err(KeyError::Encoding)
+        );
+        // Error messages never echo the key.
+        let e =
+            Identity::from_secret_string(&typo.replace("rpcseal-pub-id:", "RPCSEAL-SECRET-ID:"))
+                .unwrap_err()
+                .to_string();
+        assert!(!e.contains(&public[15..30]));
+    }
+
+    #[test]
+    fn low_order_recipient_keys_are_refused() {
+        // The all-zero point has order 1 (RFC 7748 §6.1 lists why such outputs are rejected).
+        let s = encode_key(StringKind::PubGroup, &[0u8; 32]);
+        assert!(matches!(
+            GroupPublicKey::parse(&s),
+            Err(KeyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let id = Identity::generate();
+        let dbg = format!("{id:?}");
+        let secret = id.to_secret_string();
+        assert!(!dbg.contains(&secret[18..40]));
+        assert!(dbg.contains("redacted"));
+    }
+}

@@ -1,0 +1,760 @@
+//! The receiver's side: [`Opener`] and its [`Policy`] (spec/envelope-v3.md §8).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
+use ed25519_dalek::{Signature, VerifyingKey};
+use lru::LruCache;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, MAC_TAG_LEN, SIG_LEN};
+use crate::error::{Error, ErrorKind, Misuse};
+use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity};
+use crate::replay::{ReplayError, ReplayItem, ReplayStore};
+use crate::seal::{
+    DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PAYLOAD,
+    DEFAULT_MAX_RECIPIENTS,
+};
+use crate::session::{self, Block, Header, HpkePrivate};
+use crate::suite::{Mode, Suite};
+
+/// What a receiver accepts. Build with [`Policy::default`] and the setters.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    suites: Vec<Suite>,
+    modes: Vec<Mode>,
+    clock_skew: u64,
+    max_envelope_bytes: usize,
+    max_payload: usize,
+    max_recipients: usize,
+    limits: DecodeLimits,
+    accept_mac_via_group: bool,
+}
+
+impl Default for Policy {
+    /// Every known suite and mode, 120 s of clock skew, 16 MiB payloads, 4096 recipients,
+    /// 64 metadata entries of at most 8 KiB in all.
+    fn default() -> Self {
+        Policy {
+            suites: Suite::KNOWN.to_vec(),
+            modes: vec![Mode::Signed, Mode::Mac, Mode::SignOnly],
+            clock_skew: 120,
+            max_envelope_bytes: DEFAULT_MAX_PAYLOAD + 1024 * 1024,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            limits: DecodeLimits {
+                max_metadata_entries: DEFAULT_MAX_METADATA_ENTRIES,
+                max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+            },
+            accept_mac_via_group: false,
+        }
+    }
+}
+
+impl Policy {
+    /// The suites accepted (the allowlist). Anything else is rejected before any
+    /// cryptographic work.
+    pub fn suites(mut self, suites: &[Suite]) -> Self {
+        self.suites = suites.to_vec();
+        self
+    }
+
+    /// The modes accepted, for example only [`Mode::Signed`] to require non-repudiation.
+    pub fn modes(mut self, modes: &[Mode]) -> Self {
+        self.modes = modes.to_vec();
+        self
+    }
+
+    /// How far a message's timestamp may be from this receiver's clock (whole seconds).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew.as_secs();
+        self
+    }
+
+    /// The largest payload accepted; the largest envelope accepted grows with it.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self.max_envelope_bytes = bytes.saturating_add(1024 * 1024);
+        self
+    }
+
+    /// The longest recipient list accepted in a session block.
+    pub fn max_recipients(mut self, n: usize) -> Self {
+        self.max_recipients = n;
+        self
+    }
+
+    /// Limits on metadata: entries, and bytes of keys and values together.
+    pub fn max_metadata(mut self, entries: usize, bytes: usize) -> Self {
+        self.limits = DecodeLimits {
+            max_metadata_entries: entries,
+            max_metadata_bytes: bytes,
+        };
+        self
+    }
+
+    /// Accepts MAC-mode sessions that reach us through a group key. Any group member can
+    /// forge such messages: the sender is then only known to be "a group member or the
+    /// sender".
+    pub fn dangerous_accept_mac_via_group_key(mut self) -> Self {
+        self.accept_mac_via_group = true;
+        self
+    }
+
+    /// The allowed clock skew in seconds.
+    pub fn skew_secs(&self) -> u64 {
+        self.clock_skew
+    }
+}
+
+/// Facts about the session a message belongs to, all of them signed by the sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// The session's random id.
+    pub session_id: [u8; 16],
+    /// How envelopes refer to the session (first 16 bytes of the header hash).
+    pub session_ref: [u8; 16],
+    /// The suite.
+    pub suite: Suite,
+    /// The mode.
+    pub mode: Mode,
+    /// Unix seconds.
+    pub not_before: u64,
+    /// Unix seconds.
+    pub expires: u64,
+    /// The session's message limit.
+    pub max_messages: u64,
+    /// The session's payload byte limit.
+    pub max_bytes: u64,
+    /// Our key's index among the recipients.
+    pub recipient_index: u32,
+    /// How many recipients the block names.
+    pub recipients: u32,
+    /// The key id of our key that the session reached (identity X25519 key or group key).
+    pub via_key: KeyId,
+    /// True when it reached us through a group key.
+    pub via_group: bool,
+}
+
+/// A message that passed every check.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Opened {
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// The authenticated cleartext metadata.
+    pub metadata: Metadata,
+    /// The verified sender's identity key id.
+    pub sender: KeyId,
+    /// The sequence number.
+    pub seq: u64,
+    /// The sender's timestamp (unix seconds), checked against our clock.
+    pub timestamp: u64,
+    /// The session.
+    pub session: SessionFacts,
+}
+
+/// Counters of the work an [`Opener`] did: the public-key work happens once per session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenerStats {
+    /// Sessions established: one identity signature check and one HPKE open each.
+    pub sessions_established: u64,
+    /// Messages whose session came from the cache.
+    pub session_cache_hits: u64,
+    /// Per-message Ed25519 signature checks (signed and sign-only modes).
+    pub message_signatures_checked: u64,
+    /// Messages accepted.
+    pub messages_opened: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sessions_established: AtomicU64,
+    session_cache_hits: AtomicU64,
+    message_signatures_checked: AtomicU64,
+    messages_opened: AtomicU64,
+}
+
+/// An unwrapped session, as the cache keeps it.
+struct CachedSession {
+    header: Header,
+    header_hash: [u8; 32],
+    cipher: Option<ChaCha20Poly1305>,
+    mac_key: Option<Zeroizing<[u8; 32]>>,
+    verify: Option<VerifyingKey>,
+    index: u32,
+    recipients: u32,
+    via_key: KeyId,
+    via_group: bool,
+}
+
+const SHARDS: usize = 16;
+
+/// A sharded LRU of unwrapped sessions keyed by session reference, so threads that open
+/// messages of different sessions rarely meet on one lock.
+struct SessionCache {
+    shards: Vec<Mutex<LruCache<[u8; 16], Arc<CachedSession>>>>,
+}
+
+impl SessionCache {
+    fn new(capacity: usize) -> SessionCache {
+        let per = NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).expect("at least one");
+        SessionCache {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per)))
+                .collect(),
+        }
+    }
+
+    fn shard(
+        &self,
+        r: &[u8; 16],
+    ) -> std::sync::MutexGuard<'_, LruCache<[u8; 16], Arc<CachedSession>>> {
+        // A panic while holding the lock cannot leave the LRU half-updated in a way that
+        // matters for safety: recover the guard rather than fail every later open.
+        self.shards[usize::from(r[0]) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Looks up without touching the LRU order (a failed open changes no state).
+    fn peek(&self, r: &[u8; 16]) -> Option<Arc<CachedSession>> {
+        self.shard(r).peek(r).cloned()
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+/// One of our private keys, as an opener holds it.
+struct OwnKey {
+    id: KeyId,
+    secret: HpkePrivate,
+    group: bool,
+}
+
+/// Opens envelopes addressed to its keys from the senders it trusts, under its policy.
+/// `Send + Sync`: share one behind an `Arc` between threads.
+pub struct Opener {
+    keys: Vec<OwnKey>,
+    trusted: HashMap<KeyId, PublicIdentity>,
+    policy: Policy,
+    cache: SessionCache,
+    replay: Arc<dyn ReplayStore>,
+    counters: Counters,
+}
+
+/// Builds an [`Opener`].
+pub struct OpenerBuilder {
+    keys: Vec<OwnKey>,
+    trusted: HashMap<KeyId, PublicIdentity>,
+    policy: Policy,
+    cache_capacity: usize,
+    replay: Option<Arc<dyn ReplayStore>>,
+}
+
+impl OpenerBuilder {
+    /// Opens sessions addressed to this identity's X25519 key.
+    pub fn identity(mut self, identity: &Identity) -> Self {
+        self.keys.push(OwnKey {
+            id: identity.public().recipient_key_id(),
+            secret: session::hpke_private(identity.x25519_secret()),
+            group: false,
+        });
+        self
+    }
+
+    /// Opens sessions addressed to this group key.
+    pub fn group_key(mut self, group: &GroupKey) -> Self {
+        self.keys.push(OwnKey {
+            id: group.public().key_id(),
+            secret: session::hpke_private(group.x25519_secret()),
+            group: true,
+        });
+        self
+    }
+
+    /// Trusts this sender.
+    pub fn trust(mut self, sender: &PublicIdentity) -> Self {
+        self.trusted.insert(sender.key_id(), sender.clone());
+        self
+    }
+
+    /// The policy (default: [`Policy::default`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many unwrapped sessions to keep (default 10 000).
+    pub fn session_cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// Where replay state lives (default: a bounded in-memory store).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(store);
+        self
+    }
+
+    /// Builds the opener.
+    pub fn build(self) -> Result<Opener, Misuse> {
+        if self.keys.is_empty() {
+            return Err(Misuse::NoKeys);
+        }
+        if self.trusted.is_empty() {
+            return Err(Misuse::NoTrustedSenders);
+        }
+        Ok(Opener {
+            keys: self.keys,
+            trusted: self.trusted,
+            policy: self.policy,
+            cache: SessionCache::new(self.cache_capacity),
+            replay: self.replay.unwrap_or_else(crate::replay::default_store),
+            counters: Counters::default(),
+        })
+    }
+}
+
+fn err(kind: ErrorKind, detail: &'static str) -> Error {
+    Error::new(kind, detail)
+}
+
+impl Opener {
+    /// Starts building an opener.
+    pub fn builder() -> OpenerBuilder {
+        OpenerBuilder {
+            keys: Vec::new(),
+            trusted: HashMap::new(),
+            policy: Policy::default(),
+            cache_capacity: 10_000,
+            replay: None,
+        }
+    }
+
+    /// Opens an envelope, checking it in the order of spec §8.
+    pub fn open(&self, envelope: &[u8]) -> Result<Opened, Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| {
+                err(
+                    ErrorKind::NotYetValid,
+                    "the receiver's clock is before 1970",
+                )
+            })?
+            .as_secs();
+        self.open_at(envelope, now)
+    }
+
+    /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
+    #[doc(hidden)]
+    pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
+        let p = &self.policy;
+        // §8 step 1: size before anything else.
+        if bytes.len() > p.max_envelope_bytes {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "an envelope of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    p.max_envelope_bytes
+                ),
+            ));
+        }
+        // Steps 2 and 3: strict decode, version, suite known.
+        let env = Envelope::decode(bytes, &p.limits)?;
+        // Step 4: suite allowlist, before any cryptographic work.
+        if !p.suites.contains(&env.suite) {
+            return Err(err(
+                ErrorKind::SuiteNotAllowed,
+                "the envelope's suite is not on the allowlist",
+            ));
+        }
+        // Step 5: the session, from the inline block or the cache.
+        let (session, fresh) = self.resolve_session(&env)?;
+        let h = &session.header;
+        // Step 6: sender, mode and group policy, also for cached sessions.
+        if !self.trusted.contains_key(&h.sender) {
+            return Err(err(
+                ErrorKind::UntrustedSender,
+                "the session's sender is not trusted",
+            ));
+        }
+        self.check_mode(h.mode, session.via_group)?;
+        // Step 7: time.
+        check_time(h, env.timestamp, now, p.clock_skew)?;
+        // Step 8: session limits and payload size.
+        if env.seq >= h.max_messages {
+            return Err(err(
+                ErrorKind::SessionLimit,
+                "the sequence number is past the session's message limit",
+            ));
+        }
+        let tag_len = if h.mode.encrypts() { AEAD_TAG_LEN } else { 0 };
+        let payload_len = env.body.len().checked_sub(tag_len).ok_or_else(|| {
+            err(
+                ErrorKind::Malformed,
+                "the ciphertext is shorter than its tag",
+            )
+        })?;
+        if payload_len as u64 > h.max_bytes {
+            return Err(err(
+                ErrorKind::SessionLimit,
+                "the payload is larger than the session's byte limit",
+            ));
+        }
+        if payload_len > p.max_payload {
+            return Err(err(
+                ErrorKind::LimitExceeded,
+                "the payload exceeds the receiver's limit",
+            ));
+        }
+        // Step 9: a read-only replay check, so replays cost no cryptography.
+        let item = ReplayItem {
+            sender: h.sender.0,
+            session_id: h.session_id,
+            seq: env.seq,
+            nonce: env.nonce,
+            timestamp: env.timestamp,
+            expires_at: h.expires.saturating_add(p.clock_skew),
+            one_shot: h.max_messages == 1,
+        };
+        self.replay.check(&item, now).map_err(replay_error)?;
+        // Step 10: the authenticator over every byte before it.
+        let mh = envelope::message_hash(&session.header_hash, env.covered);
+        self.check_authenticator(&session, &mh, env.authenticator)?;
+        // Step 11: decrypt.
+        let mut payload = env.body[..payload_len].to_vec();
+        if let Some(cipher) = &session.cipher {
+            let tag = Tag::from_slice(&env.body[payload_len..]);
+            cipher
+                .decrypt_in_place_detached(
+                    &envelope::aead_nonce(env.seq).into(),
+                    b"",
+                    &mut payload,
+                    tag,
+                )
+                .map_err(|_| {
+                    err(
+                        ErrorKind::BadAuthenticator,
+                        "the payload's AEAD tag does not verify",
+                    )
+                })?;
+        }
+        // Step 12: mark as seen, last: only a fully verified message changes replay state.
+        self.replay
+            .check_and_mark(&item, now)
+            .map_err(replay_error)?;
+        // Step 13: remember the session.
+        {
+            let mut shard = self.cache.shard(&env.session_ref);
+            if fresh {
+                shard.put(env.session_ref, session.clone());
+            } else {
+                shard.promote(&env.session_ref);
+            }
+        }
+        self.counters
+            .messages_opened
+            .fetch_add(1, Ordering::Relaxed);
+        let metadata = env
+            .metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Ok(Opened {
+            payload,
+            metadata,
+            sender: h.sender,
+            seq: env.seq,
+            timestamp: env.timestamp,
+            session: SessionFacts {
+                session_id: h.session_id,
+                session_ref: env.session_ref,
+                suite: h.suite,
+                mode: h.mode,
+                not_before: h.not_before,
+                expires: h.expires,
+                max_messages: h.max_messages,
+                max_bytes: h.max_bytes,
+                recipient_index: session.index,
+                recipients: session.recipients,
+                via_key: session.via_key,
+                via_group: session.via_group,
+            },
+        })
+    }
+
+    fn check_mode(&self, mode: Mode, via_group: bool) -> Result<(), Error> {
+        if !self.policy.modes.contains(&mode) {
+            return Err(Error::new(
+                ErrorKind::ModeNotAllowed,
+                format!("{mode} mode is not allowed by this receiver's policy"),
+            ));
+        }
+        if mode == Mode::Mac && via_group && !self.policy.accept_mac_via_group {
+            return Err(err(
+                ErrorKind::ModeNotAllowed,
+                "MAC mode through a group key cannot authenticate the sender",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds the session: the cache if it holds this exact header, otherwise the inline
+    /// block, verified and unwrapped. Returns whether it is new to the cache.
+    fn resolve_session(&self, env: &Envelope<'_>) -> Result<(Arc<CachedSession>, bool), Error> {
+        let Some(block_bytes) = env.block else {
+            return match self.cache.peek(&env.session_ref) {
+                Some(s) => {
+                    self.counters
+                        .session_cache_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                    Ok((s, false))
+                }
+                None => Err(err(
+                    ErrorKind::UnknownSession,
+                    "no session with this reference is known: send its block",
+                )),
+            };
+        };
+        let block = Block::decode(block_bytes, self.policy.max_recipients)?;
+        if session::session_ref(&block.header_hash) != env.session_ref {
+            return Err(err(
+                ErrorKind::Malformed,
+                "the session reference does not match the inline block",
+            ));
+        }
+        if block.header.suite != env.suite {
+            return Err(err(
+                ErrorKind::Malformed,
+                "the envelope's suite differs from its session's",
+            ));
+        }
+        if let Some(s) = self.cache.peek(&env.session_ref) {
+            if s.header_hash == block.header_hash {
+                self.counters
+                    .session_cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok((s, false));
+            }
+        }
+        self.establish(&block).map(|s| (Arc::new(s), true))
+    }
+
+    /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
+    fn establish(&self, block: &Block<'_>) -> Result<CachedSession, Error> {
+        let h = &block.header;
+        let sender = self.trusted.get(&h.sender).ok_or_else(|| {
+            err(
+                ErrorKind::UntrustedSender,
+                "the session's sender is not trusted",
+            )
+        })?;
+        let (index, own) = block
+            .entries
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| self.keys.iter().find(|k| k.id == e.key_id).map(|k| (i, k)))
+            .ok_or_else(|| {
+                err(
+                    ErrorKind::NotForUs,
+                    "none of our keys is a recipient of this session",
+                )
+            })?;
+        self.check_mode(h.mode, own.group)?;
+        block.verify_signature(sender.verifying_key())?;
+        let (ek, mac_key) = block.unwrap(index, &own.secret)?;
+        let verify = match &h.verify_key {
+            Some(k) => Some(
+                VerifyingKey::from_bytes(k)
+                    .ok()
+                    .filter(|k| !k.is_weak())
+                    .ok_or_else(|| {
+                        err(
+                            ErrorKind::Malformed,
+                            "the session verification key is not a valid Ed25519 key",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        self.counters
+            .sessions_established
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(CachedSession {
+            header: block.header.clone(),
+            header_hash: block.header_hash,
+            cipher: ek.as_ref().map(|k| ChaCha20Poly1305::new((&k[..]).into())),
+            mac_key,
+            verify,
+            index: index as u32,
+            recipients: block.entries.len() as u32,
+            via_key: own.id,
+            via_group: own.group,
+        })
+    }
+
+    fn check_authenticator(
+        &self,
+        s: &CachedSession,
+        mh: &[u8; 32],
+        auth: &[u8],
+    ) -> Result<(), Error> {
+        if let Some(vk) = &s.verify {
+            let sig: &[u8; SIG_LEN] = auth
+                .try_into()
+                .map_err(|_| err(ErrorKind::Malformed, "the signature has the wrong length"))?;
+            self.counters
+                .message_signatures_checked
+                .fetch_add(1, Ordering::Relaxed);
+            vk.verify_strict(&envelope::signature_input(mh), &Signature::from_bytes(sig))
+                .map_err(|_| {
+                    err(
+                        ErrorKind::BadAuthenticator,
+                        "the message signature does not verify",
+                    )
+                })
+        } else {
+            let mk = s
+                .mac_key
+                .as_ref()
+                .ok_or_else(|| err(ErrorKind::Malformed, "MAC session without a MAC key"))?;
+            if auth.len() != MAC_TAG_LEN * s.recipients as usize {
+                return Err(err(
+                    ErrorKind::Malformed,
+                    "the MAC list has the wrong length",
+                ));
+            }
+            let at = s.index as usize * MAC_TAG_LEN;
+            if bool::from(envelope::mac_tag(mk, mh).ct_eq(&auth[at..at + MAC_TAG_LEN])) {
+                Ok(())
+            } else {
+                Err(err(
+                    ErrorKind::BadAuthenticator,
+                    "the message MAC does not verify",
+                ))
+            }
+        }
+    }
+
+    /// Verifies a session block received out of band (a sealer with [`crate::Inline::Never`]
+    /// or [`crate::Inline::FirstMessage`]) and caches it, so envelopes that refer to it
+    /// open. Returns the session reference.
+    pub fn import_session(&self, block: &[u8]) -> Result<[u8; 16], Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| {
+                err(
+                    ErrorKind::NotYetValid,
+                    "the receiver's clock is before 1970",
+                )
+            })?
+            .as_secs();
+        self.import_session_at(block, now)
+    }
+
+    /// [`Opener::import_session`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn import_session_at(&self, block: &[u8], now: u64) -> Result<[u8; 16], Error> {
+        if block.len() > self.policy.max_envelope_bytes {
+            return Err(err(
+                ErrorKind::LimitExceeded,
+                "the session block is too large",
+            ));
+        }
+        let block = Block::decode(block, self.policy.max_recipients)?;
+        if !self.policy.suites.contains(&block.header.suite) {
+            return Err(err(
+                ErrorKind::SuiteNotAllowed,
+                "the session's suite is not on the allowlist",
+            ));
+        }
+        let h = &block.header;
+        if now.saturating_add(self.policy.clock_skew) < h.not_before {
+            return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
+        }
+        if now > h.expires.saturating_add(self.policy.clock_skew) {
+            return Err(err(ErrorKind::Expired, "the session has expired"));
+        }
+        let session = self.establish(&block)?;
+        let r = session::session_ref(&block.header_hash);
+        self.cache.shard(&r).put(r, Arc::new(session));
+        Ok(r)
+    }
+
+    /// Counters of the work done so far.
+    pub fn stats(&self) -> OpenerStats {
+        let c = &self.counters;
+        OpenerStats {
+            sessions_established: c.sessions_established.load(Ordering::Relaxed),
+            session_cache_hits: c.session_cache_hits.load(Ordering::Relaxed),
+            message_signatures_checked: c.message_signatures_checked.load(Ordering::Relaxed),
+            messages_opened: c.messages_opened.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many unwrapped sessions the cache holds.
+    pub fn cached_sessions(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+/// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
+fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
+    if now.saturating_add(skew) < h.not_before {
+        return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
+    }
+    if now > h.expires.saturating_add(skew) {
+        return Err(err(ErrorKind::Expired, "the session has expired"));
+    }
+    if ts.abs_diff(now) > skew {
+        return Err(err(
+            ErrorKind::ClockSkew,
+            "the message's timestamp is too far from our clock",
+        ));
+    }
+    if ts < h.not_before {
+        return Err(err(
+            ErrorKind::NotYetValid,
+            "the message is dated before its session starts",
+        ));
+    }
+    if ts >= h.expires {
+        return Err(err(
+            ErrorKind::Expired,
+            "the message is dated after its session ends",
+        ));
+    }
+    Ok(())
+}
+
+fn replay_error(e: ReplayError) -> Error {
+    match e {
+        ReplayError::Replayed => err(ErrorKind::Replayed, "this message was accepted before"),
+        ReplayError::OutsideWindow => err(
+            ErrorKind::Replayed,
+            "the sequence number is older than the replay window: it may have been accepted before",
+        ),
+        other => Error::new(
+            ErrorKind::ReplayUnavailable,
+            format!("replay state unavailable: {other}"),
+        ),
+    }
+}

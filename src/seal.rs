@@ -1,0 +1,394 @@
+//! The sender's side: [`Sealer`] (spec/envelope-v3.md §6 and §7.2).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use ed25519_dalek::Signer;
+use rand_core::{CryptoRng, OsRng, RngCore};
+
+use crate::envelope::{self, Metadata, MAC_TAG_LEN, NONCE_LEN, SIG_LEN};
+use crate::error::Misuse;
+use crate::keys::{Identity, Recipient};
+use crate::session::{self, Lifetime, SealerSession};
+use crate::suite::Mode;
+use crate::wire;
+
+/// When an envelope carries its session block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inline {
+    /// Every envelope carries the block: self-contained, fits brokers that may deliver any
+    /// message to any replica. Costs the block's size on every message.
+    Always,
+    /// Only the first envelope of each session carries it; later ones refer to it. For
+    /// ordered, reliable channels to one receiver.
+    FirstMessage,
+    /// No envelope carries it; the caller sends [`Sealer::session_block`] out of band.
+    Never,
+}
+
+/// Limits on metadata, shared by sealers and openers (spec §7.1).
+pub(crate) const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
+pub(crate) const DEFAULT_MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Default largest payload: 16 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// Default largest recipient list.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 4096;
+
+/// How a [`Sealer`] makes sessions. Build with [`SealerConfig::new`] and the setters.
+#[derive(Clone, Debug)]
+pub struct SealerConfig {
+    mode: Mode,
+    lifetime: Duration,
+    max_messages: u64,
+    max_bytes: u64,
+    max_payload: usize,
+    inline: Inline,
+    allow_mac_to_group: bool,
+}
+
+impl Default for SealerConfig {
+    fn default() -> Self {
+        SealerConfig::new(Mode::Signed)
+    }
+}
+
+impl SealerConfig {
+    /// Defaults: a one-hour session, 2^32 messages, 2^40 payload bytes, 16 MiB payloads,
+    /// the block inline on every message.
+    pub fn new(mode: Mode) -> SealerConfig {
+        SealerConfig {
+            mode,
+            lifetime: Duration::from_secs(3600),
+            max_messages: 1 << 32,
+            max_bytes: 1 << 40,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            inline: Inline::Always,
+            allow_mac_to_group: false,
+        }
+    }
+
+    /// How long a session lives (whole seconds, at least one).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Messages per session before the sealer rotates to a new one. At most 2^48 (spec §6:
+    /// ChaCha20-Poly1305's usage limits).
+    pub fn max_messages(mut self, n: u64) -> Self {
+        self.max_messages = n;
+        self
+    }
+
+    /// Payload bytes per session before the sealer rotates.
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// The largest payload [`Sealer::seal`] accepts.
+    pub fn max_payload(mut self, n: usize) -> Self {
+        self.max_payload = n;
+        self
+    }
+
+    /// When the session block travels inside envelopes.
+    pub fn inline(mut self, inline: Inline) -> Self {
+        self.inline = inline;
+        self
+    }
+
+    /// Allows MAC mode to a group key. Any member of the group can then forge messages that
+    /// every other member accepts as from this sender: use only when every member is as
+    /// trusted as the sender itself.
+    pub fn dangerous_allow_mac_to_group(mut self) -> Self {
+        self.allow_mac_to_group = true;
+        self
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// The largest message limit a session may declare (spec §6).
+pub const MAX_MESSAGES_LIMIT: u64 = 1 << 48;
+
+struct Active {
+    s: SealerSession,
+    cipher: Option<ChaCha20Poly1305>,
+    session_ref: [u8; 16],
+    next_seq: u64,
+    bytes: u64,
+}
+
+/// Seals payloads from one sender to a fixed set of recipients. Creates a session (one
+/// signature and one HPKE wrap per recipient) and then seals each message with symmetric
+/// work only, plus one Ed25519 signature in signed and sign-only modes. Rotates to a new
+/// session by itself when a limit is reached; never reuses an AEAD nonce.
+pub struct Sealer {
+    identity: Identity,
+    recipients: Vec<Recipient>,
+    config: SealerConfig,
+    active: Option<Active>,
+    sessions_created: u64,
+}
+
+impl Sealer {
+    /// A sealer for `identity` to `recipients`.
+    pub fn new(
+        identity: &Identity,
+        recipients: &[Recipient],
+        config: SealerConfig,
+    ) -> Result<Sealer, Misuse> {
+        if recipients.is_empty() {
+            return Err(Misuse::NoRecipients);
+        }
+        if recipients.len() > DEFAULT_MAX_RECIPIENTS {
+            return Err(Misuse::TooManyRecipients {
+                count: recipients.len(),
+                limit: DEFAULT_MAX_RECIPIENTS,
+            });
+        }
+        let mut ids: Vec<_> = recipients.iter().map(Recipient::key_id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Misuse::DuplicateRecipient);
+        }
+        if config.mode == Mode::Mac
+            && !config.allow_mac_to_group
+            && recipients.iter().any(Recipient::is_group)
+        {
+            return Err(Misuse::MacToGroup);
+        }
+        if config.lifetime.as_secs() == 0 {
+            return Err(Misuse::InvalidConfig(
+                "the session lifetime must be at least one second",
+            ));
+        }
+        if config.max_messages == 0 || config.max_messages > MAX_MESSAGES_LIMIT {
+            return Err(Misuse::InvalidConfig(
+                "max_messages must be between 1 and 2^48",
+            ));
+        }
+        if config.max_bytes == 0 {
+            return Err(Misuse::InvalidConfig("max_bytes must be at least 1"));
+        }
+        Ok(Sealer {
+            identity: identity.clone(),
+            recipients: recipients.to_vec(),
+            config,
+            active: None,
+            sessions_created: 0,
+        })
+    }
+
+    /// Seals `payload` with `metadata` into a new envelope.
+    pub fn seal(&mut self, payload: &[u8], metadata: &Metadata) -> Result<Vec<u8>, Misuse> {
+        let mut out = Vec::new();
+        self.seal_into(payload, metadata, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals into `out` (appended), so a caller can reuse one buffer for every message.
+    pub fn seal_into(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Misuse> {
+        let now = unix_now()?;
+        self.seal_at(payload, metadata, out, now, &mut OsRng)
+    }
+
+    /// The block of the current session, creating the session if there is none yet. For
+    /// [`Inline::Never`]: deliver this to receivers before the envelopes that need it.
+    pub fn session_block(&mut self) -> Result<&[u8], Misuse> {
+        let now = unix_now()?;
+        self.ensure_session(0, now, &mut OsRng)?;
+        Ok(&self.active.as_ref().expect("ensured").s.block)
+    }
+
+    /// Ends the current session; the next message starts a new one.
+    pub fn rotate(&mut self) {
+        self.active = None;
+    }
+
+    /// How many sessions this sealer has created (each costs one signature and one HPKE
+    /// seal per recipient).
+    pub fn sessions_created(&self) -> u64 {
+        self.sessions_created
+    }
+
+    /// The sealer's configuration.
+    pub fn config(&self) -> &SealerConfig {
+        &self.config
+    }
+
+    /// Deterministic sealing for the test vectors: a caller-chosen clock and RNG.
+    #[doc(hidden)]
+    pub fn seal_deterministic<R: RngCore + CryptoRng>(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Misuse> {
+        let mut out = Vec::new();
+        self.seal_at(payload, metadata, &mut out, now, rng)?;
+        Ok(out)
+    }
+
+    fn check_metadata(metadata: &Metadata) -> Result<(), Misuse> {
+        if metadata.len() > DEFAULT_MAX_METADATA_ENTRIES {
+            return Err(Misuse::InvalidMetadata("more than 64 entries"));
+        }
+        let mut total = 0usize;
+        for (k, v) in metadata {
+            if k.is_empty() {
+                return Err(Misuse::InvalidMetadata("empty key"));
+            }
+            total += k.len() + v.len();
+        }
+        if total > DEFAULT_MAX_METADATA_BYTES {
+            return Err(Misuse::InvalidMetadata(
+                "more than 8192 bytes of keys and values",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes sure a session can take a payload of `len` bytes at time `now`, rotating if
+    /// any limit would be crossed (spec §6).
+    fn ensure_session<R: RngCore + CryptoRng>(
+        &mut self,
+        len: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), Misuse> {
+        let usable = self.active.as_ref().is_some_and(|a| {
+            let h = &a.s.header;
+            a.next_seq < h.max_messages
+                && a.bytes.saturating_add(len) <= h.max_bytes
+                && now >= h.not_before
+                && now < h.expires
+        });
+        if usable {
+            return Ok(());
+        }
+        let lifetime = Lifetime {
+            not_before: now,
+            expires: now.saturating_add(self.config.lifetime.as_secs()),
+            max_messages: self.config.max_messages,
+            max_bytes: self.config.max_bytes,
+        };
+        let s = session::create(
+            &self.identity,
+            &self.recipients,
+            self.config.mode,
+            &lifetime,
+            rng,
+        )?;
+        self.sessions_created += 1;
+        let cipher =
+            s.ek.as_ref()
+                .map(|k| ChaCha20Poly1305::new((&k[..]).into()));
+        self.active = Some(Active {
+            session_ref: session::session_ref(&s.header_hash),
+            s,
+            cipher,
+            next_seq: 0,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn seal_at<R: RngCore + CryptoRng>(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        out: &mut Vec<u8>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), Misuse> {
+        let limit = (self.config.max_payload as u64).min(self.config.max_bytes);
+        if payload.len() as u64 > limit {
+            return Err(Misuse::PayloadTooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        Self::check_metadata(metadata)?;
+        self.ensure_session(payload.len() as u64, now, rng)?;
+        let inline = self.config.inline;
+        let a = self.active.as_mut().expect("ensured");
+        let seq = a.next_seq;
+        let carry_block = match inline {
+            Inline::Always => true,
+            Inline::FirstMessage => seq == 0,
+            Inline::Never => false,
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let mode = a.s.header.mode;
+        let body_len = payload.len()
+            + if mode.encrypts() {
+                envelope::AEAD_TAG_LEN
+            } else {
+                0
+            };
+        let start = out.len();
+        let auth_len = if mode.signs() {
+            SIG_LEN
+        } else {
+            MAC_TAG_LEN * a.s.mac_keys.len()
+        };
+        out.reserve(96 + body_len + auth_len + if carry_block { a.s.block.len() + 5 } else { 0 });
+        envelope::put_prefix(
+            out,
+            crate::session::VERSION,
+            u64::from(a.s.header.suite.id()),
+            &a.session_ref,
+            carry_block.then_some(&a.s.block[..]),
+            seq,
+            now,
+            &nonce,
+            metadata,
+            body_len,
+        );
+        let body_start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(cipher) = &a.cipher {
+            let tag = cipher
+                .encrypt_in_place_detached(
+                    &envelope::aead_nonce(seq).into(),
+                    b"",
+                    &mut out[body_start..],
+                )
+                .expect("payload length is bounded far below the AEAD's limit");
+            out.extend_from_slice(&tag);
+        }
+        let mh = envelope::message_hash(&a.s.header_hash, &out[start..]);
+        wire::put_bin_header(out, auth_len);
+        if let Some(signing) = &a.s.signing {
+            out.extend_from_slice(&signing.sign(&envelope::signature_input(&mh)).to_bytes());
+        } else {
+            for mk in &a.s.mac_keys {
+                out.extend_from_slice(&envelope::mac_tag(mk, &mh));
+            }
+        }
+        a.next_seq += 1;
+        a.bytes += payload.len() as u64;
+        Ok(())
+    }
+}
+
+/// The current time in whole unix seconds.
+pub(crate) fn unix_now() -> Result<u64, Misuse> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| Misuse::Clock)
+}

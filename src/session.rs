@@ -1,0 +1,591 @@
+//! Session headers, session blocks and the per-recipient HPKE wraps (spec/envelope-v3.md §5).
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hpke::aead::{AeadTag, ChaCha20Poly1305 as HpkeChaCha};
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Misuse};
+use crate::hash::{
+    h, CTX_EK_COMMIT, CTX_HEADER, CTX_MAC_KEY, CTX_RECIPIENTS, HPKE_INFO, SIG_LABEL_SESSION,
+};
+use crate::keys::{Identity, KeyId, Recipient};
+use crate::suite::{Mode, Suite};
+use crate::wire::{self, Reader};
+
+/// The version number of this format (spec §1.1).
+pub(crate) const VERSION: u64 = 3;
+/// Fields in a session header (spec §5.1).
+const HEADER_FIELDS: usize = 11;
+/// Fields in a session block (spec §5.3).
+const BLOCK_FIELDS: usize = 3;
+/// Fields in a recipient entry (spec §5.4).
+const ENTRY_FIELDS: usize = 3;
+/// HPKE AEAD tag length (ChaCha20Poly1305).
+const WRAP_TAG: usize = 16;
+
+pub(crate) type HpkePrivate = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
+type HpkePublic = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
+type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
+
+/// The signed facts of a session (spec §5.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub suite: Suite,
+    pub mode: Mode,
+    pub sender: KeyId,
+    pub session_id: [u8; 16],
+    pub not_before: u64,
+    pub expires: u64,
+    pub max_messages: u64,
+    pub max_bytes: u64,
+    /// The session's Ed25519 verification key (signed and sign-only modes).
+    pub verify_key: Option<[u8; 32]>,
+    /// `H_commit(EK)` (signed and MAC modes).
+    pub ek_commitment: Option<[u8; 32]>,
+}
+
+impl Header {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        wire::put_array(&mut out, HEADER_FIELDS);
+        wire::put_uint(&mut out, VERSION);
+        wire::put_uint(&mut out, u64::from(self.suite.id()));
+        wire::put_uint(&mut out, self.mode.to_wire());
+        wire::put_bin(&mut out, self.sender.as_bytes());
+        wire::put_bin(&mut out, &self.session_id);
+        wire::put_uint(&mut out, self.not_before);
+        wire::put_uint(&mut out, self.expires);
+        wire::put_uint(&mut out, self.max_messages);
+        wire::put_uint(&mut out, self.max_bytes);
+        wire::put_bin(
+            &mut out,
+            self.verify_key.as_ref().map_or(&[][..], |k| &k[..]),
+        );
+        wire::put_bin(
+            &mut out,
+            self.ek_commitment.as_ref().map_or(&[][..], |k| &k[..]),
+        );
+        out
+    }
+
+    /// Strict decode (spec §5.1, §9).
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Header, Error> {
+        let mut r = Reader::new(bytes);
+        let n = r.array()?;
+        let version = r.uint()?;
+        if version != VERSION {
+            return Err(Error::new(
+                ErrorKind::UnsupportedVersion,
+                format!("session header version {version}"),
+            ));
+        }
+        if n != HEADER_FIELDS {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session header has the wrong number of fields",
+            ));
+        }
+        let suite = Suite::from_id(r.uint()?)?;
+        let mode = Mode::from_wire(r.uint()?)?;
+        let sender = KeyId(r.bin_exact::<16>()?);
+        let session_id = r.bin_exact::<16>()?;
+        let not_before = r.uint()?;
+        let expires = r.uint()?;
+        let max_messages = r.uint()?;
+        let max_bytes = r.uint()?;
+        let verify_key = optional_key(r.bin()?, mode.signs(), "session verification key")?;
+        let ek_commitment = optional_key(r.bin()?, mode.encrypts(), "EK commitment")?;
+        r.finish()?;
+        if expires <= not_before {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session expires before it starts",
+            ));
+        }
+        if max_messages == 0 {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session allows no messages",
+            ));
+        }
+        Ok(Header {
+            suite,
+            mode,
+            sender,
+            session_id,
+            not_before,
+            expires,
+            max_messages,
+            max_bytes,
+            verify_key,
+            ek_commitment,
+        })
+    }
+
+    /// Length of the plaintext wrapped for each recipient (spec §5.4).
+    pub(crate) fn wrapped_key_len(&self) -> usize {
+        match self.mode {
+            Mode::Signed => 32,
+            Mode::Mac => 64,
+            Mode::SignOnly => 0,
+        }
+    }
+}
+
+fn optional_key(b: &[u8], present: bool, what: &'static str) -> Result<Option<[u8; 32]>, Error> {
+    match (present, b.len()) {
+        (true, 32) => Ok(Some(b.try_into().expect("length checked"))),
+        (false, 0) => Ok(None),
+        _ => Err(Error::new(
+            ErrorKind::Malformed,
+            format!("the {what} has the wrong length for the session's mode"),
+        )),
+    }
+}
+
+/// `H_header(header bytes)`: names the session (spec §5.3).
+pub(crate) fn header_hash(header_bytes: &[u8]) -> [u8; 32] {
+    h(CTX_HEADER, &[header_bytes])
+}
+
+/// The first 16 bytes of the header hash: how envelopes refer to a session (spec §7).
+pub(crate) fn session_ref(header_hash: &[u8; 32]) -> [u8; 16] {
+    header_hash[..16].try_into().expect("32 >= 16")
+}
+
+/// The byte string the sender's identity key signs (spec §5.3).
+fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u8> {
+    let rh = h(CTX_RECIPIENTS, &[recipients_bytes]);
+    let mut m = Vec::with_capacity(SIG_LABEL_SESSION.len() + 64);
+    m.extend_from_slice(SIG_LABEL_SESSION);
+    m.extend_from_slice(header_hash);
+    m.extend_from_slice(&rh);
+    m
+}
+
+/// Appends one recipient entry (spec §5.4).
+pub(crate) fn put_entry(out: &mut Vec<u8>, key_id: &KeyId, enc: &[u8; 32], wrapped: &[u8]) {
+    wire::put_array(out, ENTRY_FIELDS);
+    wire::put_bin(out, key_id.as_bytes());
+    wire::put_bin(out, enc);
+    wire::put_bin(out, wrapped);
+}
+
+/// Signs and assembles a block from the header's bytes and the encoded recipient list
+/// (spec §5.3).
+pub(crate) fn assemble_block(
+    signer: &SigningKey,
+    header_bytes: &[u8],
+    recipients_bytes: &[u8],
+) -> Vec<u8> {
+    let hh = header_hash(header_bytes);
+    let signature = signer.sign(&block_signing_input(&hh, recipients_bytes));
+    let mut block = Vec::with_capacity(header_bytes.len() + recipients_bytes.len() + 80);
+    wire::put_array(&mut block, BLOCK_FIELDS);
+    wire::put_bin(&mut block, header_bytes);
+    block.extend_from_slice(recipients_bytes);
+    wire::put_bin(&mut block, &signature.to_bytes());
+    block
+}
+
+/// The AAD of wrap number `index` (spec §5.4).
+pub(crate) fn wrap_aad(header_hash: &[u8; 32], index: u32) -> [u8; 36] {
+    let mut aad = [0u8; 36];
+    aad[..32].copy_from_slice(header_hash);
+    aad[32..].copy_from_slice(&index.to_be_bytes());
+    aad
+}
+
+/// HPKE base-mode single-shot seal, RFC 9180 §6.1, with the suite of spec §5.4.
+pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
+    recipient: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<([u8; 32], Vec<u8>), ()> {
+    let pk = HpkePublic::from_bytes(recipient).map_err(|_| ())?;
+    let mut buf = plaintext.to_vec();
+    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
+        HpkeChaCha,
+        HkdfSha256,
+        X25519HkdfSha256,
+        _,
+    >(&OpModeS::Base, &pk, info, &mut buf, aad, rng)
+    .map_err(|_| ())?;
+    buf.extend_from_slice(&tag.to_bytes());
+    let enc: [u8; 32] = enc.to_bytes().into();
+    Ok((enc, buf))
+}
+
+/// HPKE base-mode single-shot open, RFC 9180 §6.1. Lengths are checked by the caller
+/// before this is reached; an all-zero shared secret is an error inside the hpke crate.
+pub(crate) fn hpke_open(
+    secret: &HpkePrivate,
+    enc: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ()> {
+    if ciphertext.len() < WRAP_TAG {
+        return Err(());
+    }
+    let enc = HpkeEnc::from_bytes(enc).map_err(|_| ())?;
+    let (ct, tag) = ciphertext.split_at(ciphertext.len() - WRAP_TAG);
+    let tag = AeadTag::<HpkeChaCha>::from_bytes(tag).map_err(|_| ())?;
+    let mut buf = Zeroizing::new(ct.to_vec());
+    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+        &OpModeR::Base,
+        secret,
+        &enc,
+        info,
+        &mut buf,
+        aad,
+        &tag,
+    )
+    .map_err(|_| ())?;
+    Ok(buf)
+}
+
+/// Converts an X25519 secret into the hpke crate's key type.
+pub(crate) fn hpke_private(secret: &x25519_dalek::StaticSecret) -> HpkePrivate {
+    let bytes = Zeroizing::new(secret.to_bytes());
+    HpkePrivate::from_bytes(&bytes[..]).expect("every 32-byte string is an X25519 secret")
+}
+
+/// Derives the X25519 key pair of RFC 9180 §7.1.3 `DeriveKeyPair(ikm)` (test vectors).
+#[doc(hidden)]
+pub fn hpke_derive_keypair(ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let (sk, pk) = X25519HkdfSha256::derive_keypair(ikm);
+    (sk.to_bytes().into(), pk.to_bytes().into())
+}
+
+/// The MAC key of recipient `index` (spec §5.4): `H_mackey(SK || u32(index) || key id)`.
+pub(crate) fn mac_key(sk: &[u8; 32], index: u32, key_id: &KeyId) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(h(
+        CTX_MAC_KEY,
+        &[sk, &index.to_be_bytes(), key_id.as_bytes()],
+    ))
+}
+
+/// `H_commit(EK)` (spec §5.2).
+pub(crate) fn ek_commitment(ek: &[u8; 32]) -> [u8; 32] {
+    h(CTX_EK_COMMIT, &[ek])
+}
+
+/// What the sealer keeps of a session it created.
+pub(crate) struct SealerSession {
+    pub header: Header,
+    pub header_hash: [u8; 32],
+    pub block: Vec<u8>,
+    pub ek: Option<Zeroizing<[u8; 32]>>,
+    pub mac_keys: Vec<Zeroizing<[u8; 32]>>,
+    pub signing: Option<SigningKey>,
+}
+
+/// The session lifetime a sealer asks for.
+pub(crate) struct Lifetime {
+    pub not_before: u64,
+    pub expires: u64,
+    pub max_messages: u64,
+    pub max_bytes: u64,
+}
+
+/// Creates a session and its signed block (spec §5).
+pub(crate) fn create<R: RngCore + CryptoRng>(
+    identity: &Identity,
+    recipients: &[Recipient],
+    mode: Mode,
+    lifetime: &Lifetime,
+    rng: &mut R,
+) -> Result<SealerSession, Misuse> {
+    let mut session_id = [0u8; 16];
+    rng.fill_bytes(&mut session_id);
+    let ek = mode.encrypts().then(|| {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut k[..]);
+        k
+    });
+    let sk = (mode == Mode::Mac).then(|| {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut k[..]);
+        k
+    });
+    let signing = mode.signs().then(|| {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut seed[..]);
+        SigningKey::from_bytes(&seed)
+    });
+    let header = Header {
+        suite: Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519,
+        mode,
+        sender: identity.key_id(),
+        session_id,
+        not_before: lifetime.not_before,
+        expires: lifetime.expires,
+        max_messages: lifetime.max_messages,
+        max_bytes: lifetime.max_bytes,
+        verify_key: signing.as_ref().map(|s| s.verifying_key().to_bytes()),
+        ek_commitment: ek.as_ref().map(|k| ek_commitment(k)),
+    };
+    let header_bytes = header.encode();
+    let hh = header_hash(&header_bytes);
+
+    let mut mac_keys = Vec::new();
+    let mut entries = Vec::with_capacity(recipients.len() * 96 + 5);
+    wire::put_array(&mut entries, recipients.len());
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(64));
+    for (i, r) in recipients.iter().enumerate() {
+        let index = u32::try_from(i).map_err(|_| Misuse::TooManyRecipients {
+            count: recipients.len(),
+            limit: u32::MAX as usize,
+        })?;
+        plaintext.clear();
+        if let Some(ek) = &ek {
+            plaintext.extend_from_slice(&ek[..]);
+        }
+        if let Some(sk) = &sk {
+            let mk = mac_key(sk, index, &r.key_id());
+            plaintext.extend_from_slice(&mk[..]);
+            mac_keys.push(mk);
+        }
+        let (enc, wrapped) = hpke_seal(
+            r.x25519().as_bytes(),
+            HPKE_INFO,
+            &wrap_aad(&hh, index),
+            &plaintext,
+            rng,
+        )
+        .map_err(|_| Misuse::InvalidConfig("a recipient key is unusable (low-order point)"))?;
+        put_entry(&mut entries, &r.key_id(), &enc, &wrapped);
+    }
+    let block = assemble_block(identity.signing_key(), &header_bytes, &entries);
+    Ok(SealerSession {
+        header,
+        header_hash: hh,
+        block,
+        ek,
+        mac_keys,
+        signing,
+    })
+}
+
+/// One recipient entry, borrowed from the block.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    pub key_id: KeyId,
+    pub enc: [u8; 32],
+    pub wrapped: &'a [u8],
+}
+
+/// A session block decoded but not yet verified (spec §5.3).
+pub(crate) struct Block<'a> {
+    pub header: Header,
+    pub header_hash: [u8; 32],
+    pub recipients_bytes: &'a [u8],
+    pub entries: Vec<Entry<'a>>,
+    pub signature: [u8; 64],
+}
+
+impl<'a> Block<'a> {
+    /// Strict structural decode; no public-key work. `max_recipients` bounds the entry
+    /// list before it is read.
+    pub(crate) fn decode(bytes: &'a [u8], max_recipients: usize) -> Result<Block<'a>, Error> {
+        let mut r = Reader::new(bytes);
+        if r.array()? != BLOCK_FIELDS {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session block has the wrong number of fields",
+            ));
+        }
+        let header_bytes = r.bin()?;
+        let header = Header::decode(header_bytes)?;
+        let start = r.position();
+        let n = r.array()?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session block has no recipients",
+            ));
+        }
+        if n > max_recipients {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("session block lists {n} recipients, the limit is {max_recipients}"),
+            ));
+        }
+        let wrap_len = header.wrapped_key_len() + WRAP_TAG;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            if r.array()? != ENTRY_FIELDS {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "recipient entry has the wrong number of fields",
+                ));
+            }
+            let key_id = KeyId(r.bin_exact::<16>()?);
+            let enc = r.bin_exact::<32>()?;
+            let wrapped = r.bin()?;
+            if wrapped.len() != wrap_len {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "wrapped session key has the wrong length",
+                ));
+            }
+            entries.push(Entry {
+                key_id,
+                enc,
+                wrapped,
+            });
+        }
+        let recipients_bytes = r.since(start);
+        let signature = r.bin_exact::<64>()?;
+        r.finish()?;
+        let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.key_id.0).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "a recipient is listed twice",
+            ));
+        }
+        Ok(Block {
+            header_hash: header_hash(header_bytes),
+            header,
+            recipients_bytes,
+            entries,
+            signature,
+        })
+    }
+
+    /// Verifies the identity signature over the whole block (spec §5.3).
+    pub(crate) fn verify_signature(&self, sender: &VerifyingKey) -> Result<(), Error> {
+        let sig = Signature::from_bytes(&self.signature);
+        sender
+            .verify_strict(
+                &block_signing_input(&self.header_hash, self.recipients_bytes),
+                &sig,
+            )
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::BadSignature,
+                    "the sender's signature over the session block does not verify",
+                )
+            })
+    }
+
+    /// Unwraps entry `index` with `secret` and checks the EK commitment (spec §5.4).
+    /// Returns (EK, MAC key) as the mode has them.
+    pub(crate) fn unwrap(
+        &self,
+        index: usize,
+        secret: &HpkePrivate,
+    ) -> Result<(Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>), Error> {
+        let entry = &self.entries[index];
+        let idx = u32::try_from(index)
+            .map_err(|_| Error::new(ErrorKind::LimitExceeded, "recipient index too large"))?;
+        let pt = hpke_open(
+            secret,
+            &entry.enc,
+            HPKE_INFO,
+            &wrap_aad(&self.header_hash, idx),
+            entry.wrapped,
+        )
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::BadWrap,
+                "the wrapped session keys do not open with our key",
+            )
+        })?;
+        let take = |range: std::ops::Range<usize>| {
+            let mut k = Zeroizing::new([0u8; 32]);
+            k.copy_from_slice(&pt[range]);
+            k
+        };
+        let ek = self.header.mode.encrypts().then(|| take(0..32));
+        let mk = (self.header.mode == Mode::Mac).then(|| take(32..64));
+        if let (Some(ek), Some(commitment)) = (&ek, &self.header.ek_commitment) {
+            let ok = subtle::ConstantTimeEq::ct_eq(&ek_commitment(ek)[..], &commitment[..]);
+            if !bool::from(ok) {
+                return Err(Error::new(
+                    ErrorKind::KeyCommitment,
+                    "the unwrapped EK does not match the commitment in the signed header",
+                ));
+            }
+        }
+        Ok((ek, mk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RNG that returns fixed bytes: feeds RFC 9180's ikmE into the ephemeral key.
+    struct Fixed(Vec<u8>);
+    impl RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            unimplemented!()
+        }
+        fn next_u64(&mut self) -> u64 {
+            unimplemented!()
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            let n = dest.len();
+            dest.copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    impl CryptoRng for Fixed {}
+
+    fn hex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    /// RFC 9180 Appendix A.2.1 through the project's own wrap primitives.
+    #[test]
+    fn hpke_wrap_matches_rfc9180_a_2_1() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/vectors/primitives/rfc9180-a2-x25519-sha256-chacha20poly1305.json"
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let case = &v["vectors"][0];
+        assert_eq!(case["section"], "A.2.1");
+        let get = |k: &str| hex(case[k].as_str().unwrap());
+        let (sk_r, pk_r) = hpke_derive_keypair(&get("ikmR"));
+        let enc_case = &case["encryptions"][0];
+        let eget = |k: &str| hex(enc_case[k].as_str().unwrap());
+        let mut rng = Fixed(get("ikmE"));
+        let (enc, ct) =
+            hpke_seal(&pk_r, &get("info"), &eget("aad"), &eget("pt"), &mut rng).unwrap();
+        assert_eq!(enc.to_vec(), get("pkEm"));
+        assert_eq!(ct, eget("ct"));
+        let secret = HpkePrivate::from_bytes(&sk_r).unwrap();
+        let pt = hpke_open(&secret, &enc, &get("info"), &eget("aad"), &ct).unwrap();
+        assert_eq!(&pt[..], &eget("pt")[..]);
+    }
+
+    #[test]
+    fn all_zero_and_low_order_shares_are_rejected() {
+        let secret = HpkePrivate::from_bytes(&[7u8; 32]).unwrap();
+        let ct = [0u8; 48];
+        // u = 0 and u = 1 are low-order points (RFC 7748 §6.1): the DH output is all zero.
+        for share in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            assert!(hpke_open(&secret, &share, HPKE_INFO, b"", &ct).is_err());
+        }
+    }
+}
