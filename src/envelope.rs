@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
-use crate::hash::{h, CTX_MESSAGE, SIG_LABEL_MESSAGE};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::hash::{h, CTX_LIST_KEY, CTX_MESSAGE, SIG_LABEL_MESSAGE};
 use crate::session::VERSION;
 use crate::suite::Suite;
 use crate::wire::{self, Reader};
@@ -163,6 +166,64 @@ pub(crate) fn signature_input(message_hash: &[u8; 32]) -> [u8; SIG_LABEL_MESSAGE
 pub(crate) fn mac_tag(mac_key: &[u8; 32], message_hash: &[u8; 32]) -> [u8; MAC_TAG_LEN] {
     let full = blake3::keyed_hash(mac_key, message_hash);
     full.as_bytes()[..MAC_TAG_LEN].try_into().expect("32 >= 16")
+}
+
+/// Length of a MAC-mode authenticator for `n` recipients (spec §7.2): one tag each, and
+/// with two or more recipients one list tag after them.
+pub(crate) fn mac_list_len(n: usize) -> usize {
+    MAC_TAG_LEN * n + if n >= 2 { MAC_TAG_LEN } else { 0 }
+}
+
+/// `AK = H_listkey(EK)`: every recipient knows it; it keys the list tag (spec §7.2).
+pub(crate) fn list_key(ek: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(h(CTX_LIST_KEY, &[ek]))
+}
+
+/// The list tag: `BLAKE3-keyed(AK, message hash || every recipient tag)`, first 16 bytes.
+/// It makes the other recipients' tags tamper-evident to each recipient.
+pub(crate) fn list_tag(ak: &[u8; 32], message_hash: &[u8; 32], tags: &[u8]) -> [u8; MAC_TAG_LEN] {
+    let mut hasher = blake3::Hasher::new_keyed(ak);
+    hasher.update(message_hash);
+    hasher.update(tags);
+    hasher.finalize().as_bytes()[..MAC_TAG_LEN]
+        .try_into()
+        .expect("32 >= 16")
+}
+
+/// Appends the MAC-mode authenticator's bytes (its bin header written by the caller).
+pub(crate) fn put_mac_list(
+    out: &mut Vec<u8>,
+    mac_keys: &[Zeroizing<[u8; 32]>],
+    ak: &[u8; 32],
+    message_hash: &[u8; 32],
+) {
+    let start = out.len();
+    for mk in mac_keys {
+        out.extend_from_slice(&mac_tag(mk, message_hash));
+    }
+    if mac_keys.len() >= 2 {
+        let t = list_tag(ak, message_hash, &out[start..]);
+        out.extend_from_slice(&t);
+    }
+}
+
+/// Checks recipient `index`'s tag and, with two or more recipients, the list tag. Both
+/// comparisons are constant-time; the caller has checked the length.
+pub(crate) fn check_mac_list(
+    auth: &[u8],
+    index: usize,
+    n: usize,
+    mac_key: &[u8; 32],
+    ak: &[u8; 32],
+    message_hash: &[u8; 32],
+) -> bool {
+    let at = index * MAC_TAG_LEN;
+    let mut ok = mac_tag(mac_key, message_hash).ct_eq(&auth[at..at + MAC_TAG_LEN]);
+    if n >= 2 {
+        let (tags, tail) = auth.split_at(n * MAC_TAG_LEN);
+        ok &= list_tag(ak, message_hash, tags).ct_eq(tail);
+    }
+    bool::from(ok)
 }
 
 /// Writes everything before the body's bytes: fields 0 to 7 and the body's bin header.

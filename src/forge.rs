@@ -182,13 +182,20 @@ pub fn message(m: &MessageSpec<'_>) -> Vec<u8> {
     let mh = envelope::message_hash(&m.header_hash, &out);
     let auth = match &m.auth {
         Auth::Sign(k) => k.sign(&envelope::signature_input(&mh)).to_bytes().to_vec(),
-        Auth::Mac(keys) => keys
-            .iter()
-            .flat_map(|k| match k {
-                Some(k) => envelope::mac_tag(k, &mh).to_vec(),
-                None => vec![0u8; MAC_TAG_LEN],
-            })
-            .collect(),
+        Auth::Mac(keys) => {
+            let mut tags: Vec<u8> = keys
+                .iter()
+                .flat_map(|k| match k {
+                    Some(k) => envelope::mac_tag(k, &mh).to_vec(),
+                    None => vec![0u8; MAC_TAG_LEN],
+                })
+                .collect();
+            if keys.len() >= 2 {
+                let ak = envelope::list_key(m.ek.expect("MAC mode encrypts"));
+                tags.extend_from_slice(&envelope::list_tag(&ak, &mh, &tags));
+            }
+            tags
+        }
         Auth::Raw(b) => b.to_vec(),
     };
     wire::put_bin(&mut out, &auth);

@@ -10,10 +10,9 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
 use ed25519_dalek::{Signature, VerifyingKey};
 use lru::LruCache;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, MAC_TAG_LEN, SIG_LEN};
+use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
 use crate::error::{Error, ErrorKind, Misuse};
 use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity};
 use crate::replay::{ReplayError, ReplayItem, ReplayStore};
@@ -187,6 +186,7 @@ struct CachedSession {
     header_hash: [u8; 32],
     cipher: Option<ChaCha20Poly1305>,
     mac_key: Option<Zeroizing<[u8; 32]>>,
+    list_key: Option<Zeroizing<[u8; 32]>>,
     verify: Option<VerifyingKey>,
     index: u32,
     recipients: u32,
@@ -597,6 +597,10 @@ impl Opener {
             header: block.header.clone(),
             header_hash: block.header_hash,
             cipher: ek.as_ref().map(|k| ChaCha20Poly1305::new((&k[..]).into())),
+            list_key: mac_key
+                .as_ref()
+                .and(ek.as_ref())
+                .map(|k| envelope::list_key(k)),
             mac_key,
             verify,
             index: index as u32,
@@ -627,18 +631,17 @@ impl Opener {
                     )
                 })
         } else {
-            let mk = s
-                .mac_key
-                .as_ref()
-                .ok_or_else(|| err(ErrorKind::Malformed, "MAC session without a MAC key"))?;
-            if auth.len() != MAC_TAG_LEN * s.recipients as usize {
+            let (Some(mk), Some(ak)) = (&s.mac_key, &s.list_key) else {
+                return Err(err(ErrorKind::Malformed, "MAC session without MAC keys"));
+            };
+            let n = s.recipients as usize;
+            if auth.len() != envelope::mac_list_len(n) {
                 return Err(err(
                     ErrorKind::Malformed,
                     "the MAC list has the wrong length",
                 ));
             }
-            let at = s.index as usize * MAC_TAG_LEN;
-            if bool::from(envelope::mac_tag(mk, mh).ct_eq(&auth[at..at + MAC_TAG_LEN])) {
+            if envelope::check_mac_list(auth, s.index as usize, n, mk, ak, mh) {
                 Ok(())
             } else {
                 Err(err(

@@ -7,7 +7,9 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use ed25519_dalek::Signer;
 use rand_core::{CryptoRng, OsRng, RngCore};
 
-use crate::envelope::{self, Metadata, MAC_TAG_LEN, NONCE_LEN, SIG_LEN};
+use zeroize::Zeroizing;
+
+use crate::envelope::{self, Metadata, NONCE_LEN, SIG_LEN};
 use crate::error::Misuse;
 use crate::keys::{Identity, Recipient};
 use crate::session::{self, Lifetime, SealerSession};
@@ -118,6 +120,7 @@ pub const MAX_MESSAGES_LIMIT: u64 = 1 << 48;
 
 struct Active {
     s: SealerSession,
+    list_key: Option<Zeroizing<[u8; 32]>>,
     cipher: Option<ChaCha20Poly1305>,
     session_ref: [u8; 16],
     next_seq: u64,
@@ -295,7 +298,11 @@ impl Sealer {
         let cipher =
             s.ek.as_ref()
                 .map(|k| ChaCha20Poly1305::new((&k[..]).into()));
+        let list_key = (s.header.mode == Mode::Mac)
+            .then(|| s.ek.as_ref().map(|k| envelope::list_key(k)))
+            .flatten();
         self.active = Some(Active {
+            list_key,
             session_ref: session::session_ref(&s.header_hash),
             s,
             cipher,
@@ -343,7 +350,7 @@ impl Sealer {
         let auth_len = if mode.signs() {
             SIG_LEN
         } else {
-            MAC_TAG_LEN * a.s.mac_keys.len()
+            envelope::mac_list_len(a.s.mac_keys.len())
         };
         out.reserve(96 + body_len + auth_len + if carry_block { a.s.block.len() + 5 } else { 0 });
         envelope::put_prefix(
@@ -375,9 +382,8 @@ impl Sealer {
         if let Some(signing) = &a.s.signing {
             out.extend_from_slice(&signing.sign(&envelope::signature_input(&mh)).to_bytes());
         } else {
-            for mk in &a.s.mac_keys {
-                out.extend_from_slice(&envelope::mac_tag(mk, &mh));
-            }
+            let ak = a.list_key.as_ref().expect("MAC sessions encrypt");
+            envelope::put_mac_list(out, &a.s.mac_keys, ak, &mh);
         }
         a.next_seq += 1;
         a.bytes += payload.len() as u64;
