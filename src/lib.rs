@@ -40,6 +40,7 @@ mod error;
 #[doc(hidden)]
 pub mod forge;
 mod hash;
+mod inspect;
 mod keys;
 mod open;
 pub mod replay;
@@ -50,6 +51,7 @@ mod wire;
 
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};
+pub use inspect::{inspect, inspect_session_block, Inspection, SessionInfo};
 pub use keys::{GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient};
 pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, SessionFacts};
 pub use seal::{
