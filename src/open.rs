@@ -302,7 +302,16 @@ impl OpenerBuilder {
         self
     }
 
-    /// Where replay state lives (default: a bounded in-memory store).
+    /// Turns replay protection off: every captured message can then be replayed for as
+    /// long as it is fresh. Only for receivers whose every operation is idempotent.
+    pub fn dangerous_disable_replay_protection(mut self) -> Self {
+        self.replay = Some(Arc::new(crate::replay::NoReplayCheck));
+        self
+    }
+
+    /// Where replay state lives (default: a bounded in-memory
+    /// [`MemoryReplayStore`](crate::replay::MemoryReplayStore); for a fleet of replicas,
+    /// a shared store such as the Redis one behind the `redis` feature).
     pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
         self.replay = Some(store);
         self
@@ -321,7 +330,9 @@ impl OpenerBuilder {
             trusted: self.trusted,
             policy: self.policy,
             cache: SessionCache::new(self.cache_capacity),
-            replay: self.replay.unwrap_or_else(crate::replay::default_store),
+            replay: self
+                .replay
+                .unwrap_or_else(|| Arc::new(crate::replay::MemoryReplayStore::default())),
             counters: Counters::default(),
         })
     }
@@ -755,9 +766,14 @@ fn replay_error(e: ReplayError) -> Error {
             ErrorKind::Replayed,
             "the sequence number is older than the replay window: it may have been accepted before",
         ),
-        other => Error::new(
-            ErrorKind::ReplayUnavailable,
-            format!("replay state unavailable: {other}"),
+        ReplayError::BelowWatermark => err(
+            ErrorKind::Replayed,
+            "the replay store evicted state this message depends on and cannot prove it is new",
         ),
+        ReplayError::Expired => err(
+            ErrorKind::Expired,
+            "the session has expired for replay purposes",
+        ),
+        other => Error::new(ErrorKind::ReplayUnavailable, format!("{other}")),
     }
 }

