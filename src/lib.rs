@@ -52,7 +52,9 @@ mod wire;
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};
 pub use inspect::{inspect, inspect_session_block, Inspection, SessionInfo};
-pub use keys::{GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient};
+pub use keys::{
+    GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient, SymmetricKey,
+};
 pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, SessionFacts};
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,

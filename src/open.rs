@@ -14,13 +14,13 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
 use crate::error::{Error, ErrorKind, Misuse};
-use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity};
+use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
 use crate::replay::{ReplayError, ReplayItem, ReplayStore};
 use crate::seal::{
     DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PAYLOAD,
     DEFAULT_MAX_RECIPIENTS,
 };
-use crate::session::{self, Block, Header, HpkePrivate};
+use crate::session::{self, Block, Header, HpkePrivate, UnwrapKey};
 use crate::suite::{Mode, Suite};
 
 /// What a receiver accepts. Build with [`Policy::default`] and the setters.
@@ -239,8 +239,22 @@ impl SessionCache {
 /// One of our private keys, as an opener holds it.
 struct OwnKey {
     id: KeyId,
-    secret: HpkePrivate,
+    secret: OwnSecret,
     group: bool,
+}
+
+enum OwnSecret {
+    X25519(HpkePrivate),
+    Symmetric(Zeroizing<[u8; 32]>),
+}
+
+impl OwnKey {
+    fn unwrap_key(&self) -> UnwrapKey<'_> {
+        match &self.secret {
+            OwnSecret::X25519(k) => UnwrapKey::X25519(k),
+            OwnSecret::Symmetric(k) => UnwrapKey::Symmetric(k),
+        }
+    }
 }
 
 /// Opens envelopes addressed to its keys from the senders it trusts, under its policy.
@@ -268,7 +282,7 @@ impl OpenerBuilder {
     pub fn identity(mut self, identity: &Identity) -> Self {
         self.keys.push(OwnKey {
             id: identity.public().recipient_key_id(),
-            secret: session::hpke_private(identity.x25519_secret()),
+            secret: OwnSecret::X25519(session::hpke_private(identity.x25519_secret())),
             group: false,
         });
         self
@@ -278,8 +292,19 @@ impl OpenerBuilder {
     pub fn group_key(mut self, group: &GroupKey) -> Self {
         self.keys.push(OwnKey {
             id: group.public().key_id(),
-            secret: session::hpke_private(group.x25519_secret()),
+            secret: OwnSecret::X25519(session::hpke_private(group.x25519_secret())),
             group: true,
+        });
+        self
+    }
+
+    /// Opens sessions wrapped to this symmetric key. Whoever else holds it (the key server
+    /// that issued it, other services it was given to) can open them too.
+    pub fn symmetric_key(mut self, key: &SymmetricKey) -> Self {
+        self.keys.push(OwnKey {
+            id: key.key_id(),
+            secret: OwnSecret::Symmetric(Zeroizing::new(*key.secret())),
+            group: false,
         });
         self
     }
@@ -395,7 +420,14 @@ impl Opener {
         // Step 5: the session, from the inline block or the cache.
         let (session, fresh) = self.resolve_session(&env)?;
         let h = &session.header;
-        // Step 6: sender, mode and group policy, also for cached sessions.
+        // Step 5: the session's suite is the envelope's (also for a cached session), its
+        // sender is trusted, its mode allowed: repeated for cached sessions.
+        if h.suite != env.suite {
+            return Err(err(
+                ErrorKind::Malformed,
+                "the envelope's suite differs from its session's",
+            ));
+        }
         if !self.trusted.contains_key(&h.sender) {
             return Err(err(
                 ErrorKind::UntrustedSender,
@@ -577,7 +609,12 @@ impl Opener {
             .entries
             .iter()
             .enumerate()
-            .find_map(|(i, e)| self.keys.iter().find(|k| k.id == e.key_id).map(|k| (i, k)))
+            .find_map(|(i, e)| {
+                self.keys
+                    .iter()
+                    .find(|k| k.id == e.key_id && k.unwrap_key().kind() == e.kind)
+                    .map(|k| (i, k))
+            })
             .ok_or_else(|| {
                 err(
                     ErrorKind::NotForUs,
@@ -586,7 +623,7 @@ impl Opener {
             })?;
         self.check_mode(h.mode, own.group)?;
         block.verify_signature(sender.verifying_key())?;
-        let (ek, mac_key) = block.unwrap(index, &own.secret)?;
+        let (ek, mac_key) = block.unwrap(index, &own.unwrap_key())?;
         let verify = match &h.verify_key {
             Some(k) => Some(
                 VerifyingKey::from_bytes(k)

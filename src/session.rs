@@ -9,10 +9,14 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Misuse};
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+
 use crate::hash::{
-    h, CTX_EK_COMMIT, CTX_HEADER, CTX_MAC_KEY, CTX_RECIPIENTS, HPKE_INFO, SIG_LABEL_SESSION,
+    h, CTX_EK_COMMIT, CTX_HEADER, CTX_MAC_KEY, CTX_RECIPIENTS, CTX_SYM_COMMIT, CTX_SYM_WRAP,
+    HPKE_INFO, SIG_LABEL_SESSION,
 };
-use crate::keys::{Identity, KeyId, Recipient};
+use crate::keys::{Identity, KeyId, Recipient, WrapTarget};
 use crate::suite::{Mode, Suite};
 use crate::wire::{self, Reader};
 
@@ -23,7 +27,11 @@ const HEADER_FIELDS: usize = 11;
 /// Fields in a session block (spec §5.3).
 const BLOCK_FIELDS: usize = 3;
 /// Fields in a recipient entry (spec §5.4).
-const ENTRY_FIELDS: usize = 3;
+const ENTRY_FIELDS: usize = 4;
+/// Recipient entry kind: HPKE to an X25519 key (spec §5.4).
+pub(crate) const KIND_X25519: u64 = 1;
+/// Recipient entry kind: AEAD under a symmetric key (spec §5.5).
+pub(crate) const KIND_SYMMETRIC: u64 = 2;
 /// HPKE AEAD tag length (ChaCha20Poly1305).
 const WRAP_TAG: usize = 16;
 
@@ -168,8 +176,15 @@ fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u
 }
 
 /// Appends one recipient entry (spec §5.4).
-pub(crate) fn put_entry(out: &mut Vec<u8>, key_id: &KeyId, enc: &[u8; 32], wrapped: &[u8]) {
+pub(crate) fn put_entry(
+    out: &mut Vec<u8>,
+    kind: u64,
+    key_id: &KeyId,
+    enc: &[u8; 32],
+    wrapped: &[u8],
+) {
     wire::put_array(out, ENTRY_FIELDS);
+    wire::put_uint(out, kind);
     wire::put_bin(out, key_id.as_bytes());
     wire::put_bin(out, enc);
     wire::put_bin(out, wrapped);
@@ -249,6 +264,72 @@ pub(crate) fn hpke_open(
     )
     .map_err(|_| ())?;
     Ok(buf)
+}
+
+/// The commitment and the wrap key of a symmetric wrap (spec §5.5).
+fn symmetric_keys(key: &[u8; 32], salt: &[u8]) -> ([u8; 16], Zeroizing<[u8; 32]>) {
+    let commit = h(CTX_SYM_COMMIT, &[key, salt]);
+    let wrap_key = Zeroizing::new(h(CTX_SYM_WRAP, &[key, salt]));
+    (commit[..16].try_into().expect("32 >= 16"), wrap_key)
+}
+
+/// Wraps `plaintext` under a symmetric recipient key (spec §5.5): `enc` is the random salt
+/// followed by the key commitment; the AEAD key is unique per salt, so its nonce is zero.
+pub(crate) fn symmetric_seal<R: RngCore + CryptoRng>(
+    key: &[u8; 32],
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> ([u8; 32], Vec<u8>) {
+    let mut enc = [0u8; 32];
+    rng.fill_bytes(&mut enc[..16]);
+    let (commit, wrap_key) = symmetric_keys(key, &enc[..16]);
+    enc[16..].copy_from_slice(&commit);
+    let mut buf = plaintext.to_vec();
+    let tag = ChaCha20Poly1305::new((&wrap_key[..]).into())
+        .encrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf)
+        .expect("short plaintext");
+    buf.extend_from_slice(&tag);
+    (enc, buf)
+}
+
+/// Opens a symmetric wrap: the commitment first (in constant time), then the AEAD.
+pub(crate) fn symmetric_open(
+    key: &[u8; 32],
+    enc: &[u8; 32],
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ()> {
+    let (commit, wrap_key) = symmetric_keys(key, &enc[..16]);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&commit[..], &enc[16..]))
+        || wrapped.len() < WRAP_TAG
+    {
+        return Err(());
+    }
+    let (ct, tag) = wrapped.split_at(wrapped.len() - WRAP_TAG);
+    let mut buf = Zeroizing::new(ct.to_vec());
+    ChaCha20Poly1305::new((&wrap_key[..]).into())
+        .decrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf, tag.into())
+        .map_err(|_| ())?;
+    Ok(buf)
+}
+
+/// The key a receiver opens its entry with.
+pub(crate) enum UnwrapKey<'a> {
+    /// Its X25519 secret (entries of kind 1).
+    X25519(&'a HpkePrivate),
+    /// A symmetric key (entries of kind 2).
+    Symmetric(&'a [u8; 32]),
+}
+
+impl UnwrapKey<'_> {
+    /// The entry kind this key opens.
+    pub(crate) fn kind(&self) -> u64 {
+        match self {
+            UnwrapKey::X25519(_) => KIND_X25519,
+            UnwrapKey::Symmetric(_) => KIND_SYMMETRIC,
+        }
+    }
 }
 
 /// Converts an X25519 secret into the hpke crate's key type.
@@ -353,15 +434,19 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
             plaintext.extend_from_slice(&mk[..]);
             mac_keys.push(mk);
         }
-        let (enc, wrapped) = hpke_seal(
-            r.x25519().as_bytes(),
-            HPKE_INFO,
-            &wrap_aad(&hh, index),
-            &plaintext,
-            rng,
-        )
-        .map_err(|_| Misuse::InvalidConfig("a recipient key is unusable (low-order point)"))?;
-        put_entry(&mut entries, &r.key_id(), &enc, &wrapped);
+        let aad = wrap_aad(&hh, index);
+        let (kind, (enc, wrapped)) = match r.wrap_target() {
+            WrapTarget::X25519(pk) => (
+                KIND_X25519,
+                hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(|_| {
+                    Misuse::InvalidConfig("a recipient key is unusable (low-order point)")
+                })?,
+            ),
+            WrapTarget::Symmetric(key) => {
+                (KIND_SYMMETRIC, symmetric_seal(key, &aad, &plaintext, rng))
+            }
+        };
+        put_entry(&mut entries, kind, &r.key_id(), &enc, &wrapped);
     }
     let block = assemble_block(identity.signing_key(), &header_bytes, &entries);
     Ok(SealerSession {
@@ -377,10 +462,14 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
 /// One recipient entry, borrowed from the block.
 #[derive(Clone, Copy)]
 pub(crate) struct Entry<'a> {
+    pub kind: u64,
     pub key_id: KeyId,
     pub enc: [u8; 32],
     pub wrapped: &'a [u8],
 }
+
+/// What a recipient unwraps: EK (modes 1, 2) and its MAC key (mode 2).
+pub(crate) type UnwrappedKeys = (Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>);
 
 /// A session block decoded but not yet verified (spec §5.3).
 pub(crate) struct Block<'a> {
@@ -427,6 +516,13 @@ impl<'a> Block<'a> {
                     "recipient entry has the wrong number of fields",
                 ));
             }
+            let kind = r.uint()?;
+            if kind != KIND_X25519 && kind != KIND_SYMMETRIC {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "unknown recipient entry kind",
+                ));
+            }
             let key_id = KeyId(r.bin_exact::<16>()?);
             let enc = r.bin_exact::<32>()?;
             let wrapped = r.bin()?;
@@ -437,6 +533,7 @@ impl<'a> Block<'a> {
                 ));
             }
             entries.push(Entry {
+                kind,
                 key_id,
                 enc,
                 wrapped,
@@ -483,19 +580,17 @@ impl<'a> Block<'a> {
     pub(crate) fn unwrap(
         &self,
         index: usize,
-        secret: &HpkePrivate,
-    ) -> Result<(Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>), Error> {
+        secret: &UnwrapKey<'_>,
+    ) -> Result<UnwrappedKeys, Error> {
         let entry = &self.entries[index];
         let idx = u32::try_from(index)
             .map_err(|_| Error::new(ErrorKind::LimitExceeded, "recipient index too large"))?;
-        let pt = hpke_open(
-            secret,
-            &entry.enc,
-            HPKE_INFO,
-            &wrap_aad(&self.header_hash, idx),
-            entry.wrapped,
-        )
-        .map_err(|_| {
+        let aad = wrap_aad(&self.header_hash, idx);
+        let opened = match secret {
+            UnwrapKey::X25519(sk) => hpke_open(sk, &entry.enc, HPKE_INFO, &aad, entry.wrapped),
+            UnwrapKey::Symmetric(k) => symmetric_open(k, &entry.enc, &aad, entry.wrapped),
+        };
+        let pt = opened.map_err(|_| {
             Error::new(
                 ErrorKind::BadWrap,
                 "the wrapped session keys do not open with our key",

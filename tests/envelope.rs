@@ -553,3 +553,42 @@ fn opener_is_send_and_sync_and_shared_across_threads() {
     });
     assert_eq!(o.stats().messages_opened, 64);
 }
+
+#[test]
+fn symmetric_recipients_in_every_mode_and_wrong_keys_rejected() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let k = rpcseal::SymmetricKey::generate();
+    let other = rpcseal::SymmetricKey::with_id(k.key_id(), &[7; 32]);
+    let text = k.to_secret_string();
+    assert!(text.starts_with("RPCSEAL-SECRET-SYM:"));
+    assert_eq!(rpcseal::SymmetricKey::from_secret_string(&text).unwrap(), k);
+    assert!(!format!("{k:?}").contains(&text[19..40]));
+    for mode in MODES {
+        let rcpts = [Recipient::from(&k), Recipient::from(bob.public())];
+        let mut s = Sealer::new(&alice, &rcpts, SealerConfig::new(mode)).unwrap();
+        let env = seal_at(&mut s, b"stored", T0);
+        let o = Opener::builder()
+            .symmetric_key(&k)
+            .trust(alice.public())
+            .build()
+            .unwrap();
+        let got = o.open_at(&env, T0).unwrap();
+        assert_eq!(got.payload, b"stored");
+        assert_eq!(got.session.via_key, k.key_id());
+        assert_eq!(
+            opener(&bob, &alice).open_at(&env, T0).unwrap().payload,
+            b"stored"
+        );
+        // Same key id, wrong key: the wrap's commitment fails.
+        let wrong = Opener::builder()
+            .symmetric_key(&other)
+            .trust(alice.public())
+            .build()
+            .unwrap();
+        assert_eq!(
+            wrong.open_at(&env, T0).unwrap_err().kind(),
+            ErrorKind::BadWrap
+        );
+    }
+}
