@@ -362,6 +362,11 @@ pub(crate) fn ek_commitment(ek: &[u8; 32]) -> [u8; 32] {
 pub(crate) struct SealerSession {
     pub header: Header,
     pub header_hash: [u8; 32],
+    pub header_bytes: Vec<u8>,
+    /// The encoded recipient entries, without the array header.
+    pub entries: Vec<u8>,
+    /// How many entries.
+    pub recipients: usize,
     pub block: Vec<u8>,
     pub ek: Option<Zeroizing<[u8; 32]>>,
     pub mac_keys: Vec<Zeroizing<[u8; 32]>>,
@@ -417,24 +422,60 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
     let hh = header_hash(&header_bytes);
 
     let mut mac_keys = Vec::new();
-    let mut entries = Vec::with_capacity(recipients.len() * 96 + 5);
-    wire::put_array(&mut entries, recipients.len());
+    let mut entries = Vec::with_capacity(recipients.len() * 100);
+    wrap_entries(
+        &mut entries,
+        recipients,
+        0,
+        &hh,
+        ek.as_deref(),
+        sk.as_deref(),
+        &mut mac_keys,
+        rng,
+    )?;
+    let block = assemble_from_entries(identity, &header_bytes, recipients.len(), &entries);
+    Ok(SealerSession {
+        header,
+        header_hash: hh,
+        header_bytes,
+        entries,
+        recipients: recipients.len(),
+        block,
+        ek,
+        mac_keys,
+        signing,
+    })
+}
+
+/// Wraps the session keys for `recipients`, numbered from `first_index`, appending the
+/// encoded entries to `out` and, in MAC mode, their MAC keys to `mac_keys` (spec §5.4).
+#[allow(clippy::too_many_arguments)]
+fn wrap_entries<R: RngCore + CryptoRng>(
+    out: &mut Vec<u8>,
+    recipients: &[Recipient],
+    first_index: usize,
+    hh: &[u8; 32],
+    ek: Option<&[u8; 32]>,
+    sk: Option<&[u8; 32]>,
+    mac_keys: &mut Vec<Zeroizing<[u8; 32]>>,
+    rng: &mut R,
+) -> Result<(), Misuse> {
     let mut plaintext = Zeroizing::new(Vec::with_capacity(64));
-    for (i, r) in recipients.iter().enumerate() {
-        let index = u32::try_from(i).map_err(|_| Misuse::TooManyRecipients {
-            count: recipients.len(),
+    for (offset, r) in recipients.iter().enumerate() {
+        let index = u32::try_from(first_index + offset).map_err(|_| Misuse::TooManyRecipients {
+            count: first_index + recipients.len(),
             limit: u32::MAX as usize,
         })?;
         plaintext.clear();
-        if let Some(ek) = &ek {
-            plaintext.extend_from_slice(&ek[..]);
+        if let Some(ek) = ek {
+            plaintext.extend_from_slice(ek);
         }
-        if let Some(sk) = &sk {
+        if let Some(sk) = sk {
             let mk = mac_key(sk, index, &r.key_id());
             plaintext.extend_from_slice(&mk[..]);
             mac_keys.push(mk);
         }
-        let aad = wrap_aad(&hh, index);
+        let aad = wrap_aad(hh, index);
         let (kind, (enc, wrapped)) = match r.wrap_target() {
             WrapTarget::X25519(pk) => (
                 KIND_X25519,
@@ -446,17 +487,57 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
                 (KIND_SYMMETRIC, symmetric_seal(key, &aad, &plaintext, rng))
             }
         };
-        put_entry(&mut entries, kind, &r.key_id(), &enc, &wrapped);
+        put_entry(out, kind, &r.key_id(), &enc, &wrapped);
     }
-    let block = assemble_block(identity.signing_key(), &header_bytes, &entries);
-    Ok(SealerSession {
-        header,
-        header_hash: hh,
-        block,
-        ek,
-        mac_keys,
-        signing,
-    })
+    Ok(())
+}
+
+/// A signed block from the header and `count` encoded entries.
+fn assemble_from_entries(
+    identity: &Identity,
+    header_bytes: &[u8],
+    count: usize,
+    entries: &[u8],
+) -> Vec<u8> {
+    let mut recipients = Vec::with_capacity(entries.len() + 5);
+    wire::put_array(&mut recipients, count);
+    recipients.extend_from_slice(entries);
+    assemble_block(identity.signing_key(), header_bytes, &recipients)
+}
+
+/// Re-addresses a session to more recipients (spec §5.7): the same header and keys, the
+/// existing entries unchanged at their indices, new entries after them, a new signature.
+/// Messages already sealed open for the new recipients; nothing is re-encrypted.
+pub(crate) fn readdress<R: RngCore + CryptoRng>(
+    identity: &Identity,
+    s: &mut SealerSession,
+    more: &[Recipient],
+    rng: &mut R,
+) -> Result<(), Misuse> {
+    if s.header.mode == Mode::Mac {
+        return Err(Misuse::ReaddressMac);
+    }
+    let mut entries = s.entries.clone();
+    let mut no_mac_keys = Vec::new();
+    wrap_entries(
+        &mut entries,
+        more,
+        s.recipients,
+        &s.header_hash,
+        s.ek.as_deref(),
+        None,
+        &mut no_mac_keys,
+        rng,
+    )?;
+    s.block = assemble_from_entries(
+        identity,
+        &s.header_bytes,
+        s.recipients + more.len(),
+        &entries,
+    );
+    s.entries = entries;
+    s.recipients += more.len();
+    Ok(())
 }
 
 /// One recipient entry, borrowed from the block.
