@@ -83,20 +83,7 @@ impl Header {
     /// Strict decode (spec §5.1, §9).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Header, Error> {
         let mut r = Reader::new(bytes);
-        let n = r.array()?;
-        let version = r.uint()?;
-        if version != VERSION {
-            return Err(Error::new(
-                ErrorKind::UnsupportedVersion,
-                format!("session header version {version}"),
-            ));
-        }
-        if n != HEADER_FIELDS {
-            return Err(Error::new(
-                ErrorKind::Malformed,
-                "session header has the wrong number of fields",
-            ));
-        }
+        r.versioned(VERSION, HEADER_FIELDS, "session header")?;
         let suite = Suite::from_id(r.uint()?)?;
         let mode = Mode::from_wire(r.uint()?)?;
         let sender = KeyId(r.bin_exact::<16>()?);
