@@ -474,6 +474,8 @@ impl fmt::Debug for GroupPublicKey {
 
 /// Someone a session is addressed to.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Boxing the larger variant would change the public API for a few bytes per recipient.
+#[allow(clippy::large_enum_variant)]
 pub enum Recipient {
     /// A service, reached through its identity's X25519 key.
     Service(PublicIdentity),

@@ -480,6 +480,7 @@ impl<'a> Block<'a> {
 
     /// Unwraps entry `index` with `secret` and checks the EK commitment (spec §5.4).
     /// Returns (EK, MAC key) as the mode has them.
+    #[allow(clippy::type_complexity)] // (EK, MAC key): named at the one call site
     pub(crate) fn unwrap(
         &self,
         index: usize,
