@@ -45,7 +45,8 @@ fn main() -> Res<()> {
         let got = bob_in.open(&env)?;
         assert_eq!(got.payload, payload);
         println!(
-            "{mode:>6}: {}-byte payload, {}-byte envelope, bob accepts it from {}",
+            "{:>6}: {}-byte payload, {}-byte envelope, bob accepts it from {}",
+            mode.as_str(),
             payload.len(),
             env.len(),
             got.sender
