@@ -69,3 +69,8 @@ pub use suite::{Mode, Suite};
 
 #[doc(hidden)]
 pub use session::hpke_derive_keypair;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
