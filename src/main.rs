@@ -35,8 +35,12 @@ enum Command {
         output: Option<PathBuf>,
         /// Make a group key (one X25519 key that every member of a group holds) instead of
         /// an identity.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "symmetric")]
         group: bool,
+        /// Make a 256-bit symmetric recipient key (with its key id) instead of an identity:
+        /// for a service that encrypts what it stores, or keys handed out by a key server.
+        #[arg(long)]
+        symmetric: bool,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -57,8 +61,12 @@ enum Command {
         /// A recipient: a public key string (`rpcseal-pub-id:...` or
         /// `rpcseal-pub-group:...`) or a file of them, one per line (`#` starts a comment).
         /// Repeat for more recipients. Secret key files are refused: give their public key.
-        #[arg(long, value_name = "RECIPIENT", required = true, num_args = 1..)]
+        #[arg(long, value_name = "RECIPIENT", required_unless_present = "to_symmetric", num_args = 1..)]
         to: Vec<String>,
+        /// A symmetric recipient key file (from `rpcseal keygen --symmetric`). Repeatable.
+        /// Every holder of the key can open the envelope.
+        #[arg(long, value_name = "KEY_FILE", num_args = 1..)]
+        to_symmetric: Vec<PathBuf>,
         /// signed: encrypted, every message signed (non-repudiable; the default).
         /// mac: encrypted, per-recipient MACs (cheaper, repudiable).
         /// sign-only: signed, not encrypted.
@@ -80,13 +88,23 @@ enum Command {
     },
     /// Check and open an envelope, and write its payload.
     Open {
-        /// One of our secret key files: an identity or a group key. Repeatable.
+        /// One of our secret key files: an identity, a group key or a symmetric key.
+        /// Repeatable.
         #[arg(long, value_name = "KEY_FILE", required = true, num_args = 1..)]
         key: Vec<PathBuf>,
         /// A sender we accept messages from: a public identity string or a file of them.
         /// Repeatable.
-        #[arg(long, value_name = "SENDER", required = true, num_args = 1..)]
+        #[arg(long, value_name = "SENDER", required_unless_present = "keyring", num_args = 1..)]
         trust: Vec<String>,
+        /// A keyring file of trusted senders (names, validity periods, revocations; see
+        /// spec/keyring.md).
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
+        /// Also accept legacy v2 (oslo.messaging) envelopes. They are NOT authenticated:
+        /// anyone on the path can forge them. The payload is still written, with a warning
+        /// on stderr (and "legacy": true with --json).
+        #[arg(long)]
+        allow_legacy: bool,
         /// Keep replay state in FILE across runs, so the same envelope is accepted once.
         /// Created if missing; locked while in use. Without it each run remembers nothing.
         #[arg(long, value_name = "FILE", conflicts_with = "replay_redis")]
@@ -106,6 +124,16 @@ enum Command {
         #[arg(short, long, value_name = "IN")]
         input: Option<PathBuf>,
         /// Where to write the payload (default: standard output).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Wrap a JSON object in a legacy v2 (oslo.messaging) envelope, for peers that are not
+    /// upgraded yet. The result is neither signed nor encrypted.
+    LegacySeal {
+        /// The message, a JSON object (default: standard input).
+        #[arg(short, long, value_name = "IN")]
+        input: Option<PathBuf>,
+        /// Where to write the envelope (default: standard output).
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
     },
@@ -173,12 +201,21 @@ fn main() -> ExitCode {
         Command::Keygen {
             output,
             group,
+            symmetric,
             force,
-        } => cli::keys::keygen(output.as_deref(), group, force),
+        } => {
+            let kind = match (group, symmetric) {
+                (true, _) => cli::keys::KeyKind::Group,
+                (_, true) => cli::keys::KeyKind::Symmetric,
+                _ => cli::keys::KeyKind::Identity,
+            };
+            cli::keys::keygen(output.as_deref(), kind, force)
+        }
         Command::Pubkey { file } => cli::keys::pubkey(&file),
         Command::Seal {
             from,
             to,
+            to_symmetric,
             mode,
             meta,
             dangerous_allow_mac_to_group,
@@ -187,6 +224,7 @@ fn main() -> ExitCode {
         } => cli::seal::run(cli::seal::Args {
             from,
             to,
+            to_symmetric,
             mode: mode.into(),
             meta,
             dangerous_allow_mac_to_group,
@@ -196,6 +234,8 @@ fn main() -> ExitCode {
         Command::Open {
             key,
             trust,
+            keyring,
+            allow_legacy,
             replay_state,
             replay_redis,
             dangerous_accept_mac_via_group,
@@ -205,6 +245,8 @@ fn main() -> ExitCode {
         } => cli::open::run(cli::open::Args {
             keys: key,
             trust,
+            keyring,
+            allow_legacy,
             replay_state,
             replay_redis,
             dangerous_accept_mac_via_group,
@@ -212,6 +254,9 @@ fn main() -> ExitCode {
             input,
             output,
         }),
+        Command::LegacySeal { input, output } => {
+            cli::seal::legacy(input.as_deref(), output.as_deref())
+        }
         Command::Inspect { input, json } => cli::inspect::run(input.as_deref(), json),
         Command::Demo => cli::demo::run(),
         Command::Vectors { command } => {

@@ -576,3 +576,116 @@ fn demo_runs_and_shows_the_rejections() {
             .and(contains("replayed")),
     );
 }
+
+#[test]
+fn symmetric_keys_seal_and_open() {
+    let keys = Keys::new();
+    let alice = keys.keygen("alice", false);
+    rpcseal()
+        .args(["keygen", "--symmetric", "-o"])
+        .arg(keys.key("store"))
+        .assert()
+        .success()
+        .stderr(contains("symmetric key, key id"));
+    assert_eq!(mode_of(&keys.key("store")) & 0o777, 0o600);
+    rpcseal()
+        .arg("pubkey")
+        .arg(keys.key("store"))
+        .assert()
+        .code(2);
+    let env = rpcseal()
+        .arg("seal")
+        .arg("--from")
+        .arg(keys.key("alice"))
+        .arg("--to-symmetric")
+        .arg(keys.key("store"))
+        .write_stdin("kept for later")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    open_cmd(&[&keys.key("store")], &alice)
+        .write_stdin(env)
+        .assert()
+        .success()
+        .stdout("kept for later");
+}
+
+#[test]
+fn keyring_files_name_senders_and_revoke_them() {
+    let keys = Keys::new();
+    let alice = keys.keygen("alice", false);
+    let bob = keys.keygen("bob", false);
+    let env = seal_bytes(&keys, "alice", &[&bob], &[], b"hi");
+    let ring = keys.path("ring");
+    fs::write(&ring, format!("trust billing {alice}\n")).unwrap();
+    rpcseal()
+        .args(["open", "--json", "--key"])
+        .arg(keys.key("bob"))
+        .arg("--keyring")
+        .arg(&ring)
+        .write_stdin(env.clone())
+        .assert()
+        .success()
+        .stdout(contains(r#""sender_name":"billing""#));
+    let id = rpcseal()
+        .args(["inspect", "--json"])
+        .write_stdin(env.clone())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&id).unwrap();
+    let sender = v["session"]["sender"].as_str().unwrap().to_owned();
+    fs::write(&ring, format!("trust billing {alice}\nrevoke {sender}\n")).unwrap();
+    rpcseal()
+        .args(["open", "--key"])
+        .arg(keys.key("bob"))
+        .arg("--keyring")
+        .arg(&ring)
+        .write_stdin(env)
+        .assert()
+        .code(1)
+        .stderr(contains("(revoked)"));
+    fs::write(&ring, "trust billing not-a-key\n").unwrap();
+    rpcseal()
+        .args(["open", "--key"])
+        .arg(keys.key("bob"))
+        .arg("--keyring")
+        .arg(&ring)
+        .write_stdin(vec![0u8])
+        .assert()
+        .code(3)
+        .stderr(contains("line 1"));
+}
+
+#[test]
+fn legacy_envelopes_only_with_allow_legacy_and_a_warning() {
+    let keys = Keys::new();
+    let alice = keys.keygen("alice", false);
+    keys.keygen("bob", false);
+    let v2 = rpcseal()
+        .arg("legacy-seal")
+        .write_stdin(r#"{"method": "ping"}"#)
+        .assert()
+        .success()
+        .stderr(contains("neither signed nor encrypted"))
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&v2).contains(r#""oslo.version":"2.0""#));
+    open_cmd(&[&keys.key("bob")], &alice)
+        .write_stdin(v2.clone())
+        .assert()
+        .code(1)
+        .stderr(contains("legacy_not_allowed"));
+    open_cmd(&[&keys.key("bob")], &alice)
+        .arg("--allow-legacy")
+        .write_stdin(v2)
+        .assert()
+        .success()
+        .stdout(r#"{"method": "ping"}"#)
+        .stderr(contains("NOT authenticated"));
+}

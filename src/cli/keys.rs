@@ -10,7 +10,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
-use rpcseal::{GroupKey, Identity, PublicIdentity, Recipient};
+use rpcseal::{GroupKey, Identity, PublicIdentity, Recipient, SymmetricKey};
 use zeroize::Zeroizing;
 
 use super::{now, rfc3339, Failure, Result};
@@ -19,11 +19,28 @@ use super::{now, rfc3339, Failure, Result};
 pub enum SecretKey {
     Identity(Box<Identity>),
     Group(GroupKey),
+    Symmetric(SymmetricKey),
 }
 
-/// `rpcseal keygen [-o FILE] [--group] [--force]`.
-pub fn keygen(output: Option<&Path>, group: bool, force: bool) -> Result<()> {
-    let (public, secret, what) = if group {
+/// What `keygen` makes.
+#[derive(Clone, Copy)]
+pub enum KeyKind {
+    Identity,
+    Group,
+    Symmetric,
+}
+
+/// `rpcseal keygen [-o FILE] [--group | --symmetric] [--force]`.
+pub fn keygen(output: Option<&Path>, kind: KeyKind, force: bool) -> Result<()> {
+    let (public, secret, what) = if let KeyKind::Symmetric = kind {
+        // A symmetric key has no public half: its key id stands in the comment instead.
+        let k = SymmetricKey::generate();
+        (
+            format!("none (symmetric key, key id {})", k.key_id()),
+            k.to_secret_string(),
+            "symmetric key",
+        )
+    } else if let KeyKind::Group = kind {
         let g = GroupKey::generate();
         (g.public().to_string(), g.to_secret_string(), "group key")
     } else {
@@ -94,6 +111,13 @@ pub fn pubkey(path: &Path) -> Result<()> {
     let public = match read_secret_key(path)? {
         SecretKey::Identity(id) => id.public().to_string(),
         SecretKey::Group(g) => g.public().to_string(),
+        SecretKey::Symmetric(_) => {
+            return Err(Failure::usage(format!(
+                "{} holds a symmetric key: it has no public half (give the key file itself to \
+                 `seal --to-symmetric` and `open --key`)",
+                path.display()
+            )))
+        }
     };
     println!("{public}");
     Ok(())
@@ -121,6 +145,10 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
         GroupKey::from_secret_string(line)
             .map(SecretKey::Group)
             .map_err(bad)
+    } else if line.starts_with("RPCSEAL-SECRET-SYM:") {
+        SymmetricKey::from_secret_string(line)
+            .map(SecretKey::Symmetric)
+            .map_err(bad)
     } else {
         Identity::from_secret_string(line)
             .map(|id| SecretKey::Identity(Box::new(id)))
@@ -128,13 +156,24 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
     }
 }
 
+/// Reads a symmetric key file (for `seal --to-symmetric`).
+pub fn read_symmetric(path: &Path) -> Result<SymmetricKey> {
+    match read_secret_key(path)? {
+        SecretKey::Symmetric(k) => Ok(k),
+        _ => Err(Failure::file(format!(
+            "{} does not hold a symmetric key (make one with `rpcseal keygen --symmetric`)",
+            path.display()
+        ))),
+    }
+}
+
 /// Reads an identity file (a group key cannot sign).
 pub fn read_identity(path: &Path) -> Result<Identity> {
     match read_secret_key(path)? {
         SecretKey::Identity(id) => Ok(*id),
-        SecretKey::Group(_) => Err(Failure::file(format!(
-            "{} holds a group key, but an identity is needed here (a group key proves \
-             membership, not who sent a message)",
+        SecretKey::Group(_) | SecretKey::Symmetric(_) => Err(Failure::file(format!(
+            "{} holds a group or symmetric key, but an identity is needed here (such a key \
+             proves membership, not who sent a message)",
             path.display()
         ))),
     }

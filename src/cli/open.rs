@@ -6,7 +6,9 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rpcseal::replay::file::FileReplayStore;
-use rpcseal::{ErrorKind, Opened, Opener, OpenerBuilder, Policy, DEFAULT_MAX_PAYLOAD};
+use rpcseal::{
+    ErrorKind, Keyring, Opened, Opener, OpenerBuilder, Policy, Received, DEFAULT_MAX_PAYLOAD,
+};
 use serde_json::json;
 
 use super::keys::{self, SecretKey};
@@ -15,6 +17,8 @@ use super::{hex, read_input, write_output, Failure, Result};
 pub struct Args {
     pub keys: Vec<PathBuf>,
     pub trust: Vec<String>,
+    pub keyring: Option<PathBuf>,
+    pub allow_legacy: bool,
     pub replay_state: Option<PathBuf>,
     pub replay_redis: Option<String>,
     pub dangerous_accept_mac_via_group: bool,
@@ -33,14 +37,25 @@ pub fn run(args: Args) -> Result<()> {
         builder = match keys::read_secret_key(path)? {
             SecretKey::Identity(id) => builder.identity(&id),
             SecretKey::Group(g) => builder.group_key(&g),
+            SecretKey::Symmetric(k) => builder.symmetric_key(&k),
         };
     }
     for sender in keys::senders(&args.trust)? {
         builder = builder.trust(&sender);
     }
-    if args.dangerous_accept_mac_via_group {
-        builder = builder.policy(Policy::default().dangerous_accept_mac_via_group_key());
+    if let Some(path) = &args.keyring {
+        let ring = Keyring::load(path)
+            .map_err(|e| Failure::file(format!("cannot use the keyring: {e}")))?;
+        builder = builder.keyring(ring);
     }
+    let mut policy = Policy::default();
+    if args.dangerous_accept_mac_via_group {
+        policy = policy.dangerous_accept_mac_via_group_key();
+    }
+    if args.allow_legacy {
+        policy = policy.dangerous_accept_unauthenticated_legacy_v2();
+    }
+    builder = builder.policy(policy);
     if let Some(path) = &args.replay_state {
         let (store, created) = FileReplayStore::open_or_create(path)
             .map_err(|e| Failure::file(format!("cannot use the replay state: {e}")))?;
@@ -58,7 +73,7 @@ pub fn run(args: Args) -> Result<()> {
 
     // One byte past the limit is enough for the opener to reject it as too large.
     let (envelope, _) = read_input(args.input.as_deref(), MAX_ENVELOPE)?;
-    let opened = opener.open(&envelope).map_err(|e| {
+    let received = opener.open_any(&envelope).map_err(|e| {
         if e.kind() == ErrorKind::ReplayUnavailable {
             // Not the envelope's fault: the state file is damaged, locked or full. The
             // envelope was not accepted (fail closed).
@@ -67,6 +82,31 @@ pub fn run(args: Args) -> Result<()> {
             Failure::rejected(format!("envelope rejected: {e}"))
         }
     })?;
+    let opened = match received {
+        Received::Verified(o) => o,
+        Received::UnauthenticatedLegacy(m) => {
+            eprintln!(
+                "rpcseal: warning: a legacy v2 envelope (oslo.version {}.{}): NOT authenticated, \
+                 anyone could have written it",
+                m.version().0,
+                m.version().1
+            );
+            let out = if args.json {
+                let mut t = json!({"legacy": true, "authenticated": false, "unauthenticated_message": m.unauthenticated_message()}).to_string();
+                t.push('\n');
+                t
+            } else {
+                m.unauthenticated_message().to_owned()
+            };
+            return write_output(args.output.as_deref(), out.as_bytes(), false);
+        }
+        // Received is non-exhaustive: a kind this build does not know is not accepted.
+        _ => {
+            return Err(Failure::rejected(
+                "envelope rejected: an unknown kind of result",
+            ))
+        }
+    };
 
     if args.json {
         let mut text = to_json(&opened).to_string();
@@ -107,6 +147,7 @@ fn to_json(o: &Opened) -> serde_json::Value {
         "payload_len": o.payload.len(),
         "metadata": o.metadata,
         "sender": o.sender.to_string(),
+        "sender_name": &*o.sender_name,
         "seq": o.seq,
         "timestamp": o.timestamp,
         "session": {

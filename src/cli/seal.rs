@@ -2,13 +2,18 @@
 
 use std::path::PathBuf;
 
-use rpcseal::{Metadata, Misuse, Mode, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD};
+use std::path::Path;
+
+use rpcseal::{
+    seal_legacy_v2, Metadata, Misuse, Mode, Recipient, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD,
+};
 
 use super::{keys, read_input, write_output, Failure, Result};
 
 pub struct Args {
     pub from: PathBuf,
     pub to: Vec<String>,
+    pub to_symmetric: Vec<PathBuf>,
     pub mode: Mode,
     pub meta: Vec<(String, String)>,
     pub dangerous_allow_mac_to_group: bool,
@@ -18,7 +23,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let identity = keys::read_identity(&args.from)?;
-    let recipients = keys::recipients(&args.to)?;
+    let mut recipients = keys::recipients(&args.to)?;
+    for path in &args.to_symmetric {
+        recipients.push(Recipient::Symmetric(keys::read_symmetric(path)?));
+    }
 
     let mut metadata = Metadata::new();
     for (k, v) in args.meta {
@@ -43,6 +51,22 @@ pub fn run(args: Args) -> Result<()> {
     }
     let envelope = sealer.seal(&payload, &metadata).map_err(misuse)?;
     write_output(args.output.as_deref(), &envelope, true)
+}
+
+/// `rpcseal legacy-seal`: a legacy v2 envelope around a JSON object.
+pub fn legacy(input: Option<&Path>, output: Option<&Path>) -> Result<()> {
+    let (payload, too_large) = read_input(input, DEFAULT_MAX_PAYLOAD)?;
+    if too_large {
+        return Err(Failure::usage(format!(
+            "the message is larger than the limit of {DEFAULT_MAX_PAYLOAD} bytes"
+        )));
+    }
+    let text = std::str::from_utf8(&payload)
+        .map_err(|_| Failure::usage("the message is not UTF-8 text"))?;
+    let mut envelope = seal_legacy_v2(text.trim_end()).map_err(misuse)?;
+    envelope.push('\n');
+    eprintln!("rpcseal: warning: a legacy v2 envelope is neither signed nor encrypted");
+    write_output(output, envelope.as_bytes(), false)
 }
 
 fn misuse(e: Misuse) -> Failure {
