@@ -46,6 +46,7 @@ mod open;
 pub mod replay;
 mod seal;
 mod session;
+mod sign;
 mod suite;
 mod wire;
 

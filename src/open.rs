@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use lru::LruCache;
 use zeroize::Zeroizing;
 
@@ -671,13 +671,14 @@ impl Opener {
             self.counters
                 .message_signatures_checked
                 .fetch_add(1, Ordering::Relaxed);
-            vk.verify_strict(&envelope::signature_input(mh), &Signature::from_bytes(sig))
-                .map_err(|_| {
-                    err(
-                        ErrorKind::BadAuthenticator,
-                        "the message signature does not verify",
-                    )
-                })
+            if crate::sign::verify(vk, &envelope::signature_input(mh), sig) {
+                Ok(())
+            } else {
+                Err(err(
+                    ErrorKind::BadAuthenticator,
+                    "the message signature does not verify",
+                ))
+            }
         } else {
             let (Some(mk), Some(ak)) = (&s.mac_key, &s.list_key) else {
                 return Err(err(ErrorKind::Malformed, "MAC session without MAC keys"));
