@@ -48,6 +48,9 @@ mod seal;
 mod session;
 mod sign;
 mod suite;
+#[cfg(feature = "vectors")]
+#[doc(hidden)]
+pub mod vectors;
 mod wire;
 
 pub use envelope::Metadata;
