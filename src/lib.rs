@@ -48,7 +48,11 @@ mod open;
 pub mod replay;
 mod seal;
 mod session;
+mod sign;
 mod suite;
+#[cfg(feature = "vectors")]
+#[doc(hidden)]
+pub mod vectors;
 mod wire;
 
 pub use envelope::Metadata;
