@@ -689,3 +689,34 @@ fn legacy_envelopes_only_with_allow_legacy_and_a_warning() {
         .stdout(r#"{"method": "ping"}"#)
         .stderr(contains("NOT authenticated"));
 }
+
+#[test]
+fn vectors_verify_closes_with_the_counts_and_fails_on_a_damaged_vector() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    rpcseal()
+        .args(["vectors", "verify"])
+        .arg(&root)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^\d+ passed, 0 failed$").unwrap());
+    // A copy with one expected envelope changed: that vector fails, the rest pass.
+    let dir = tempfile::tempdir().unwrap();
+    rpcseal()
+        .args(["vectors", "generate"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let file = dir.path().join("v3/positive/modes.json");
+    let text = fs::read_to_string(&file).unwrap();
+    let i = text.find("\"envelope\": \"").expect("an envelope field") + 14;
+    let mut bytes = text.into_bytes();
+    bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
+    fs::write(&file, bytes).unwrap();
+    rpcseal()
+        .args(["vectors", "verify"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("FAIL"))
+        .stdout(predicate::str::is_match(r"(?m)^\d+ passed, [1-9]\d* failed$").unwrap());
+}

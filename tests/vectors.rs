@@ -41,7 +41,7 @@ fn regenerate_is_identical() -> Result<(), Failed> {
         Ok(())
     } else {
         Err(format!(
-            "{}; regenerate with `cargo run --example vectors -- generate vectors/`",
+            "{}; regenerate with `cargo run -- vectors generate vectors/`",
             problems.join("; ")
         )
         .into())
