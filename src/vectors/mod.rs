@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
+use crate::keyring::{Keyring, TrustedKey};
 use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
 use crate::open::{Opener, Policy};
 use crate::suite::{Mode, Suite};
@@ -525,6 +526,12 @@ pub(crate) struct Receiver {
     pub max_metadata_entries: u64,
     pub max_metadata_bytes: u64,
     pub mac_via_group: bool,
+    /// `dangerous_accept_unauthenticated_legacy_v2` (spec/legacy-v2.md §3).
+    pub accept_legacy: bool,
+    /// Trusted senders' key validity: (name, valid_from, valid_until) (spec/keyring.md §2).
+    pub validity: Vec<(&'static str, Option<u64>, Option<u64>)>,
+    /// Revoked sender keys, by name (spec/keyring.md §2).
+    pub revoked: Vec<&'static str>,
 }
 
 impl Receiver {
@@ -543,15 +550,27 @@ impl Receiver {
             max_metadata_entries: 64,
             max_metadata_bytes: 8192,
             mac_via_group: false,
+            accept_legacy: false,
+            validity: vec![],
+            revoked: vec![],
         }
     }
 
     pub(crate) fn to_json(&self) -> Value {
+        let mut validity = Map::new();
+        for (name, from, until) in &self.validity {
+            validity.insert(
+                (*name).into(),
+                json!({"valid_from": from, "valid_until": until}),
+            );
+        }
         json!({
             "identities": self.identities,
             "group_keys": self.group_keys,
             "symmetric_keys": self.symmetric_keys,
             "trusted_senders": self.trusted,
+            "sender_validity": validity,
+            "revoked_senders": self.revoked,
             "policy": {
                 "suites": self.suites,
                 "modes": self.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
@@ -562,6 +581,7 @@ impl Receiver {
                 "max_metadata_entries": self.max_metadata_entries,
                 "max_metadata_bytes": self.max_metadata_bytes,
                 "dangerous_accept_mac_via_group_key": self.mac_via_group,
+                "dangerous_accept_unauthenticated_legacy_v2": self.accept_legacy,
             },
             "replay_store": {"type": "memory", "window": crate::replay::WINDOW_SIZE},
         })
@@ -606,13 +626,28 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
             _ => return Err(format!("{n} is not a symmetric key")),
         }
     }
-    for n in names("trusted_senders")? {
-        let s = file["keys"][&n]["public_string"]
+    let public = |n: &str| -> Result<PublicIdentity, String> {
+        let s = file["keys"][n]["public_string"]
             .as_str()
             .ok_or(format!("{n}: no public_string"))?;
-        let p = PublicIdentity::parse(s).map_err(|e| format!("{n}: {e}"))?;
-        b = b.trust(&p);
+        PublicIdentity::parse(s).map_err(|e| format!("{n}: {e}"))
+    };
+    let mut ring = Keyring::new();
+    for n in names("trusted_senders")? {
+        let mut t = TrustedKey::new(&n, public(&n)?);
+        let v = &r["sender_validity"][&n];
+        if let Some(from) = v["valid_from"].as_u64() {
+            t = t.valid_from(from);
+        }
+        if let Some(until) = v["valid_until"].as_u64() {
+            t = t.valid_until(until);
+        }
+        ring.add(t);
     }
+    for n in names("revoked_senders")? {
+        ring.revoke(public(&n)?.key_id());
+    }
+    b = b.keyring(ring);
     let p = &r["policy"];
     let suites = p["suites"]
         .as_array()
@@ -651,6 +686,9 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
     if p["dangerous_accept_mac_via_group_key"].as_bool() == Some(true) {
         policy = policy.dangerous_accept_mac_via_group_key();
     }
+    if p["dangerous_accept_unauthenticated_legacy_v2"].as_bool() == Some(true) {
+        policy = policy.dangerous_accept_unauthenticated_legacy_v2();
+    }
     match r["replay_store"]["type"].as_str() {
         None | Some("memory") => {}
         Some(other) => return Err(format!("unknown replay store {other}")),
@@ -662,6 +700,16 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
 pub(crate) fn outcome(r: &Result<crate::Opened, crate::Error>) -> &'static str {
     match r {
         Ok(_) => "ok",
+        Err(e) => e.kind().as_str(),
+    }
+}
+
+/// The outcome through the one entry point for every version (`Opener::open_any`):
+/// `ok`, `ok_unauthenticated_legacy`, or the failure class.
+pub(crate) fn outcome_any(r: &Result<crate::Received, crate::Error>) -> &'static str {
+    match r {
+        Ok(crate::Received::Verified(_)) => "ok",
+        Ok(crate::Received::UnauthenticatedLegacy(_)) => "ok_unauthenticated_legacy",
         Err(e) => e.kind().as_str(),
     }
 }
