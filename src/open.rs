@@ -5,12 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
 use ed25519_dalek::{Signature, VerifyingKey};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
+use crate::aead::PayloadCipher;
 use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
 use crate::error::{Error, ErrorKind, Misuse};
 use crate::keyring::{KeyDirectory, Keyring, Lookup, TrustedKey};
@@ -224,7 +223,7 @@ struct Counters {
 struct CachedSession {
     header: Header,
     header_hash: [u8; 32],
-    cipher: Option<ChaCha20Poly1305>,
+    cipher: Option<PayloadCipher>,
     mac_key: Option<Zeroizing<[u8; 32]>>,
     list_key: Option<Zeroizing<[u8; 32]>>,
     verify: Option<VerifyingKey>,
@@ -761,14 +760,11 @@ impl Opener {
         // Step 11: decrypt.
         let mut payload = env.body[..payload_len].to_vec();
         if let Some(cipher) = &session.cipher {
-            let tag = Tag::from_slice(&env.body[payload_len..]);
+            let tag: &[u8; AEAD_TAG_LEN] = env.body[payload_len..]
+                .try_into()
+                .expect("the body's length was checked against the tag's");
             cipher
-                .decrypt_in_place_detached(
-                    &envelope::aead_nonce(env.seq).into(),
-                    b"",
-                    &mut payload,
-                    tag,
-                )
+                .decrypt(&envelope::aead_nonce(env.seq), b"", &mut payload, tag)
                 .map_err(|_| {
                     err(
                         ErrorKind::BadAuthenticator,
@@ -939,7 +935,7 @@ impl Opener {
         Ok(CachedSession {
             header: block.header.clone(),
             header_hash: block.header_hash,
-            cipher: ek.as_ref().map(|k| ChaCha20Poly1305::new((&k[..]).into())),
+            cipher: ek.as_ref().map(|k| PayloadCipher::new(k)),
             list_key: mac_key
                 .as_ref()
                 .and(ek.as_ref())
