@@ -11,12 +11,15 @@
 //! rest of the work for a 64-byte payload. With `-C target-feature=+avx2` the same code is
 //! inlined and the cost disappears, but a library cannot choose its users' compile flags.
 //!
-//! So, in builds without AVX2 at compile time, this module computes Poly1305 itself: the
-//! textbook scalar algorithm (three limbs of 44/44/42 bits, 64x64->128-bit products),
-//! safe code, no secret-dependent branches or indices. The keystream still comes from the
-//! `chacha20` crate (whose run-time detected AVX2 backend is fully inlined and fast). In
-//! builds with AVX2 at compile time, the `chacha20poly1305` crate is used as it is. The
-//! tests check both against RFC 8439's vectors and against each other.
+//! So, in builds without AVX2 at compile time, this module computes Poly1305 itself for
+//! messages shorter than [`SCALAR_BELOW`]: the textbook scalar algorithm (three limbs of
+//! 44/44/42 bits, 64x64->128-bit products), safe code, no secret-dependent branches or
+//! indices. The keystream still comes from the `chacha20` crate (whose run-time detected
+//! AVX2 backend is fully inlined and fast). From [`SCALAR_BELOW`] bytes on, the crate's
+//! AVX2 block function wins over the scalar code despite its setup cost (measured
+//! crossover: 4 KiB), and in builds with AVX2 at compile time the `chacha20poly1305` crate
+//! is used for every length. The tests check both against RFC 8439's vectors and against
+//! each other.
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::ChaCha20;
@@ -26,42 +29,42 @@ use zeroize::{Zeroize, Zeroizing};
 /// Length of the AEAD tag.
 pub(crate) const TAG_LEN: usize = 16;
 
+/// Messages (AAD and text) shorter than this use the scalar Poly1305 in builds without AVX2
+/// at compile time. Measured crossover on x86_64 with AVX2: 4 KiB (README.perf.md).
+pub(crate) const SCALAR_BELOW: usize = 4096;
+
+/// True when a message of `len` bytes goes through this module's own Poly1305.
+fn scalar(len: usize) -> bool {
+    !cfg!(target_feature = "avx2") && len < SCALAR_BELOW
+}
+
 /// A ChaCha20-Poly1305 key, ready to seal or open many messages.
 pub(crate) struct PayloadCipher {
     key: Zeroizing<[u8; 32]>,
-    #[cfg(target_feature = "avx2")]
     inner: chacha20poly1305::ChaCha20Poly1305,
 }
 
 impl PayloadCipher {
     pub(crate) fn new(key: &[u8; 32]) -> PayloadCipher {
+        use chacha20poly1305::KeyInit;
         PayloadCipher {
             key: Zeroizing::new(*key),
-            #[cfg(target_feature = "avx2")]
-            inner: {
-                use chacha20poly1305::KeyInit;
-                chacha20poly1305::ChaCha20Poly1305::new(key.into())
-            },
+            inner: chacha20poly1305::ChaCha20Poly1305::new(key.into()),
         }
     }
 
     /// Encrypts `buf` in place; returns the tag. `aad` is authenticated, not encrypted.
     pub(crate) fn encrypt(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        #[cfg(target_feature = "avx2")]
-        {
-            use chacha20poly1305::aead::AeadInPlace;
-            let _ = &self.key;
-            self.inner
-                .encrypt_in_place_detached(nonce.into(), aad, buf)
-                .expect("payload lengths are bounded far below the AEAD's limit")
-                .into()
-        }
-        #[cfg(not(target_feature = "avx2"))]
-        {
+        if scalar(aad.len() + buf.len()) {
             let (mut cipher, poly_key) = self.start(nonce);
             cipher.apply_keystream(buf);
-            poly1305_aead_tag(&poly_key, aad, buf)
+            return poly1305_aead_tag(&poly_key, aad, buf);
         }
+        use chacha20poly1305::aead::AeadInPlace;
+        self.inner
+            .encrypt_in_place_detached(nonce.into(), aad, buf)
+            .expect("payload lengths are bounded far below the AEAD's limit")
+            .into()
     }
 
     /// Checks the tag over `aad` and the ciphertext in `buf`, then decrypts it in place.
@@ -73,29 +76,23 @@ impl PayloadCipher {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), ()> {
-        #[cfg(target_feature = "avx2")]
-        {
-            use chacha20poly1305::aead::AeadInPlace;
-            let _ = &self.key;
-            self.inner
-                .decrypt_in_place_detached(nonce.into(), aad, buf, tag.into())
-                .map_err(|_| ())
-        }
-        #[cfg(not(target_feature = "avx2"))]
-        {
+        if scalar(aad.len() + buf.len()) {
             let (mut cipher, poly_key) = self.start(nonce);
             let expected = poly1305_aead_tag(&poly_key, aad, buf);
             if !bool::from(expected.ct_eq(tag)) {
                 return Err(());
             }
             cipher.apply_keystream(buf);
-            Ok(())
+            return Ok(());
         }
+        use chacha20poly1305::aead::AeadInPlace;
+        self.inner
+            .decrypt_in_place_detached(nonce.into(), aad, buf, tag.into())
+            .map_err(|_| ())
     }
 
     /// The cipher positioned at block 1, and the one-time Poly1305 key from block 0
     /// (RFC 8439 §2.6 and §2.8).
-    #[cfg_attr(target_feature = "avx2", allow(dead_code))]
     fn start(&self, nonce: &[u8; 12]) -> (ChaCha20, Zeroizing<[u8; 32]>) {
         let mut cipher = ChaCha20::new((&*self.key).into(), nonce.into());
         let mut block0 = Zeroizing::new([0u8; 64]);
@@ -109,7 +106,6 @@ impl PayloadCipher {
 
 /// RFC 8439 §2.8: Poly1305 over `aad`, zero padding, the ciphertext, zero padding, and the
 /// two lengths as 64-bit little-endian numbers.
-#[cfg_attr(target_feature = "avx2", allow(dead_code))]
 fn poly1305_aead_tag(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] {
     let mut p = Poly1305::new(key);
     p.update_padded(aad);
@@ -401,5 +397,47 @@ mod tests {
         let msg = vec![0xff; 1000];
         let theirs = poly1305::Poly1305::new((&key).into()).compute_unpadded(&msg);
         assert_eq!(poly1305_mac(&key, &msg).to_vec(), theirs.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod probe {
+    use super::*;
+    use chacha20poly1305::aead::AeadInPlace;
+    use chacha20poly1305::KeyInit;
+
+    /// Where the scalar Poly1305 stops paying: `cargo test --release --lib aead::probe --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn crossover() {
+        let ours = PayloadCipher::new(&[1; 32]);
+        let theirs = chacha20poly1305::ChaCha20Poly1305::new((&[1u8; 32]).into());
+        for len in [64usize, 256, 1024, 2048, 4096, 8192, 16384, 65536, 1 << 20] {
+            let mut buf = vec![0u8; len];
+            let iters = (64 << 20) / (len + 512);
+            let t = std::time::Instant::now();
+            for i in 0..iters {
+                let mut n = [0u8; 12];
+                n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+                std::hint::black_box(ours.encrypt(&n, b"", &mut buf));
+            }
+            let a = t.elapsed().as_secs_f64() * 1e9 / iters as f64;
+            let t = std::time::Instant::now();
+            for i in 0..iters {
+                let mut n = [0u8; 12];
+                n[4..].copy_from_slice(&(i as u64).to_be_bytes());
+                std::hint::black_box(
+                    theirs
+                        .encrypt_in_place_detached((&n).into(), b"", &mut buf)
+                        .unwrap(),
+                );
+            }
+            let b = t.elapsed().as_secs_f64() * 1e9 / iters as f64;
+            println!(
+                "{len:>8}: ours {a:>10.0} ns  crate {b:>10.0} ns  ratio {:.2}",
+                a / b
+            );
+        }
     }
 }
