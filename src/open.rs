@@ -791,11 +791,7 @@ impl Opener {
         self.counters
             .messages_opened
             .fetch_add(1, Ordering::Relaxed);
-        let metadata = env
-            .metadata
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let metadata = env.metadata.to_metadata();
         Ok(Opened {
             payload,
             metadata,
