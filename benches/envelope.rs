@@ -211,7 +211,7 @@ mod floor {
             assert!(ok);
             let body = &covered[covered.len() - payload_len - 16..];
             let mut out = body[..payload_len].to_vec();
-            let seq = u64::from_be_bytes(env[24..32].try_into().unwrap());
+            let seq = u64::from_be_bytes(env[23..31].try_into().unwrap());
             let mut n = [0u8; 12];
             n[4..].copy_from_slice(&seq.to_be_bytes());
             self.aead
