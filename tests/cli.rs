@@ -550,7 +550,6 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(contains("not available in this build"));
-    rpcseal().args(["bench", "--quick"]).assert().code(2);
     rpcseal()
         .args(["vectors", "verify", "vectors"])
         .assert()
@@ -688,4 +687,29 @@ fn legacy_envelopes_only_with_allow_legacy_and_a_warning() {
         .success()
         .stdout(r#"{"method": "ping"}"#)
         .stderr(contains("NOT authenticated"));
+}
+
+#[test]
+fn bench_quick_json_reports_every_ratio() {
+    let out = rpcseal()
+        .args(["bench", "--quick", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    for key in [
+        "mac_256_roundtrip_vs_floor",
+        "mac_256_roundtrip_vs_hybrid",
+        "signed_256_seal_vs_floor",
+        "signed_batch_open_vs_single",
+        "setup_1000_vs_hpke",
+        "replay_check_ns",
+        "aead_1mib_vs_raw",
+        "overhead_bytes_mac_1to1",
+    ] {
+        assert!(v[key].is_number(), "{key}: {}", v[key]);
+    }
+    assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
 }
