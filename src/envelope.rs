@@ -45,6 +45,31 @@ pub(crate) fn put_metadata(out: &mut Vec<u8>, metadata: &Metadata) {
     }
 }
 
+/// The metadata entries of a decoded envelope, checked by [`Envelope::decode`] and read again
+/// from the envelope's bytes when needed, so decoding allocates nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct MetadataRef<'a> {
+    bytes: &'a [u8],
+    pairs: usize,
+}
+
+impl<'a> MetadataRef<'a> {
+    /// The entries in wire order (strictly increasing keys).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let mut r = Reader::new(self.bytes);
+        (0..self.pairs).map_while(move |_| Some((r.str().ok()?, r.str().ok()?)))
+    }
+
+    /// An owned copy; inserting in the (sorted) wire order needs no temporary buffer.
+    pub(crate) fn to_metadata(self) -> Metadata {
+        let mut m = Metadata::new();
+        for (k, v) in self.iter() {
+            m.insert(k.to_owned(), v.to_owned());
+        }
+        m
+    }
+}
+
 /// A decoded envelope borrowing from the input.
 pub(crate) struct Envelope<'a> {
     pub suite: Suite,
@@ -53,7 +78,7 @@ pub(crate) struct Envelope<'a> {
     pub seq: u64,
     pub timestamp: u64,
     pub nonce: [u8; NONCE_LEN],
-    pub metadata: Vec<(&'a str, &'a str)>,
+    pub metadata: MetadataRef<'a>,
     pub body: &'a [u8],
     pub authenticator: &'a [u8],
     /// Every byte before the authenticator field: what the message hash covers.
@@ -81,7 +106,8 @@ impl<'a> Envelope<'a> {
                 ),
             ));
         }
-        let mut metadata = Vec::with_capacity(pairs);
+        let metadata_start = r.position();
+        let mut prev: Option<&str> = None;
         let mut total = 0usize;
         for _ in 0..pairs {
             let k = r.str()?;
@@ -89,8 +115,8 @@ impl<'a> Envelope<'a> {
             if k.is_empty() {
                 return Err(Error::new(ErrorKind::Malformed, "empty metadata key"));
             }
-            if let Some((prev, _)) = metadata.last() {
-                if *prev >= k {
+            if let Some(prev) = prev {
+                if prev >= k {
                     return Err(Error::new(
                         ErrorKind::Malformed,
                         "metadata keys are not in strictly increasing order (duplicate or unsorted)",
@@ -107,8 +133,12 @@ impl<'a> Envelope<'a> {
                     ),
                 ));
             }
-            metadata.push((k, v));
+            prev = Some(k);
         }
+        let metadata = MetadataRef {
+            bytes: r.since(metadata_start),
+            pairs,
+        };
         let body = r.bin()?;
         let covered = r.since(0);
         let authenticator = r.bin()?;

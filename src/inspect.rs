@@ -107,11 +107,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection, Error> {
         seq: env.seq,
         timestamp: env.timestamp,
         nonce: env.nonce,
-        metadata: env
-            .metadata
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
+        metadata: env.metadata.to_metadata(),
         body_len: env.body.len(),
         authenticator_len: env.authenticator.len(),
         envelope_len: bytes.len(),

@@ -5,12 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
-use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signature, VerifyingKey};
 use lru::LruCache;
 use zeroize::Zeroizing;
 
+use crate::aead::PayloadCipher;
 use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
 use crate::error::{Error, ErrorKind, Misuse};
 use crate::keyring::{KeyDirectory, Keyring, Lookup, TrustedKey};
@@ -225,7 +224,7 @@ struct Counters {
 struct CachedSession {
     header: Header,
     header_hash: [u8; 32],
-    cipher: Option<ChaCha20Poly1305>,
+    cipher: Option<PayloadCipher>,
     mac_key: Option<Zeroizing<[u8; 32]>>,
     list_key: Option<Zeroizing<[u8; 32]>>,
     verify: Option<VerifyingKey>,
@@ -233,6 +232,21 @@ struct CachedSession {
     recipients: u32,
     via_key: KeyId,
     via_group: bool,
+}
+
+/// An envelope that passed every check before its authenticator (spec §8 steps 1 to 9).
+struct Prepared<'a> {
+    env: Envelope<'a>,
+    session: Arc<CachedSession>,
+    /// The session is new to the cache.
+    fresh: bool,
+    /// The session came from an earlier envelope of the same batch (its index).
+    batch_origin: Option<usize>,
+    /// The trusted sender's name, from the keyring.
+    sender_name: Arc<str>,
+    item: ReplayItem,
+    payload_len: usize,
+    mh: [u8; 32],
 }
 
 const SHARDS: usize = 16;
@@ -487,6 +501,151 @@ impl Opener {
     /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
     #[doc(hidden)]
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
+        let prepared = self.prepare(bytes, now, &[])?;
+        // Step 10: the authenticator over every byte before it.
+        self.check_authenticator(&prepared.session, &prepared.mh, prepared.env.authenticator)?;
+        self.finish(prepared, now)
+    }
+
+    /// Opens a batch of envelopes, with one `now` for all of them. Results are in input
+    /// order, and each is what [`Opener::open`] would have returned had the envelopes been
+    /// opened one after the other: every check is the same, replay state is marked in input
+    /// order and only for messages that passed everything (so the second copy of a message
+    /// in one batch is [`ErrorKind::Replayed`]), and an envelope may refer to a session
+    /// whose block arrived earlier in the same batch.
+    ///
+    /// The difference is cost: the per-message Ed25519 signatures of signed and sign-only
+    /// messages are checked together with batch verification, which is about twice as fast
+    /// per message. When the batch check fails, each signature is checked on its own so
+    /// that only the bad envelopes are rejected.
+    ///
+    /// Batch verification accepts exactly the signatures that a single check accepts,
+    /// except for ones that only the holder of the session's signing key could make
+    /// (signatures with a small-order component); such a signature is still bound to the
+    /// message and its session, so this changes no property of the format.
+    pub fn open_batch(&self, envelopes: &[&[u8]]) -> Vec<Result<Opened, Error>> {
+        let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs(),
+            Err(_) => {
+                return envelopes
+                    .iter()
+                    .map(|_| {
+                        Err(err(
+                            ErrorKind::NotYetValid,
+                            "the receiver's clock is before 1970",
+                        ))
+                    })
+                    .collect()
+            }
+        };
+        self.open_batch_at(envelopes, now)
+    }
+
+    /// [`Opener::open_batch`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn open_batch_at(&self, envelopes: &[&[u8]], now: u64) -> Vec<Result<Opened, Error>> {
+        // Steps 1 to 9 for every envelope, in order. Sessions established by an envelope of
+        // this batch are visible to the envelopes after it (as they would be to sequential
+        // opens once that envelope is accepted: checked again in the last loop).
+        let mut fresh: Vec<([u8; 16], Arc<CachedSession>, usize)> = Vec::new();
+        let mut prepared: Vec<Result<Prepared<'_>, Error>> = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.iter().enumerate() {
+            let p = self.prepare(bytes, now, &fresh);
+            if let Ok(p) = &p {
+                if p.fresh {
+                    fresh.push((p.env.session_ref, p.session.clone(), i));
+                }
+            }
+            prepared.push(p);
+        }
+        // Step 10: MAC lists one by one, signatures together.
+        let mut auth: Vec<Result<(), Error>> = Vec::with_capacity(envelopes.len());
+        let mut signed = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            match p {
+                Ok(p) if p.session.verify.is_some() => {
+                    auth.push(Ok(()));
+                    signed.push(i);
+                }
+                Ok(p) => {
+                    auth.push(self.check_authenticator(&p.session, &p.mh, p.env.authenticator))
+                }
+                Err(_) => auth.push(Ok(())),
+            }
+        }
+        self.check_signatures(&prepared, &signed, &mut auth);
+        // Steps 11 to 13 in input order: decrypt, mark, cache.
+        let mut out: Vec<Result<Opened, Error>> = Vec::with_capacity(envelopes.len());
+        for (p, a) in prepared.into_iter().zip(auth) {
+            let r = p.and_then(|p| {
+                a?;
+                if let Some(origin) = p.batch_origin {
+                    if out[origin].is_err() {
+                        return Err(err(
+                            ErrorKind::UnknownSession,
+                            "no session with this reference is known: send its block",
+                        ));
+                    }
+                }
+                self.finish(p, now)
+            });
+            out.push(r);
+        }
+        out
+    }
+
+    /// Checks the signatures of the prepared envelopes at `indices` (all of signed
+    /// sessions), with one batch verification, and one by one when that fails.
+    fn check_signatures(
+        &self,
+        prepared: &[Result<Prepared<'_>, Error>],
+        indices: &[usize],
+        auth: &mut [Result<(), Error>],
+    ) {
+        let mut batch: Vec<usize> = Vec::with_capacity(indices.len());
+        let mut inputs = Vec::with_capacity(indices.len());
+        let mut sigs = Vec::with_capacity(indices.len());
+        let mut keys = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let Ok(p) = &prepared[i] else { continue };
+            let vk = p.session.verify.expect("signed session");
+            match <&[u8; SIG_LEN]>::try_from(p.env.authenticator) {
+                Ok(sig) => {
+                    batch.push(i);
+                    inputs.push(envelope::signature_input(&p.mh));
+                    sigs.push(Signature::from_bytes(sig));
+                    keys.push(vk);
+                }
+                Err(_) => {
+                    auth[i] = Err(err(
+                        ErrorKind::Malformed,
+                        "the signature has the wrong length",
+                    ))
+                }
+            }
+        }
+        self.counters
+            .message_signatures_checked
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let messages: Vec<&[u8]> = inputs.iter().map(|m| &m[..]).collect();
+        if batch.len() >= 2 && ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
+            return;
+        }
+        for (k, &i) in batch.iter().enumerate() {
+            if keys[k].verify_strict(messages[k], &sigs[k]).is_err() {
+                auth[i] = Err(bad_signature());
+            }
+        }
+    }
+
+    /// Spec §8 steps 1 to 9: every check before the authenticator. Changes no state.
+    /// `batch` holds sessions established earlier in the same batch.
+    fn prepare<'a>(
+        &self,
+        bytes: &'a [u8],
+        now: u64,
+        batch: &[([u8; 16], Arc<CachedSession>, usize)],
+    ) -> Result<Prepared<'a>, Error> {
         let p = &self.policy;
         // §8 step 1: size before anything else.
         if bytes.len() > p.max_envelope_bytes {
@@ -520,8 +679,8 @@ impl Opener {
                 "the envelope's suite is not on the allowlist",
             ));
         }
-        // Step 5: the session, from the inline block or the cache.
-        let (session, fresh) = self.resolve_session(&env)?;
+        // Step 5: the session, from the inline block, the cache or this batch.
+        let (session, fresh, batch_origin) = self.resolve_session(&env, batch)?;
         let h = &session.header;
         // Step 5: the session's suite is the envelope's (also for a cached session), its
         // sender is trusted, its mode allowed: repeated for cached sessions.
@@ -572,20 +731,41 @@ impl Opener {
             one_shot: h.max_messages == 1,
         };
         self.replay.check(&item, now).map_err(replay_error)?;
-        // Step 10: the authenticator over every byte before it.
+        // The message hash that step 10's authenticator covers.
         let mh = envelope::message_hash(&session.header_hash, env.covered);
-        self.check_authenticator(&session, &mh, env.authenticator)?;
+        Ok(Prepared {
+            env,
+            session,
+            fresh,
+            batch_origin,
+            sender_name,
+            item,
+            payload_len,
+            mh,
+        })
+    }
+
+    /// Spec §8 steps 11 to 13, for a message whose authenticator verified: decrypt, mark
+    /// as seen, remember the session.
+    fn finish(&self, prepared: Prepared<'_>, now: u64) -> Result<Opened, Error> {
+        let Prepared {
+            env,
+            session,
+            fresh,
+            sender_name,
+            item,
+            payload_len,
+            ..
+        } = prepared;
+        let h = &session.header;
         // Step 11: decrypt.
         let mut payload = env.body[..payload_len].to_vec();
         if let Some(cipher) = &session.cipher {
-            let tag = Tag::from_slice(&env.body[payload_len..]);
+            let tag: &[u8; AEAD_TAG_LEN] = env.body[payload_len..]
+                .try_into()
+                .expect("the body's length was checked against the tag's");
             cipher
-                .decrypt_in_place_detached(
-                    &envelope::aead_nonce(env.seq).into(),
-                    b"",
-                    &mut payload,
-                    tag,
-                )
+                .decrypt(&envelope::aead_nonce(env.seq), b"", &mut payload, tag)
                 .map_err(|_| {
                     err(
                         ErrorKind::BadAuthenticator,
@@ -602,18 +782,17 @@ impl Opener {
             let mut shard = self.cache.shard(&env.session_ref);
             if fresh {
                 shard.put(env.session_ref, session.clone());
-            } else {
+            } else if shard.contains(&env.session_ref) {
                 shard.promote(&env.session_ref);
+            } else {
+                // Established earlier in the same batch, and evicted since or not yet put.
+                shard.put(env.session_ref, session.clone());
             }
         }
         self.counters
             .messages_opened
             .fetch_add(1, Ordering::Relaxed);
-        let metadata = env
-            .metadata
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let metadata = env.metadata.to_metadata();
         Ok(Opened {
             payload,
             metadata,
@@ -654,17 +833,24 @@ impl Opener {
         Ok(())
     }
 
-    /// Finds the session: the cache if it holds this exact header, otherwise the inline
-    /// block, verified and unwrapped. Returns whether it is new to the cache.
-    fn resolve_session(&self, env: &Envelope<'_>) -> Result<(Arc<CachedSession>, bool), Error> {
+    /// Finds the session: the cache if it holds this exact header, then sessions established
+    /// earlier in the same batch, otherwise the inline block, verified and unwrapped.
+    /// Returns the session, whether it is new to the cache, and for a by-reference envelope
+    /// whose session came from the batch, the index of the envelope that carried it.
+    fn resolve_session(
+        &self,
+        env: &Envelope<'_>,
+        batch: &[([u8; 16], Arc<CachedSession>, usize)],
+    ) -> Result<(Arc<CachedSession>, bool, Option<usize>), Error> {
         let Some(block_bytes) = env.block else {
-            return match self.cache.peek(&env.session_ref) {
-                Some(s) => {
-                    self.counters
-                        .session_cache_hits
-                        .fetch_add(1, Ordering::Relaxed);
-                    Ok((s, false))
-                }
+            if let Some(s) = self.cache.peek(&env.session_ref) {
+                self.counters
+                    .session_cache_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok((s, false, None));
+            }
+            return match batch.iter().find(|(r, _, _)| *r == env.session_ref) {
+                Some((_, s, origin)) => Ok((s.clone(), false, Some(*origin))),
                 None => Err(err(
                     ErrorKind::UnknownSession,
                     "no session with this reference is known: send its block",
@@ -689,10 +875,18 @@ impl Opener {
                 self.counters
                     .session_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
-                return Ok((s, false));
+                return Ok((s, false, None));
             }
         }
-        self.establish(&block).map(|s| (Arc::new(s), true))
+        // The same verified block earlier in this batch: this envelope carries it too, so
+        // it stands on its own whatever became of the earlier one.
+        if let Some((_, s, _)) = batch
+            .iter()
+            .find(|(r, s, _)| *r == env.session_ref && s.header_hash == block.header_hash)
+        {
+            return Ok((s.clone(), true, None));
+        }
+        self.establish(&block).map(|s| (Arc::new(s), true, None))
     }
 
     /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
@@ -738,7 +932,7 @@ impl Opener {
         Ok(CachedSession {
             header: block.header.clone(),
             header_hash: block.header_hash,
-            cipher: ek.as_ref().map(|k| ChaCha20Poly1305::new((&k[..]).into())),
+            cipher: ek.as_ref().map(|k| PayloadCipher::new(k)),
             list_key: mac_key
                 .as_ref()
                 .and(ek.as_ref())
@@ -768,10 +962,7 @@ impl Opener {
             if crate::sign::verify(vk, &envelope::signature_input(mh), sig) {
                 Ok(())
             } else {
-                Err(err(
-                    ErrorKind::BadAuthenticator,
-                    "the message signature does not verify",
-                ))
+                Err(bad_signature())
             }
         } else {
             let (Some(mk), Some(ak)) = (&s.mac_key, &s.list_key) else {
@@ -1001,6 +1192,13 @@ fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
     Ok(())
 }
 
+fn bad_signature() -> Error {
+    err(
+        ErrorKind::BadAuthenticator,
+        "the message signature does not verify",
+    )
+}
+
 fn replay_error(e: ReplayError) -> Error {
     match e {
         ReplayError::Replayed => err(ErrorKind::Replayed, "this message was accepted before"),
@@ -1048,7 +1246,7 @@ mod tests {
                 .build()
                 .unwrap();
             let decoded = Envelope::decode(&env, &o.policy.limits).unwrap();
-            let (session, _) = o.resolve_session(&decoded).unwrap();
+            let (session, _, _) = o.resolve_session(&decoded, &[]).unwrap();
             let mh = envelope::message_hash(&session.header_hash, decoded.covered);
             o.check_authenticator(&session, &mh, decoded.authenticator)
                 .unwrap();

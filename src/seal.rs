@@ -2,12 +2,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use rand_core::{CryptoRng, OsRng, RngCore};
 
 use zeroize::Zeroizing;
 
+use crate::aead::PayloadCipher;
 use crate::envelope::{self, Metadata, NONCE_LEN, SIG_LEN};
 use crate::error::Misuse;
 use crate::keys::{Identity, Recipient};
@@ -120,7 +119,7 @@ pub const MAX_MESSAGES_LIMIT: u64 = 1 << 48;
 struct Active {
     s: SealerSession,
     list_key: Option<Zeroizing<[u8; 32]>>,
-    cipher: Option<ChaCha20Poly1305>,
+    cipher: Option<PayloadCipher>,
     session_ref: [u8; 16],
     next_seq: u64,
     bytes: u64,
@@ -337,9 +336,7 @@ impl Sealer {
             rng,
         )?;
         self.sessions_created += 1;
-        let cipher =
-            s.ek.as_ref()
-                .map(|k| ChaCha20Poly1305::new((&k[..]).into()));
+        let cipher = s.ek.as_ref().map(|k| PayloadCipher::new(k));
         let list_key = (s.header.mode == Mode::Mac)
             .then(|| s.ek.as_ref().map(|k| envelope::list_key(k)))
             .flatten();
@@ -410,13 +407,7 @@ impl Sealer {
         let body_start = out.len();
         out.extend_from_slice(payload);
         if let Some(cipher) = &a.cipher {
-            let tag = cipher
-                .encrypt_in_place_detached(
-                    &envelope::aead_nonce(seq).into(),
-                    b"",
-                    &mut out[body_start..],
-                )
-                .expect("payload length is bounded far below the AEAD's limit");
+            let tag = cipher.encrypt(&envelope::aead_nonce(seq), b"", &mut out[body_start..]);
             out.extend_from_slice(&tag);
         }
         let mh = envelope::message_hash(&a.s.header_hash, &out[start..]);

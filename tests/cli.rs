@@ -537,6 +537,7 @@ fn inspect_shows_the_cleartext_and_what_it_could_not_check() {
 #[test]
 fn usage_errors_exit_2() {
     rpcseal().arg("seal").assert().code(2);
+    #[cfg(not(feature = "redis"))]
     rpcseal()
         .args([
             "open",
@@ -550,11 +551,10 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2)
         .stderr(contains("not available in this build"));
-    rpcseal().args(["bench", "--quick"]).assert().code(2);
     rpcseal()
-        .args(["vectors", "verify", "vectors"])
+        .args(["vectors", "verify", "no/such/dir"])
         .assert()
-        .code(2);
+        .code(3);
     let k = Keys::new();
     let bob = k.keygen("bob", false);
     k.keygen("alice", false);
@@ -719,4 +719,29 @@ fn vectors_verify_closes_with_the_counts_and_fails_on_a_damaged_vector() {
         .code(1)
         .stdout(contains("FAIL"))
         .stdout(predicate::str::is_match(r"(?m)^\d+ passed, [1-9]\d* failed$").unwrap());
+}
+
+#[test]
+fn bench_quick_json_reports_every_ratio() {
+    let out = rpcseal()
+        .args(["bench", "--quick", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    for key in [
+        "mac_256_roundtrip_vs_floor",
+        "mac_256_roundtrip_vs_hybrid",
+        "signed_256_seal_vs_floor",
+        "signed_batch_open_vs_single",
+        "setup_1000_vs_hpke",
+        "replay_check_ns",
+        "aead_1mib_vs_raw",
+        "overhead_bytes_mac_1to1",
+    ] {
+        assert!(v[key].is_number(), "{key}: {}", v[key]);
+    }
+    assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
 }

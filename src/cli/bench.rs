@@ -1,9 +1,575 @@
-//! `rpcseal bench [--quick] [--json]` (placeholder: another issue fills it in).
+//! `rpcseal bench`: a quick in-process measurement of the ratios the brief aims at, against
+//! the floor (the same crates used directly) and the usual hybrid design, in one run.
+//!
+//! Uses only the library's public API, std and the library's normal dependencies (the
+//! criterion benches in `benches/envelope.rs` add the dev-only peers: age, crypto_box).
+//! Ratios are rpcseal's time divided by the other's: lower is better, except
+//! `aead_1mib_vs_raw`, which is rpcseal's throughput over the raw AEAD's.
 
+use std::hint::black_box;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Runs the benchmarks.
-pub fn run(_quick: bool, _json: bool) -> ExitCode {
-    eprintln!("rpcseal: bench is not implemented in this build yet");
-    ExitCode::from(2)
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use ed25519_dalek::{Signer, SigningKey, Verifier};
+use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use rand_core::{OsRng, RngCore};
+use rpcseal::replay::{
+    MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
+};
+use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+
+/// Runs the measurements, prints a table (or with `json` one JSON object) on stdout and
+/// the progress on stderr.
+pub fn run(quick: bool, json: bool) -> ExitCode {
+    match measure(quick) {
+        Ok(r) => {
+            let mut out = std::io::stdout().lock();
+            let written = if json {
+                writeln!(out, "{}", r.to_json())
+            } else {
+                write!(out, "{}", r.to_table())
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("\rrpcseal bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything measured, in nanoseconds per operation unless the name says otherwise.
+struct Results {
+    quick: bool,
+    mac_256_roundtrip: f64,
+    floor_mac_256_roundtrip: f64,
+    hybrid_256_roundtrip: f64,
+    signed_256_seal: f64,
+    floor_signed_256_seal: f64,
+    signed_single_open_per_msg: f64,
+    signed_batch_open_per_msg: f64,
+    setup_1000: f64,
+    hpke_seals_1000: f64,
+    replay_check: Option<f64>,
+    mac_1mib_seal: f64,
+    raw_aead_1mib: f64,
+    overhead_bytes_mac_1to1: usize,
+    avx2_compiled: bool,
+}
+
+impl Results {
+    fn ratios(&self) -> Vec<(&'static str, f64, &'static str)> {
+        vec![
+            (
+                "mac_256_roundtrip_vs_floor",
+                self.mac_256_roundtrip / self.floor_mac_256_roundtrip,
+                "<= 1.5",
+            ),
+            (
+                "mac_256_roundtrip_vs_hybrid",
+                self.mac_256_roundtrip / self.hybrid_256_roundtrip,
+                "<= 0.02 (50x faster)",
+            ),
+            (
+                "signed_256_seal_vs_floor",
+                self.signed_256_seal / self.floor_signed_256_seal,
+                "<= 1.15",
+            ),
+            (
+                "signed_batch_open_vs_single",
+                self.signed_batch_open_per_msg / self.signed_single_open_per_msg,
+                "<= 0.65",
+            ),
+            (
+                "setup_1000_vs_hpke",
+                self.setup_1000 / self.hpke_seals_1000,
+                "<= 1.2",
+            ),
+            (
+                "aead_1mib_vs_raw",
+                self.raw_aead_1mib / self.mac_1mib_seal,
+                ">= 0.85 (throughput)",
+            ),
+        ]
+    }
+
+    fn to_json(&self) -> String {
+        let mut s = String::from("{");
+        for (k, v, _) in self.ratios() {
+            s.push_str(&format!("\"{k}\":{},", num(v)));
+        }
+        s.push_str(&format!(
+            "\"replay_check_ns\":{},",
+            self.replay_check.map_or("null".into(), num)
+        ));
+        s.push_str(&format!(
+            "\"overhead_bytes_mac_1to1\":{},",
+            self.overhead_bytes_mac_1to1
+        ));
+        let raw = [
+            ("mac_256_roundtrip_ns", self.mac_256_roundtrip),
+            ("floor_mac_256_roundtrip_ns", self.floor_mac_256_roundtrip),
+            ("hybrid_256_roundtrip_ns", self.hybrid_256_roundtrip),
+            ("signed_256_seal_ns", self.signed_256_seal),
+            ("floor_signed_256_seal_ns", self.floor_signed_256_seal),
+            ("signed_open_single_ns", self.signed_single_open_per_msg),
+            ("signed_open_batch_ns", self.signed_batch_open_per_msg),
+            ("setup_1000_ns", self.setup_1000),
+            ("hpke_seals_1000_ns", self.hpke_seals_1000),
+            ("mac_1mib_seal_ns", self.mac_1mib_seal),
+            ("raw_aead_1mib_ns", self.raw_aead_1mib),
+        ];
+        for (k, v) in raw {
+            s.push_str(&format!("\"{k}\":{},", num(v)));
+        }
+        s.push_str(&format!(
+            "\"avx2_compiled\":{},\"quick\":{}}}",
+            self.avx2_compiled, self.quick
+        ));
+        s
+    }
+
+    fn to_table(&self) -> String {
+        let mut s = format!(
+            "rpcseal bench ({} run, AVX2 at compile time: {})\n\n{:<30} {:>10}  {}\n",
+            if self.quick { "quick" } else { "full" },
+            if self.avx2_compiled { "yes" } else { "no" },
+            "ratio (lower is better)",
+            "measured",
+            "aim"
+        );
+        for (k, v, aim) in self.ratios() {
+            s.push_str(&format!("{k:<30} {v:>10.3}  {aim}\n"));
+        }
+        s.push_str(&format!(
+            "{:<30} {:>10}  < 150 with 1M sessions (check + mark)\n",
+            "replay_check_ns",
+            self.replay_check
+                .map_or("n/a".into(), |v| format!("{v:.0}"))
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>10}  <= 100\n\n",
+            "overhead_bytes_mac_1to1", self.overhead_bytes_mac_1to1
+        ));
+        let us = |ns: f64| format!("{:.2} us", ns / 1e3);
+        let rows = [
+            ("MAC 256 B seal+open", self.mac_256_roundtrip),
+            ("  floor (same crates)", self.floor_mac_256_roundtrip),
+            ("  hybrid HPKE+Ed25519", self.hybrid_256_roundtrip),
+            ("signed 256 B seal", self.signed_256_seal),
+            ("  floor (AEAD+hash+sign)", self.floor_signed_256_seal),
+            ("signed open, per message", self.signed_single_open_per_msg),
+            ("  in a batch of 64", self.signed_batch_open_per_msg),
+            ("session to 1000 recipients", self.setup_1000),
+            ("  1000 HPKE seals", self.hpke_seals_1000),
+            ("MAC 1 MiB seal", self.mac_1mib_seal),
+            ("  raw ChaCha20-Poly1305 1 MiB", self.raw_aead_1mib),
+        ];
+        for (k, v) in rows {
+            s.push_str(&format!("{k:<30} {:>12}\n", us(v)));
+        }
+        if self.replay_check.is_none() {
+            s.push_str("\nreplay_check_ns: this build has no in-memory replay store to measure.\n");
+        }
+        if !self.avx2_compiled {
+            s.push_str(
+                "\nBuilt without AVX2 at compile time: see README.perf.md for the faster build.\n",
+            );
+        }
+        s
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "null".into()
+    }
+}
+
+/// Progress on stderr: one line, rewritten.
+struct Progress {
+    step: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn next(&mut self, what: &str) {
+        self.step += 1;
+        eprint!("\r\x1b[2K[{}/{}] {what}", self.step, self.total);
+        let _ = std::io::stderr().flush();
+    }
+    fn done(&self) {
+        eprint!("\r\x1b[2K");
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Nanoseconds per call of `f`: the median of `rounds` timed batches after a warm-up,
+/// each batch sized to take about `slice`.
+fn time<F: FnMut()>(slice: Duration, rounds: usize, mut f: F) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < slice / 2 || calls == 0 {
+        f();
+        calls += 1;
+    }
+    let per = start.elapsed().as_secs_f64() / calls as f64;
+    let batch = ((slice.as_secs_f64() / per) as u64).max(1);
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e9 / batch as f64
+        })
+        .collect();
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn meta() -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("method".into(), "inventory.get".into());
+    m
+}
+
+fn pair(
+    mode: Mode,
+    rcpts: &[Recipient],
+    bob: &Identity,
+    alice: &Identity,
+) -> Result<(Sealer, Opener), String> {
+    let mut sealer = Sealer::new(
+        alice,
+        rcpts,
+        SealerConfig::new(mode).inline(Inline::FirstMessage),
+    )
+    .map_err(|e| e.to_string())?;
+    let opener = Opener::builder()
+        .identity(bob)
+        .trust(alice.public())
+        .replay_store(Arc::new(NoReplayCheck))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let first = sealer.seal(b"hello", &meta()).map_err(|e| e.to_string())?;
+    opener.open(&first).map_err(|e| e.to_string())?;
+    Ok((sealer, opener))
+}
+
+type HpkePk = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
+type HpkeSk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
+type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
+
+fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
+    let mut buf = pt.to_vec();
+    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
+        HpkeChaCha,
+        HkdfSha256,
+        X25519HkdfSha256,
+        _,
+    >(&OpModeS::Base, pk, b"bench", &mut buf, aad, &mut OsRng)
+    .expect("a generated key is valid");
+    buf.extend_from_slice(&tag.to_bytes());
+    (enc.to_bytes().into(), buf)
+}
+
+fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], ct: &[u8]) -> Option<Vec<u8>> {
+    let enc = HpkeEnc::from_bytes(enc).ok()?;
+    let (ct, tag) = ct.split_at(ct.len().checked_sub(16)?);
+    let mut buf = ct.to_vec();
+    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+        &OpModeR::Base,
+        sk,
+        &enc,
+        b"bench",
+        &mut buf,
+        b"",
+        &hpke::aead::AeadTag::from_bytes(tag).ok()?,
+    )
+    .ok()?;
+    Some(buf)
+}
+
+/// The floor of one message: the envelope's cleartext bytes written by hand, the AEAD, the
+/// BLAKE3 message hash and one keyed-BLAKE3 tag (or one Ed25519 signature).
+struct Floor {
+    aead: ChaCha20Poly1305,
+    header_hash: [u8; 32],
+    mac_key: [u8; 32],
+    signing: SigningKey,
+    seq: u64,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        let mut k = [0u8; 32];
+        OsRng.fill_bytes(&mut k);
+        Floor {
+            aead: ChaCha20Poly1305::new(&k.into()),
+            header_hash: [7; 32],
+            mac_key: [9; 32],
+            signing: SigningKey::generate(&mut OsRng),
+            seq: 0,
+        }
+    }
+
+    fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
+        let mut nonce = [0u8; 16];
+        OsRng.fill_bytes(&mut nonce);
+        out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
+        out.extend_from_slice(&self.header_hash[..16]);
+        out.push(0xc0);
+        out.push(0xcf);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(0xce);
+        out.extend_from_slice(&1_800_000_000u32.to_be_bytes());
+        out.extend_from_slice(&[0xc4, 16]);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(b"\x81\xa6method\xadinventory.get");
+        out.push(0xc6);
+        out.extend_from_slice(&((payload.len() + 16) as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&self.seq.to_be_bytes());
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(&n.into(), b"", &mut out[start..])
+            .expect("short payload");
+        out.extend_from_slice(&tag);
+        self.seq += 1;
+        let mut h = blake3::Hasher::new_derive_key("floor message");
+        h.update(&self.header_hash);
+        h.update(out);
+        *h.finalize().as_bytes()
+    }
+
+    fn seal_mac(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let mh = self.body(payload, out);
+        out.extend_from_slice(&[0xc4, 16]);
+        out.extend_from_slice(&blake3::keyed_hash(&self.mac_key, &mh).as_bytes()[..16]);
+    }
+
+    fn seal_signed(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let mh = self.body(payload, out);
+        out.extend_from_slice(&[0xc4, 64]);
+        out.extend_from_slice(&self.signing.sign(&mh).to_bytes());
+    }
+
+    fn open_mac(&self, env: &[u8], payload_len: usize) -> Option<Vec<u8>> {
+        let covered = &env[..env.len() - 18];
+        let mut h = blake3::Hasher::new_derive_key("floor message");
+        h.update(&self.header_hash);
+        h.update(covered);
+        let tag = blake3::keyed_hash(&self.mac_key, h.finalize().as_bytes());
+        if tag.as_bytes()[..16] != env[env.len() - 16..] {
+            return None;
+        }
+        let body = &covered[covered.len() - payload_len - 16..];
+        let mut out = body[..payload_len].to_vec();
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&env[23..31]);
+        self.aead
+            .decrypt_in_place_detached(&n.into(), b"", &mut out, body[payload_len..].into())
+            .ok()?;
+        Some(out)
+    }
+}
+
+/// Sessions tracked by the replay store while its check is timed (the brief's aim: under
+/// 150 ns per message with a million sessions in memory).
+const REPLAY_SESSIONS: u64 = 1_000_000;
+
+/// The replay store to measure: the in-memory store, sized for [`REPLAY_SESSIONS`].
+fn replay_store_under_test() -> Option<Arc<dyn ReplayStore>> {
+    Some(Arc::new(MemoryReplayStore::new(MemoryReplayConfig {
+        max_sessions: 1 << 20,
+        ..MemoryReplayConfig::default()
+    })))
+}
+
+fn measure(quick: bool) -> Result<Results, String> {
+    let (slice, rounds) = if quick {
+        (Duration::from_millis(40), 5)
+    } else {
+        (Duration::from_millis(200), 9)
+    };
+    let mut p = Progress { step: 0, total: 10 };
+    let e = |e: rpcseal::Misuse| e.to_string();
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let to_bob = [Recipient::from(bob.public())];
+    let payload = vec![0x5a; 256];
+    let m = meta();
+    let mut out = Vec::with_capacity(4096);
+
+    p.next("MAC-mode 256 B seal + open");
+    let (mut sealer, opener) = pair(Mode::Mac, &to_bob, &bob, &alice)?;
+    let mac_256_roundtrip = time(slice, rounds, || {
+        out.clear();
+        sealer.seal_into(&payload, &m, &mut out).expect("sealable");
+        black_box(opener.open(&out).expect("opens"));
+    });
+
+    p.next("floor: 256 B seal + open with the crates");
+    let mut floor = Floor::new();
+    let floor_mac_256_roundtrip = time(slice, rounds, || {
+        out.clear();
+        floor.seal_mac(&payload, &mut out);
+        black_box(floor.open_mac(&out, payload.len()).expect("opens"));
+    });
+
+    p.next("hybrid: HPKE seal + Ed25519 sign, open + verify");
+    let (hsk, hpk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
+    let signer = SigningKey::generate(&mut OsRng);
+    let verifier = signer.verifying_key();
+    let hybrid_256_roundtrip = time(slice, rounds, || {
+        let (enc, ct) = hpke_seal(&hpk, b"", &payload);
+        let mut signed = enc.to_vec();
+        signed.extend_from_slice(&ct);
+        let sig = signer.sign(&signed);
+        assert!(verifier.verify(&signed, &sig).is_ok());
+        black_box(hpke_open(&hsk, &enc, &ct).expect("opens"));
+    });
+
+    p.next("signed 256 B seal, and its floor");
+    let (mut signed_sealer, signed_opener) = pair(Mode::Signed, &to_bob, &bob, &alice)?;
+    let signed_256_seal = time(slice, rounds, || {
+        out.clear();
+        signed_sealer
+            .seal_into(&payload, &m, &mut out)
+            .expect("sealable");
+        black_box(&out);
+    });
+    let floor_signed_256_seal = time(slice, rounds, || {
+        out.clear();
+        floor.seal_signed(&payload, &mut out);
+        black_box(&out);
+    });
+
+    p.next("signed open: one by one and in a batch of 64");
+    let batch: Vec<Vec<u8>> = (0..64)
+        .map(|_| signed_sealer.seal(&payload, &m))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+    let signed_single_open_per_msg = time(slice, rounds, || {
+        for r in &refs {
+            black_box(signed_opener.open(r).expect("opens"));
+        }
+    }) / 64.0;
+    let signed_batch_open_per_msg = time(slice, rounds, || {
+        black_box(signed_opener.open_batch(&refs));
+    }) / 64.0;
+
+    p.next("session setup to 1000 recipients");
+    let many: Vec<Recipient> = (0..1000)
+        .map(|_| Recipient::from(Identity::generate().public()))
+        .collect();
+    let mut big = Sealer::new(&alice, &many, SealerConfig::new(Mode::Signed)).map_err(e)?;
+    let setup_rounds = if quick { 3 } else { 5 };
+    let setup_1000 = time(Duration::ZERO, setup_rounds, || {
+        big.rotate();
+        black_box(big.session_block().expect("creates").len());
+    });
+    p.next("1000 HPKE seals");
+    let pks: Vec<HpkePk> = (0..1000)
+        .map(|_| X25519HkdfSha256::gen_keypair(&mut OsRng).1)
+        .collect();
+    let hpke_seals_1000 = time(Duration::ZERO, setup_rounds, || {
+        for pk in &pks {
+            black_box(hpke_seal(pk, &[0u8; 36], &[0u8; 32]));
+        }
+    });
+
+    p.next("replay check");
+    let replay_check = replay_store_under_test().map(|store| {
+        const NOW: u64 = 1_800_000_000;
+        let mut item = ReplayItem {
+            sender: [1; 16],
+            session_id: [0; 16],
+            seq: 0,
+            nonce: [0; 16],
+            timestamp: NOW,
+            expires_at: NOW + 3600,
+            one_shot: false,
+        };
+        for i in 0..REPLAY_SESSIONS {
+            item.session_id[..8].copy_from_slice(&i.to_le_bytes());
+            let _ = store.check_and_mark(&item, NOW);
+        }
+        // What the opener does per message: the read-only check, then check-and-mark, on a
+        // different tracked session each time (cache-unfriendly, as a busy receiver).
+        let mut i = 0u64;
+        time(slice, rounds, || {
+            i += 1;
+            let s = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % REPLAY_SESSIONS;
+            item.session_id[..8].copy_from_slice(&s.to_le_bytes());
+            item.seq = i;
+            let _ = black_box(store.check(&item, NOW));
+            let _ = black_box(store.check_and_mark(&item, NOW));
+        })
+    });
+
+    p.next("1 MiB: MAC-mode seal and the raw AEAD");
+    let big_payload = vec![0x5a; 1 << 20];
+    let mut big_out = Vec::with_capacity((1 << 20) + 4096);
+    let mac_1mib_seal = time(slice * 2, rounds, || {
+        big_out.clear();
+        sealer
+            .seal_into(&big_payload, &m, &mut big_out)
+            .expect("sealable");
+        black_box(&big_out);
+    });
+    let raw = ChaCha20Poly1305::new(&[3u8; 32].into());
+    let mut buf = big_payload.clone();
+    let mut seq = 0u64;
+    let raw_aead_1mib = time(slice * 2, rounds, || {
+        seq += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&seq.to_be_bytes());
+        black_box(
+            raw.encrypt_in_place_detached(&n.into(), b"", &mut buf)
+                .expect("1 MiB"),
+        );
+    });
+
+    p.next("wire overhead");
+    let (mut s1, _) = pair(Mode::Mac, &to_bob, &bob, &alice)?;
+    // The pair already sealed the first message (which carried the block): this is the
+    // second, by reference, with no metadata.
+    let env = s1.seal(&payload, &Metadata::new()).map_err(e)?;
+    let overhead_bytes_mac_1to1 = env.len() - payload.len();
+    p.done();
+
+    Ok(Results {
+        quick,
+        mac_256_roundtrip,
+        floor_mac_256_roundtrip,
+        hybrid_256_roundtrip,
+        signed_256_seal,
+        floor_signed_256_seal,
+        signed_single_open_per_msg,
+        signed_batch_open_per_msg,
+        setup_1000,
+        hpke_seals_1000,
+        replay_check,
+        mac_1mib_seal,
+        raw_aead_1mib,
+        overhead_bytes_mac_1to1,
+        avx2_compiled: cfg!(target_feature = "avx2"),
+    })
 }

@@ -1,0 +1,575 @@
+//! rpcseal against its floor and its peers, in one run (issue 7).
+//!
+//! Groups:
+//! - `seal/<mode>`, `open/<mode>`: steady state (session by reference, cached at the
+//!   receiver), payloads 64 B to 1 MiB, with byte throughput.
+//! - `floor/*`: the same AEAD, hash, tag/signature and encoding work done directly with the
+//!   crates, no envelope around it; `aead_raw/*`: the chacha20poly1305 crate alone.
+//! - `roundtrip_256/*`: seal + open of a 256-byte payload: rpcseal (MAC and signed), the
+//!   floor, the usual hybrid design (HPKE single-shot seal + Ed25519 signature per message),
+//!   age (one X25519 recipient) and a libsodium-style sealed box (crypto_box).
+//! - `setup/*`: a session to N recipients against N HPKE seals.
+//! - `open_session/*`: a session block seen for the first time against a cached one.
+//! - `replay/*`: the replay check against the in-memory store with a million sessions.
+//! - `batch_open/*`: 64 signed messages, `open_batch` against 64 `open` calls.
+//! - `threads/*`: 1 and 2 threads opening messages of different sessions.
+//!
+//! Run: `cargo bench --bench envelope`, and for the AVX2 build see README.perf.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use ed25519_dalek::{Signer, SigningKey, Verifier};
+use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use rand_core::{OsRng, RngCore};
+use rpcseal::replay::{
+    MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
+};
+use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+
+const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 1024 * 1024];
+const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
+
+fn meta() -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("method".into(), "inventory.get".into());
+    m.insert("message_id".into(), "7f3c9a".into());
+    m
+}
+
+/// A sender and a receiver in steady state: the session block has been delivered and the
+/// receiver caches the session; envelopes refer to it.
+struct Pair {
+    sealer: Sealer,
+    opener: Opener,
+}
+
+fn pair(mode: Mode, n_recipients: usize) -> Pair {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let mut rcpts = vec![Recipient::from(bob.public())];
+    rcpts.extend((1..n_recipients).map(|_| Recipient::from(Identity::generate().public())));
+    let mut sealer = Sealer::new(
+        &alice,
+        &rcpts,
+        SealerConfig::new(mode).inline(Inline::FirstMessage),
+    )
+    .unwrap();
+    let opener = Opener::builder()
+        .identity(&bob)
+        .trust(alice.public())
+        .replay_store(Arc::new(NoReplayCheck))
+        .build()
+        .unwrap();
+    let first = sealer.seal(b"hello", &meta()).unwrap();
+    opener.open(&first).unwrap();
+    Pair { sealer, opener }
+}
+
+fn quick<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    g
+}
+
+fn seal_open(c: &mut Criterion) {
+    for mode in MODES {
+        let mut g = quick(c, &format!("seal/{mode}"));
+        for size in SIZES {
+            if size >= 1 << 20 {
+                g.sample_size(10);
+            }
+            g.throughput(Throughput::Bytes(size as u64));
+            let mut p = pair(mode, 1);
+            let payload = vec![0x5a; size];
+            let m = meta();
+            let mut out = Vec::with_capacity(size + 1024);
+            g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                    black_box(&out);
+                })
+            });
+        }
+        g.finish();
+        let mut g = quick(c, &format!("open/{mode}"));
+        for size in SIZES {
+            if size >= 1 << 20 {
+                g.sample_size(10);
+            }
+            g.throughput(Throughput::Bytes(size as u64));
+            let mut p = pair(mode, 1);
+            let env = p.sealer.seal(&vec![0x5a; size], &meta()).unwrap();
+            g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+                b.iter(|| black_box(p.opener.open(&env).unwrap()))
+            });
+        }
+        g.finish();
+    }
+}
+
+/// The floor: what one message costs done directly with the crates. The same bytes as a
+/// steady-state MAC-mode envelope to one recipient: the cleartext fields, the AEAD, the
+/// BLAKE3 message hash over header hash and covered bytes, one keyed-BLAKE3 tag.
+mod floor {
+    use super::*;
+
+    pub struct Floor {
+        pub aead: ChaCha20Poly1305,
+        pub header_hash: [u8; 32],
+        pub mac_key: [u8; 32],
+        pub signing: SigningKey,
+        pub seq: u64,
+    }
+
+    impl Floor {
+        pub fn new() -> Floor {
+            let mut k = [0u8; 32];
+            OsRng.fill_bytes(&mut k);
+            Floor {
+                aead: ChaCha20Poly1305::new(&k.into()),
+                header_hash: [7; 32],
+                mac_key: [9; 32],
+                signing: SigningKey::generate(&mut OsRng),
+                seq: 0,
+            }
+        }
+
+        /// Cleartext fields (the same length as rpcseal's), payload encrypted, message hash.
+        fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
+            let mut nonce = [0u8; 16];
+            OsRng.fill_bytes(&mut nonce);
+            // Roughly the envelope's cleartext: array, version, suite, ref, nil, seq, ts,
+            // nonce, metadata, bin header.
+            out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
+            out.extend_from_slice(&self.header_hash[..16]);
+            out.push(0xc0);
+            out.push(0xcf);
+            out.extend_from_slice(&self.seq.to_be_bytes());
+            out.push(0xce);
+            out.extend_from_slice(&1_800_000_000u32.to_be_bytes());
+            out.extend_from_slice(&[0xc4, 16]);
+            out.extend_from_slice(&nonce);
+            out.push(0x82);
+            for (k, v) in &meta() {
+                out.push(0xa0 | k.len() as u8);
+                out.extend_from_slice(k.as_bytes());
+                out.push(0xa0 | v.len() as u8);
+                out.extend_from_slice(v.as_bytes());
+            }
+            out.push(0xc6);
+            out.extend_from_slice(&((payload.len() + 16) as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(payload);
+            let mut n = [0u8; 12];
+            n[4..].copy_from_slice(&self.seq.to_be_bytes());
+            let tag = self
+                .aead
+                .encrypt_in_place_detached(&n.into(), b"", &mut out[start..])
+                .unwrap();
+            out.extend_from_slice(&tag);
+            self.seq += 1;
+            let mut h = blake3::Hasher::new_derive_key("floor message");
+            h.update(&self.header_hash);
+            h.update(out);
+            *h.finalize().as_bytes()
+        }
+
+        pub fn seal_mac(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+            let mh = self.body(payload, out);
+            out.extend_from_slice(&[0xc4, 16]);
+            out.extend_from_slice(&blake3::keyed_hash(&self.mac_key, &mh).as_bytes()[..16]);
+        }
+
+        pub fn seal_signed(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+            let mh = self.body(payload, out);
+            out.extend_from_slice(&[0xc4, 64]);
+            out.extend_from_slice(&self.signing.sign(&mh).to_bytes());
+        }
+
+        /// The receiver's side of `seal_mac`: hash, tag check, decrypt into a new buffer.
+        pub fn open_mac(&self, env: &[u8], payload_len: usize) -> Vec<u8> {
+            let covered = &env[..env.len() - 18];
+            let mut h = blake3::Hasher::new_derive_key("floor message");
+            h.update(&self.header_hash);
+            h.update(covered);
+            let mh = h.finalize();
+            let tag = blake3::keyed_hash(&self.mac_key, mh.as_bytes());
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(&tag.as_bytes()[..16], &env[env.len() - 16..]).into();
+            assert!(ok);
+            let body = &covered[covered.len() - payload_len - 16..];
+            let mut out = body[..payload_len].to_vec();
+            let seq = u64::from_be_bytes(env[23..31].try_into().unwrap());
+            let mut n = [0u8; 12];
+            n[4..].copy_from_slice(&seq.to_be_bytes());
+            self.aead
+                .decrypt_in_place_detached(&n.into(), b"", &mut out, body[payload_len..].into())
+                .unwrap();
+            out
+        }
+    }
+}
+
+fn floor_and_raw(c: &mut Criterion) {
+    let mut g = quick(c, "floor/mac_seal");
+    for size in SIZES {
+        if size >= 1 << 20 {
+            g.sample_size(10);
+        }
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut f = floor::Floor::new();
+        let payload = vec![0x5a; size];
+        let mut out = Vec::with_capacity(size + 1024);
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                out.clear();
+                f.seal_mac(&payload, &mut out);
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+    let mut g = quick(c, "floor/signed_seal");
+    for size in [64usize, 256] {
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut f = floor::Floor::new();
+        let payload = vec![0x5a; size];
+        let mut out = Vec::with_capacity(size + 1024);
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                out.clear();
+                f.seal_signed(&payload, &mut out);
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+    let mut g = quick(c, "aead_raw/chacha20poly1305");
+    for size in SIZES {
+        if size >= 1 << 20 {
+            g.sample_size(10);
+        }
+        g.throughput(Throughput::Bytes(size as u64));
+        let aead = ChaCha20Poly1305::new(&[3u8; 32].into());
+        let mut buf = vec![0x5a; size];
+        let mut seq = 0u64;
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                seq += 1;
+                let mut n = [0u8; 12];
+                n[4..].copy_from_slice(&seq.to_be_bytes());
+                black_box(
+                    aead.encrypt_in_place_detached(&n.into(), b"", &mut buf)
+                        .unwrap(),
+                );
+            })
+        });
+    }
+    g.finish();
+}
+
+type HpkeSk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
+type HpkePk = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
+type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
+
+fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
+    let mut buf = pt.to_vec();
+    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
+        HpkeChaCha,
+        HkdfSha256,
+        X25519HkdfSha256,
+        _,
+    >(&OpModeS::Base, pk, b"bench", &mut buf, aad, &mut OsRng)
+    .unwrap();
+    buf.extend_from_slice(&tag.to_bytes());
+    (enc.to_bytes().into(), buf)
+}
+
+fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Vec<u8> {
+    let enc = HpkeEnc::from_bytes(enc).unwrap();
+    let (ct, tag) = ct.split_at(ct.len() - 16);
+    let mut buf = ct.to_vec();
+    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+        &OpModeR::Base,
+        sk,
+        &enc,
+        b"bench",
+        &mut buf,
+        aad,
+        &hpke::aead::AeadTag::from_bytes(tag).unwrap(),
+    )
+    .unwrap();
+    buf
+}
+
+fn roundtrip_256(c: &mut Criterion) {
+    let payload = vec![0x5a; 256];
+    let m = meta();
+    let mut g = quick(c, "roundtrip_256");
+    g.throughput(Throughput::Bytes(256));
+    for mode in [Mode::Mac, Mode::Signed] {
+        let mut p = pair(mode, 1);
+        let mut out = Vec::with_capacity(1024);
+        g.bench_function(format!("rpcseal_{mode}"), |b| {
+            b.iter(|| {
+                out.clear();
+                p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                black_box(p.opener.open(&out).unwrap());
+            })
+        });
+    }
+    let mut f = floor::Floor::new();
+    let mut out = Vec::with_capacity(1024);
+    g.bench_function("floor_mac", |b| {
+        b.iter(|| {
+            out.clear();
+            f.seal_mac(&payload, &mut out);
+            black_box(f.open_mac(&out, payload.len()));
+        })
+    });
+    // The usual hybrid: an HPKE single-shot seal of the payload and an Ed25519 signature
+    // over the ciphertext, per message; the receiver verifies and opens.
+    let (sk, pk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
+    let signer = SigningKey::generate(&mut OsRng);
+    let verifier = signer.verifying_key();
+    g.bench_function("hybrid_hpke_ed25519", |b| {
+        b.iter(|| {
+            let (enc, ct) = hpke_seal(&pk, b"", &payload);
+            let mut signed = enc.to_vec();
+            signed.extend_from_slice(&ct);
+            let sig = signer.sign(&signed);
+            verifier.verify(&signed, &sig).unwrap();
+            black_box(hpke_open(&sk, &enc, b"", &ct));
+        })
+    });
+    let age_id = age::x25519::Identity::generate();
+    let age_to = age_id.to_public();
+    g.bench_function("age_x25519", |b| {
+        b.iter(|| {
+            let ct = age::encrypt(&age_to, &payload).unwrap();
+            black_box(age::decrypt(&age_id, &ct).unwrap());
+        })
+    });
+    let box_sk = crypto_box::SecretKey::generate(&mut OsRng);
+    let box_pk = box_sk.public_key();
+    g.bench_function("sealed_box", |b| {
+        b.iter(|| {
+            let ct = box_pk.seal(&mut OsRng, &payload).unwrap();
+            black_box(box_sk.unseal(&ct).unwrap());
+        })
+    });
+    g.finish();
+}
+
+fn setup(c: &mut Criterion) {
+    let alice = Identity::generate();
+    let mut g = quick(c, "setup");
+    for n in [1usize, 10, 100, 1000] {
+        if n >= 100 {
+            g.sample_size(10);
+        }
+        g.throughput(Throughput::Elements(n as u64));
+        let rcpts: Vec<Recipient> = (0..n)
+            .map(|_| Recipient::from(Identity::generate().public()))
+            .collect();
+        let mut sealer = Sealer::new(&alice, &rcpts, SealerConfig::new(Mode::Signed)).unwrap();
+        g.bench_with_input(BenchmarkId::new("rpcseal_signed", n), &n, |b, _| {
+            b.iter(|| {
+                sealer.rotate();
+                black_box(sealer.session_block().unwrap().len());
+            })
+        });
+        let pks: Vec<HpkePk> = rcpts
+            .iter()
+            .map(|_| X25519HkdfSha256::gen_keypair(&mut OsRng).1)
+            .collect();
+        g.bench_with_input(BenchmarkId::new("hpke_seals", n), &n, |b, _| {
+            b.iter(|| {
+                for pk in &pks {
+                    black_box(hpke_seal(pk, &[0u8; 36], &[0u8; 32]));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn open_session(c: &mut Criterion) {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let mut sealer = Sealer::new(
+        &alice,
+        &[Recipient::from(bob.public())],
+        SealerConfig::new(Mode::Mac).inline(Inline::Always),
+    )
+    .unwrap();
+    let env = sealer.seal(&[0x5a; 256], &meta()).unwrap();
+    let build = || {
+        Opener::builder()
+            .identity(&bob)
+            .trust(alice.public())
+            .session_cache_capacity(16)
+            .replay_store(Arc::new(NoReplayCheck))
+            .build()
+            .unwrap()
+    };
+    let mut g = quick(c, "open_session");
+    g.bench_function("first_seen", |b| {
+        b.iter_batched(
+            build,
+            |o| black_box(o.open(&env).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    let warm = build();
+    warm.open(&env).unwrap();
+    g.bench_function("cached_inline_block", |b| {
+        b.iter(|| black_box(warm.open(&env).unwrap()))
+    });
+    g.finish();
+}
+
+fn replay(c: &mut Criterion) {
+    const NOW: u64 = 1_800_000_000;
+    let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new(MemoryReplayConfig {
+        max_sessions: 1 << 20,
+        ..MemoryReplayConfig::default()
+    }));
+    let mut item = ReplayItem {
+        sender: [1; 16],
+        session_id: [0; 16],
+        seq: 0,
+        nonce: [2; 16],
+        timestamp: NOW,
+        expires_at: NOW + 3600,
+        one_shot: false,
+    };
+    let key = |item: &mut ReplayItem, k: u64| {
+        item.session_id[..8].copy_from_slice(&k.to_le_bytes());
+        item.session_id[8..].copy_from_slice(&k.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    };
+    for k in 0..1_000_000u64 {
+        key(&mut item, k);
+        store.check_and_mark(&item, NOW).unwrap();
+    }
+    let mut g = quick(c, "replay");
+    let mut i = 0u64;
+    g.bench_function("memory_check_and_mark_1m_sessions", |b| {
+        b.iter(|| {
+            // A different tracked session each time (cache-unfriendly, as a busy receiver),
+            // the read-only check and the mark, as the opener does per message.
+            i = i.wrapping_add(1);
+            key(&mut item, i.wrapping_mul(0x2545_f491_4f6c_dd1d) % 1_000_000);
+            item.seq = i;
+            black_box(store.check(&item, NOW).is_ok());
+            black_box(store.check_and_mark(&item, NOW).is_ok());
+        })
+    });
+    g.finish();
+}
+
+fn batch_open(c: &mut Criterion) {
+    const N: usize = 64;
+    let mut g = quick(c, "batch_open");
+    g.throughput(Throughput::Elements(N as u64));
+    for mode in [Mode::Signed, Mode::SignOnly] {
+        let mut p = pair(mode, 1);
+        let envs: Vec<Vec<u8>> = (0..N)
+            .map(|_| p.sealer.seal(&[0x5a; 256], &meta()).unwrap())
+            .collect();
+        let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+        g.bench_function(format!("{mode}_single_x{N}"), |b| {
+            b.iter(|| {
+                for e in &refs {
+                    black_box(p.opener.open(e).unwrap());
+                }
+            })
+        });
+        g.bench_function(format!("{mode}_batch_{N}"), |b| {
+            b.iter(|| black_box(p.opener.open_batch(&refs)))
+        });
+    }
+    g.finish();
+}
+
+fn threads(c: &mut Criterion) {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let opener = Opener::builder()
+        .identity(&bob)
+        .trust(alice.public())
+        .replay_store(Arc::new(NoReplayCheck))
+        .build()
+        .unwrap();
+    // One session per thread; their references fall in different cache shards (the
+    // common case: 16 shards).
+    let mut envs = Vec::new();
+    while envs.len() < 2 {
+        let mut s = Sealer::new(
+            &alice,
+            &[Recipient::from(bob.public())],
+            SealerConfig::new(Mode::Mac).inline(Inline::Never),
+        )
+        .unwrap();
+        let r = opener.import_session(s.session_block().unwrap()).unwrap();
+        if envs
+            .iter()
+            .any(|(r0, _): &([u8; 16], Vec<u8>)| r0[0] % 16 == r[0] % 16)
+        {
+            continue;
+        }
+        envs.push((r, s.seal(&[0x5a; 256], &meta()).unwrap()));
+    }
+    let mut g = quick(c, "threads/open_mac_256");
+    for t in [1usize, 2] {
+        g.throughput(Throughput::Elements(t as u64));
+        g.bench_function(format!("{t}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for (_, env) in envs.iter().take(t) {
+                        let o = &opener;
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                black_box(o.open(env).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group!(
+        benches,
+        seal_open,
+        floor_and_raw,
+        roundtrip_256,
+        setup,
+        open_session,
+        replay,
+        batch_open,
+        threads
+    );
+}
+criterion_main!(group::benches);
