@@ -121,10 +121,7 @@ fn write_seed_corpus() {
         ("public-group", fx.group.public().to_string()),
         ("padded", format!("  {}\n", fx.carol.public())),
         ("wrong-prefix", "age1qqqqqqqqqqqqqqqqqq".to_owned()),
-        (
-            "bad-char",
-            fx.dave.public().to_string().replace(':', ":!"),
-        ),
+        ("bad-char", fx.dave.public().to_string().replace(':', ":!")),
     ];
     for (name, k) in keys {
         write("key_strings", name, k.as_bytes());

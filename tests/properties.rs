@@ -39,7 +39,10 @@ enum Who {
 }
 
 fn recipients() -> impl Strategy<Value = Vec<Who>> {
-    proptest::collection::vec(prop_oneof![3 => Just(Who::Service), 1 => Just(Who::Group)], 1..=5)
+    proptest::collection::vec(
+        prop_oneof![3 => Just(Who::Service), 1 => Just(Who::Group)],
+        1..=5,
+    )
 }
 
 enum Member {
@@ -236,7 +239,12 @@ fn sequence_numbers_never_repeat(
                 prop_assert!(delivered.insert(i));
             }
             Err(e) => {
-                prop_assert!(delivered.contains(&i), "first delivery of {} refused: {}", i, e);
+                prop_assert!(
+                    delivered.contains(&i),
+                    "first delivery of {} refused: {}",
+                    i,
+                    e
+                );
                 prop_assert_eq!(e.kind(), ErrorKind::Replayed);
             }
         }

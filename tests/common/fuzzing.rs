@@ -12,8 +12,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_core::{CryptoRng, RngCore};
 use rpcseal::forge;
 use rpcseal::{
-    GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity,
-    Recipient, Sealer, SealerConfig,
+    GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity, Recipient,
+    Sealer, SealerConfig,
 };
 
 /// The clock every fixture envelope is sealed and opened at.
@@ -199,9 +199,23 @@ impl Fixture {
         blocks.push(signed_block);
         // Not for the receiver: an untrusted sender, and a session to others only.
         let mut s = Sealer::new(&mallory, &[r(&bob)], cfg(Mode::Signed)).unwrap();
-        b.push("untrusted-sender", &mut s, b"from mallory", &rpc, false, None);
+        b.push(
+            "untrusted-sender",
+            &mut s,
+            b"from mallory",
+            &rpc,
+            false,
+            None,
+        );
         let mut s = Sealer::new(&alice, &[r(&carol), r(&dave)], cfg(Mode::Mac)).unwrap();
-        b.push("not-for-bob", &mut s, b"for carol and dave", &rpc, false, None);
+        b.push(
+            "not-for-bob",
+            &mut s,
+            b"for carol and dave",
+            &rpc,
+            false,
+            None,
+        );
         Fixture {
             alice,
             bob,
@@ -272,7 +286,11 @@ fn check_session_info(s: &rpcseal::SessionInfo) {
     let mut ids = s.recipients.clone();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), s.recipients.len(), "duplicate recipient accepted");
+    assert_eq!(
+        ids.len(),
+        s.recipients.len(),
+        "duplicate recipient accepted"
+    );
     assert!(s.expires > s.not_before);
     assert!(s.max_messages > 0);
 }
@@ -384,16 +402,37 @@ pub fn key_strings(data: &[u8]) {
 /// One change the structure-aware target makes to an envelope.
 #[derive(Arbitrary, Debug)]
 pub enum Mutation {
-    FlipBit { at: u32, bit: u8 },
-    ReplaceByte { at: u32, byte: u8 },
-    Truncate { to: u32 },
-    Insert { at: u32, bytes: Vec<u8> },
-    Remove { at: u32, len: u8 },
+    FlipBit {
+        at: u32,
+        bit: u8,
+    },
+    ReplaceByte {
+        at: u32,
+        byte: u8,
+    },
+    Truncate {
+        to: u32,
+    },
+    Insert {
+        at: u32,
+        bytes: Vec<u8>,
+    },
+    Remove {
+        at: u32,
+        len: u8,
+    },
     /// Replace one part (an envelope field or, inside an inline block, a block field) with a
     /// part of another original, lengths re-framed so the result still parses.
-    Splice { part: u8, from: u8, from_part: u8 },
+    Splice {
+        part: u8,
+        from: u8,
+        from_part: u8,
+    },
     /// Set an integer field (version, suite, seq, timestamp) to a value, canonically encoded.
-    SetUint { part: u8, value: u64 },
+    SetUint {
+        part: u8,
+        value: u64,
+    },
 }
 
 /// The structure-aware target's input: which original, and what to do to it.
