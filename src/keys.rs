@@ -473,6 +473,9 @@ impl fmt::Debug for GroupPublicKey {
 }
 
 /// Someone a session is addressed to.
+// A service recipient carries both public keys and is larger than a group's; boxing it
+// would change the public enum for a few hundred bytes per recipient, held once per sealer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
     /// A service, reached through its identity's X25519 key.

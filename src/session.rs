@@ -382,6 +382,9 @@ pub(crate) struct Entry<'a> {
     pub wrapped: &'a [u8],
 }
 
+/// What a recipient unwraps from its entry: (EK, MAC key), as the session's mode has them.
+pub(crate) type UnwrappedKeys = (Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>);
+
 /// A session block decoded but not yet verified (spec §5.3).
 pub(crate) struct Block<'a> {
     pub header: Header,
@@ -484,7 +487,7 @@ impl<'a> Block<'a> {
         &self,
         index: usize,
         secret: &HpkePrivate,
-    ) -> Result<(Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>), Error> {
+    ) -> Result<UnwrappedKeys, Error> {
         let entry = &self.entries[index];
         let idx = u32::try_from(index)
             .map_err(|_| Error::new(ErrorKind::LimitExceeded, "recipient index too large"))?;
