@@ -317,7 +317,7 @@ fn crafted_envelopes_reach_every_failure_class() {
     let bob_opens = |env: &[u8]| opener(&c.bob, &c.alice).open_at(env, T0);
     let crafted = Crafted::new(&c.alice, Mode::Signed);
     let ek = crafted.ek.to_vec();
-    let good = crafted.envelope(&c.alice, &[&c.bob], &[ek.clone()], 0);
+    let good = crafted.envelope(&c.alice, &[&c.bob], std::slice::from_ref(&ek), 0);
     assert_eq!(bob_opens(&good).unwrap().payload, b"crafted");
 
     expect(
@@ -473,7 +473,7 @@ fn crafted_envelopes_reach_every_failure_class() {
         limited.header.max_messages = 2;
         expect(
             "past the message limit",
-            bob_opens(&limited.envelope(&c.alice, &[&c.bob], &[ek.clone()], 2)),
+            bob_opens(&limited.envelope(&c.alice, &[&c.bob], std::slice::from_ref(&ek), 2)),
             ErrorKind::SessionLimit,
         );
     }
