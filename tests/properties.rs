@@ -46,8 +46,8 @@ fn recipients() -> impl Strategy<Value = Vec<Who>> {
 }
 
 enum Member {
-    Service(Identity),
-    Group(GroupKey),
+    Service(Box<Identity>),
+    Group(Box<GroupKey>),
 }
 
 impl Member {
@@ -84,8 +84,8 @@ proptest! {
         let members: Vec<Member> = who
             .iter()
             .map(|w| match (w, mode) {
-                (Who::Group, Mode::Signed | Mode::SignOnly) => Member::Group(GroupKey::generate()),
-                _ => Member::Service(Identity::generate()),
+                (Who::Group, Mode::Signed | Mode::SignOnly) => Member::Group(Box::new(GroupKey::generate())),
+                _ => Member::Service(Box::new(Identity::generate())),
             })
             .collect();
         let to: Vec<Recipient> = members.iter().map(Member::recipient).collect();
@@ -171,7 +171,10 @@ proptest! {
 /// store (check before the cryptography, mark only after success), from any store's own
 /// windowing, which the replay module tests.
 #[derive(Default)]
-struct ExactStore(Mutex<HashSet<([u8; 16], [u8; 16], u64)>>);
+struct ExactStore(Mutex<HashSet<Seen>>);
+
+/// (sender, session id, sequence number).
+type Seen = ([u8; 16], [u8; 16], u64);
 
 impl ReplayStore for ExactStore {
     fn check(&self, item: &ReplayItem, _now: u64) -> Result<(), ReplayError> {

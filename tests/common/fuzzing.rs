@@ -648,8 +648,11 @@ pub fn mutate_case(case: &MutationCase) {
     }
 }
 
+/// A target's invariant function.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("envelope_decode", envelope_decode),
     ("session_block_decode", session_block_decode),
     ("open_fixed_keys", open_fixed_keys),
