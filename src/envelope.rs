@@ -64,20 +64,7 @@ impl<'a> Envelope<'a> {
     /// Strict decode (spec §7.3 steps 1 to 3, and §9).
     pub(crate) fn decode(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Envelope<'a>, Error> {
         let mut r = Reader::new(bytes);
-        let n = r.array()?;
-        let version = r.uint()?;
-        if version != VERSION {
-            return Err(Error::new(
-                ErrorKind::UnsupportedVersion,
-                format!("envelope version {version}"),
-            ));
-        }
-        if n != ENVELOPE_FIELDS {
-            return Err(Error::new(
-                ErrorKind::Malformed,
-                "envelope has the wrong number of fields",
-            ));
-        }
+        r.versioned(VERSION, ENVELOPE_FIELDS, "envelope")?;
         let suite = Suite::from_id(r.uint()?)?;
         let session_ref = r.bin_exact::<REF_LEN>()?;
         let block = r.nil_or_bin()?;

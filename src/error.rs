@@ -55,6 +55,12 @@ pub enum ErrorKind {
     Replayed,
     /// The replay state cannot be consulted (unreachable, lost, full): fail closed.
     ReplayUnavailable,
+    /// A legacy (v2) envelope, refused because the policy does not accept unauthenticated
+    /// legacy input (or the caller used [`crate::Opener::open`], which only returns
+    /// verified messages).
+    LegacyNotAllowed,
+    /// The sender's identity key has been revoked.
+    Revoked,
 }
 
 impl ErrorKind {
@@ -80,6 +86,8 @@ impl ErrorKind {
             ErrorKind::SessionLimit => "session_limit",
             ErrorKind::Replayed => "replayed",
             ErrorKind::ReplayUnavailable => "replay_unavailable",
+            ErrorKind::LegacyNotAllowed => "legacy_not_allowed",
+            ErrorKind::Revoked => "revoked",
         }
     }
 
@@ -104,6 +112,8 @@ impl ErrorKind {
         ErrorKind::SessionLimit,
         ErrorKind::Replayed,
         ErrorKind::ReplayUnavailable,
+        ErrorKind::LegacyNotAllowed,
+        ErrorKind::Revoked,
     ];
 
     fn summary(self) -> &'static str {
@@ -127,6 +137,8 @@ impl ErrorKind {
             ErrorKind::SessionLimit => "the message is past the session's limits",
             ErrorKind::Replayed => "the message is a replay",
             ErrorKind::ReplayUnavailable => "the replay state is unavailable",
+            ErrorKind::LegacyNotAllowed => "legacy (v2) envelopes are not accepted here",
+            ErrorKind::Revoked => "the sender's key is revoked",
         }
     }
 }
@@ -218,6 +230,15 @@ pub enum Misuse {
     /// The configuration's lifetime or limits are unusable.
     #[error("invalid session configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A legacy message to wrap is not a JSON object.
+    #[error("invalid legacy message: {0}")]
+    InvalidLegacyMessage(&'static str),
+    /// Re-addressing is only possible in signed and sign-only modes.
+    #[error(
+        "a MAC-mode session cannot be re-addressed (its tags are per recipient): start a new \
+         session"
+    )]
+    ReaddressMac,
     /// An opener was built without any key to open with.
     #[error("an opener needs at least one identity or group key")]
     NoKeys,

@@ -105,7 +105,7 @@ pub fn wrap<R: RngCore + CryptoRng>(
     .expect("usable recipient key")
 }
 
-/// One recipient entry: key id, HPKE enc, wrapped keys.
+/// One recipient entry of kind 1 (X25519): key id, HPKE enc, wrapped keys.
 pub type EntrySpec = (KeyId, [u8; 32], Vec<u8>);
 
 /// Encodes a block from header bytes and entries and signs it with `signer`.
@@ -113,7 +113,7 @@ pub fn block(signer: &Identity, header: &[u8], entries: &[EntrySpec]) -> Vec<u8>
     let mut rec = Vec::new();
     wire::put_array(&mut rec, entries.len());
     for (id, enc, wrapped) in entries {
-        session::put_entry(&mut rec, id, enc, wrapped);
+        session::put_entry(&mut rec, session::KIND_X25519, id, enc, wrapped);
     }
     session::assemble_block(signer.signing_key(), header, &rec)
 }
@@ -215,8 +215,9 @@ pub fn unwrap_as(
     secret: &x25519_dalek::StaticSecret,
 ) -> (Option<[u8; 32]>, Option<[u8; 32]>) {
     let b = session::Block::decode(block, usize::MAX).expect("valid block");
+    let key = session::hpke_private(secret);
     let (ek, mk) = b
-        .unwrap(index, &session::hpke_private(secret))
+        .unwrap(index, &session::UnwrapKey::X25519(&key))
         .expect("our entry");
     (ek.map(|k| *k), mk.map(|k| *k))
 }
@@ -275,7 +276,7 @@ pub fn reencode_session_block(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
     let mut rec = Vec::new();
     wire::put_array(&mut rec, b.entries.len());
     for e in &b.entries {
-        session::put_entry(&mut rec, &e.key_id, &e.enc, e.wrapped);
+        session::put_entry(&mut rec, e.kind, &e.key_id, &e.enc, e.wrapped);
     }
     let mut out = Vec::with_capacity(bytes.len());
     wire::put_array(&mut out, 3);

@@ -18,6 +18,10 @@ pub(crate) const CTX_EK_COMMIT: &str = "rpcseal 2026-11-26 v3 ek commitment";
 pub(crate) const CTX_MAC_KEY: &str = "rpcseal 2026-11-26 v3 mac key";
 /// `H_listkey`: the key of the MAC list's integrity tag, derived from EK (§7.2).
 pub(crate) const CTX_LIST_KEY: &str = "rpcseal 2026-11-26 v3 mac list key";
+/// `H_symcommit`: the key commitment of a symmetric wrap (§5.4).
+pub(crate) const CTX_SYM_COMMIT: &str = "rpcseal 2026-11-26 v3 symmetric wrap commitment";
+/// `H_symwrap`: the key of a symmetric wrap (§5.4).
+pub(crate) const CTX_SYM_WRAP: &str = "rpcseal 2026-11-26 v3 symmetric wrap key";
 /// `H_message`: the per-message transcript hash (§7.1).
 pub(crate) const CTX_MESSAGE: &str = "rpcseal 2026-11-26 v3 message";
 

@@ -70,6 +70,8 @@ impl fmt::Debug for KeyId {
 pub(crate) const TAG_ED25519: &[u8] = b"ed25519";
 /// Key id tag of an X25519 recipient key (service or group).
 pub(crate) const TAG_X25519: &[u8] = b"x25519";
+/// Key id tag of a generated symmetric key.
+pub(crate) const TAG_SYMMETRIC: &[u8] = b"symmetric";
 
 // Key string prefixes, spec §2.4. Secrets are upper case so they stand out in a file or an
 // environment listing; public keys are lower case.
@@ -77,6 +79,7 @@ const PREFIX_PUB_ID: &str = "rpcseal-pub-id:";
 const PREFIX_SECRET_ID: &str = "RPCSEAL-SECRET-ID:";
 const PREFIX_PUB_GROUP: &str = "rpcseal-pub-group:";
 const PREFIX_SECRET_GROUP: &str = "RPCSEAL-SECRET-GROUP:";
+const PREFIX_SECRET_SYM: &str = "RPCSEAL-SECRET-SYM:";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StringKind {
@@ -84,14 +87,16 @@ enum StringKind {
     SecretId,
     PubGroup,
     SecretGroup,
+    SecretSym,
 }
 
 impl StringKind {
-    const ALL: [StringKind; 4] = [
+    const ALL: [StringKind; 5] = [
         StringKind::PubId,
         StringKind::SecretId,
         StringKind::PubGroup,
         StringKind::SecretGroup,
+        StringKind::SecretSym,
     ];
 
     fn prefix(self) -> &'static str {
@@ -100,6 +105,7 @@ impl StringKind {
             StringKind::SecretId => PREFIX_SECRET_ID,
             StringKind::PubGroup => PREFIX_PUB_GROUP,
             StringKind::SecretGroup => PREFIX_SECRET_GROUP,
+            StringKind::SecretSym => PREFIX_SECRET_SYM,
         }
     }
 
@@ -109,6 +115,7 @@ impl StringKind {
             StringKind::SecretId => "a SECRET identity key",
             StringKind::PubGroup => "a public group key",
             StringKind::SecretGroup => "a SECRET group key",
+            StringKind::SecretSym => "a SECRET symmetric key",
         }
     }
 
@@ -116,12 +123,13 @@ impl StringKind {
         match self {
             StringKind::PubId | StringKind::SecretId => 64,
             StringKind::PubGroup | StringKind::SecretGroup => 32,
+            StringKind::SecretSym => 48,
         }
     }
 }
 
-const ALL_PREFIXES: &str =
-    "rpcseal-pub-id:, rpcseal-pub-group:, RPCSEAL-SECRET-ID:, RPCSEAL-SECRET-GROUP:";
+const ALL_PREFIXES: &str = "rpcseal-pub-id:, rpcseal-pub-group:, RPCSEAL-SECRET-ID:, \
+                            RPCSEAL-SECRET-GROUP:, RPCSEAL-SECRET-SYM:";
 
 fn checksum(prefix: &str, payload: &[u8]) -> [u8; 4] {
     let d = h(CTX_KEY_CHECKSUM, &[prefix.as_bytes(), payload]);
@@ -472,9 +480,91 @@ impl fmt::Debug for GroupPublicKey {
     }
 }
 
+/// A 256-bit symmetric recipient key with its key id: handed out by a key server (each
+/// service it is given to, and the server, can open what is wrapped to it), or held by one
+/// service to encrypt what it stores for itself. Zeroized on drop; `Debug` shows only the
+/// key id.
+#[derive(Clone)]
+pub struct SymmetricKey {
+    id: KeyId,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl SymmetricKey {
+    /// Generates a fresh key; its id is derived from the key (§2.3).
+    pub fn generate() -> SymmetricKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut key[..]);
+        SymmetricKey::with_id(KeyId::of(TAG_SYMMETRIC, &key), &key)
+    }
+
+    /// A key with the id a key server assigned to it.
+    pub fn with_id(id: KeyId, key: &[u8; 32]) -> SymmetricKey {
+        SymmetricKey {
+            id,
+            key: Zeroizing::new(*key),
+        }
+    }
+
+    /// The key id its recipient entries carry.
+    pub fn key_id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The secret key string (`RPCSEAL-SECRET-SYM:...`): key id and key.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let mut payload = Zeroizing::new([0u8; 48]);
+        payload[..16].copy_from_slice(&self.id.0);
+        payload[16..].copy_from_slice(&self.key[..]);
+        encode_key(StringKind::SecretSym, &payload[..])
+    }
+
+    /// Parses a secret symmetric key string.
+    pub fn from_secret_string(text: &str) -> Result<SymmetricKey, KeyError> {
+        let raw = decode_key(text, StringKind::SecretSym)?;
+        let id = KeyId(
+            raw[..16]
+                .try_into()
+                .map_err(|_| KeyError::Invalid("symmetric key"))?,
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&raw[16..]);
+        Ok(SymmetricKey::with_id(id, &key))
+    }
+
+    pub(crate) fn secret(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl PartialEq for SymmetricKey {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.key[..], &other.key[..]))
+            && self.id == other.id
+    }
+}
+
+impl Eq for SymmetricKey {}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SymmetricKey {{ key_id: {}, secret: <redacted> }}",
+            self.id
+        )
+    }
+}
+
+/// What a recipient entry is wrapped to.
+pub(crate) enum WrapTarget<'a> {
+    X25519(&'a [u8; 32]),
+    Symmetric(&'a [u8; 32]),
+}
+
 /// Someone a session is addressed to.
-// A service recipient carries both public keys and is larger than a group's; boxing it
-// would change the public enum for a few hundred bytes per recipient, held once per sealer.
+// Recipients are few per sealer and cloned once; boxing the largest variant would only add
+// an allocation and an indirection.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
@@ -482,6 +572,8 @@ pub enum Recipient {
     Service(PublicIdentity),
     /// A group, reached through the group key's X25519 key.
     Group(GroupPublicKey),
+    /// Holders of a symmetric key (spec §5.5).
+    Symmetric(SymmetricKey),
 }
 
 impl Recipient {
@@ -492,6 +584,8 @@ impl Recipient {
             GroupPublicKey::parse(t).map(Recipient::Group)
         } else if t.starts_with(PREFIX_PUB_ID) {
             PublicIdentity::parse(t).map(Recipient::Service)
+        } else if t.starts_with(PREFIX_SECRET_SYM) {
+            SymmetricKey::from_secret_string(t).map(Recipient::Symmetric)
         } else if t.starts_with(PREFIX_SECRET_ID) || t.starts_with(PREFIX_SECRET_GROUP) {
             Err(KeyError::WrongKind {
                 found: "a SECRET key",
@@ -509,6 +603,7 @@ impl Recipient {
         match self {
             Recipient::Service(p) => p.recipient_id,
             Recipient::Group(g) => g.id,
+            Recipient::Symmetric(k) => k.id,
         }
     }
 
@@ -517,10 +612,11 @@ impl Recipient {
         matches!(self, Recipient::Group(_))
     }
 
-    pub(crate) fn x25519(&self) -> &XPublic {
+    pub(crate) fn wrap_target(&self) -> WrapTarget<'_> {
         match self {
-            Recipient::Service(p) => &p.x25519,
-            Recipient::Group(g) => &g.x25519,
+            Recipient::Service(p) => WrapTarget::X25519(p.x25519.as_bytes()),
+            Recipient::Group(g) => WrapTarget::X25519(g.x25519.as_bytes()),
+            Recipient::Symmetric(k) => WrapTarget::Symmetric(&k.key),
         }
     }
 }
@@ -534,6 +630,12 @@ impl From<PublicIdentity> for Recipient {
 impl From<&PublicIdentity> for Recipient {
     fn from(p: &PublicIdentity) -> Self {
         Recipient::Service(p.clone())
+    }
+}
+
+impl From<&SymmetricKey> for Recipient {
+    fn from(k: &SymmetricKey) -> Self {
+        Recipient::Symmetric(k.clone())
     }
 }
 

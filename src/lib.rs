@@ -41,7 +41,9 @@ mod error;
 pub mod forge;
 mod hash;
 mod inspect;
+mod keyring;
 mod keys;
+mod legacy;
 mod open;
 pub mod replay;
 mod seal;
@@ -52,8 +54,14 @@ mod wire;
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};
 pub use inspect::{inspect, inspect_session_block, Inspection, SessionInfo};
-pub use keys::{GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient};
-pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, SessionFacts};
+pub use keyring::{
+    CachedDirectory, FileDirectory, KeyDirectory, Keyring, KeyringError, Lookup, TrustedKey,
+};
+pub use keys::{
+    GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient, SymmetricKey,
+};
+pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
+pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts};
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
 };

@@ -1,9 +1,8 @@
 //! The receiver's side: [`Opener`] and its [`Policy`] (spec/envelope-v3.md §8).
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::AeadInPlace;
@@ -14,13 +13,15 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
 use crate::error::{Error, ErrorKind, Misuse};
-use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity};
+use crate::keyring::{KeyDirectory, Keyring, Lookup, TrustedKey};
+use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
+use crate::legacy::{self, LegacyMessage};
 use crate::replay::{ReplayError, ReplayItem, ReplayStore};
 use crate::seal::{
     DEFAULT_MAX_METADATA_BYTES, DEFAULT_MAX_METADATA_ENTRIES, DEFAULT_MAX_PAYLOAD,
     DEFAULT_MAX_RECIPIENTS,
 };
-use crate::session::{self, Block, Header, HpkePrivate};
+use crate::session::{self, Block, Header, HpkePrivate, UnwrapKey};
 use crate::suite::{Mode, Suite};
 
 /// What a receiver accepts. Build with [`Policy::default`] and the setters.
@@ -34,6 +35,7 @@ pub struct Policy {
     max_recipients: usize,
     limits: DecodeLimits,
     accept_mac_via_group: bool,
+    accept_legacy: bool,
 }
 
 impl Default for Policy {
@@ -52,6 +54,7 @@ impl Default for Policy {
                 max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             },
             accept_mac_via_group: false,
+            accept_legacy: false,
         }
     }
 }
@@ -106,6 +109,14 @@ impl Policy {
         self
     }
 
+    /// Accepts legacy v2 (oslo.messaging) envelopes through [`Opener::open_any`], as
+    /// [`Received::UnauthenticatedLegacy`]. They are neither signed nor encrypted nor
+    /// protected against replay: anyone on the path can forge them. For migrations only.
+    pub fn dangerous_accept_unauthenticated_legacy_v2(mut self) -> Self {
+        self.accept_legacy = true;
+        self
+    }
+
     /// The allowed clock skew in seconds.
     pub fn skew_secs(&self) -> u64 {
         self.clock_skew
@@ -151,12 +162,41 @@ pub struct Opened {
     pub metadata: Metadata,
     /// The verified sender's identity key id.
     pub sender: KeyId,
+    /// The sender's name in the keyring (the key id in hex for keys trusted without a name).
+    pub sender_name: Arc<str>,
     /// The sequence number.
     pub seq: u64,
     /// The sender's timestamp (unix seconds), checked against our clock.
     pub timestamp: u64,
     /// The session.
     pub session: SessionFacts,
+}
+
+/// What [`Opener::open_any`] returns: a verified v3 message, or, only when the policy opts
+/// in, a legacy v2 message that nothing vouches for.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Received {
+    /// A v3 envelope that passed every check.
+    Verified(Opened),
+    /// A legacy v2 envelope. Not authenticated, not decrypted (it never was encrypted),
+    /// not replay-checked.
+    UnauthenticatedLegacy(LegacyMessage),
+}
+
+/// The envelope formats the first bytes tell apart (spec/legacy-v2.md §2).
+enum Format {
+    V3,
+    Legacy,
+    Unknown,
+}
+
+fn classify(bytes: &[u8]) -> Format {
+    match bytes.first() {
+        Some(0x90..=0x9f | 0xdc | 0xdd) => Format::V3,
+        _ if legacy::looks_like_json(bytes) => Format::Legacy,
+        _ => Format::Unknown,
+    }
 }
 
 /// Counters of the work an [`Opener`] did: the public-key work happens once per session.
@@ -239,15 +279,30 @@ impl SessionCache {
 /// One of our private keys, as an opener holds it.
 struct OwnKey {
     id: KeyId,
-    secret: HpkePrivate,
+    secret: OwnSecret,
     group: bool,
+}
+
+enum OwnSecret {
+    X25519(HpkePrivate),
+    Symmetric(Zeroizing<[u8; 32]>),
+}
+
+impl OwnKey {
+    fn unwrap_key(&self) -> UnwrapKey<'_> {
+        match &self.secret {
+            OwnSecret::X25519(k) => UnwrapKey::X25519(k),
+            OwnSecret::Symmetric(k) => UnwrapKey::Symmetric(k),
+        }
+    }
 }
 
 /// Opens envelopes addressed to its keys from the senders it trusts, under its policy.
 /// `Send + Sync`: share one behind an `Arc` between threads.
 pub struct Opener {
     keys: Vec<OwnKey>,
-    trusted: HashMap<KeyId, PublicIdentity>,
+    keyring: RwLock<Keyring>,
+    directory: Option<Arc<dyn KeyDirectory>>,
     policy: Policy,
     cache: SessionCache,
     replay: Arc<dyn ReplayStore>,
@@ -257,7 +312,8 @@ pub struct Opener {
 /// Builds an [`Opener`].
 pub struct OpenerBuilder {
     keys: Vec<OwnKey>,
-    trusted: HashMap<KeyId, PublicIdentity>,
+    keyring: Keyring,
+    directory: Option<Arc<dyn KeyDirectory>>,
     policy: Policy,
     cache_capacity: usize,
     replay: Option<Arc<dyn ReplayStore>>,
@@ -268,7 +324,7 @@ impl OpenerBuilder {
     pub fn identity(mut self, identity: &Identity) -> Self {
         self.keys.push(OwnKey {
             id: identity.public().recipient_key_id(),
-            secret: session::hpke_private(identity.x25519_secret()),
+            secret: OwnSecret::X25519(session::hpke_private(identity.x25519_secret())),
             group: false,
         });
         self
@@ -278,15 +334,41 @@ impl OpenerBuilder {
     pub fn group_key(mut self, group: &GroupKey) -> Self {
         self.keys.push(OwnKey {
             id: group.public().key_id(),
-            secret: session::hpke_private(group.x25519_secret()),
+            secret: OwnSecret::X25519(session::hpke_private(group.x25519_secret())),
             group: true,
+        });
+        self
+    }
+
+    /// Opens sessions wrapped to this symmetric key. Whoever else holds it (the key server
+    /// that issued it, other services it was given to) can open them too.
+    pub fn symmetric_key(mut self, key: &SymmetricKey) -> Self {
+        self.keys.push(OwnKey {
+            id: key.key_id(),
+            secret: OwnSecret::Symmetric(Zeroizing::new(*key.secret())),
+            group: false,
         });
         self
     }
 
     /// Trusts this sender.
     pub fn trust(mut self, sender: &PublicIdentity) -> Self {
-        self.trusted.insert(sender.key_id(), sender.clone());
+        let name = sender.key_id().to_string();
+        self.keyring.add(TrustedKey::new(&name, sender.clone()));
+        self
+    }
+
+    /// Trusts the senders of a keyring (named keys with validity periods) and applies its
+    /// revocations.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring.extend(keyring);
+        self
+    }
+
+    /// Where to look up senders that are not in the keyring (once per unknown sender, at
+    /// session setup; the answer joins the keyring).
+    pub fn key_directory(mut self, directory: Arc<dyn KeyDirectory>) -> Self {
+        self.directory = Some(directory);
         self
     }
 
@@ -302,7 +384,16 @@ impl OpenerBuilder {
         self
     }
 
-    /// Where replay state lives (default: a bounded in-memory store).
+    /// Turns replay protection off: every captured message can then be replayed for as
+    /// long as it is fresh. Only for receivers whose every operation is idempotent.
+    pub fn dangerous_disable_replay_protection(mut self) -> Self {
+        self.replay = Some(Arc::new(crate::replay::NoReplayCheck));
+        self
+    }
+
+    /// Where replay state lives (default: a bounded in-memory
+    /// [`MemoryReplayStore`](crate::replay::MemoryReplayStore); for a fleet of replicas,
+    /// a shared store such as the Redis one behind the `redis` feature).
     pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
         self.replay = Some(store);
         self
@@ -313,15 +404,18 @@ impl OpenerBuilder {
         if self.keys.is_empty() {
             return Err(Misuse::NoKeys);
         }
-        if self.trusted.is_empty() {
+        if self.keyring.is_empty() && self.directory.is_none() {
             return Err(Misuse::NoTrustedSenders);
         }
         Ok(Opener {
             keys: self.keys,
-            trusted: self.trusted,
+            keyring: RwLock::new(self.keyring),
+            directory: self.directory,
             policy: self.policy,
             cache: SessionCache::new(self.cache_capacity),
-            replay: self.replay.unwrap_or_else(crate::replay::default_store),
+            replay: self
+                .replay
+                .unwrap_or_else(|| Arc::new(crate::replay::MemoryReplayStore::default())),
             counters: Counters::default(),
         })
     }
@@ -336,7 +430,8 @@ impl Opener {
     pub fn builder() -> OpenerBuilder {
         OpenerBuilder {
             keys: Vec::new(),
-            trusted: HashMap::new(),
+            keyring: Keyring::new(),
+            directory: None,
             policy: Policy::default(),
             cache_capacity: 10_000,
             replay: None,
@@ -357,6 +452,37 @@ impl Opener {
         self.open_at(envelope, now)
     }
 
+    /// The one entry point for every version: a v3 envelope is opened as by
+    /// [`Opener::open`]; a legacy v2 envelope is returned as
+    /// [`Received::UnauthenticatedLegacy`] only when the policy opts in
+    /// ([`Policy::dangerous_accept_unauthenticated_legacy_v2`]), and is
+    /// [`ErrorKind::LegacyNotAllowed`] otherwise; anything else is
+    /// [`ErrorKind::UnsupportedVersion`].
+    pub fn open_any(&self, envelope: &[u8]) -> Result<Received, Error> {
+        self.open_any_at(envelope, now()?)
+    }
+
+    /// [`Opener::open_any`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn open_any_at(&self, bytes: &[u8], now: u64) -> Result<Received, Error> {
+        if let Format::Legacy = classify(bytes) {
+            if bytes.len() > self.policy.max_envelope_bytes {
+                return Err(err(
+                    ErrorKind::LimitExceeded,
+                    "the legacy envelope is too large",
+                ));
+            }
+            if !self.policy.accept_legacy {
+                return Err(err(
+                    ErrorKind::LegacyNotAllowed,
+                    "a legacy v2 envelope, and this receiver's policy does not accept unauthenticated legacy input",
+                ));
+            }
+            return legacy::decode(bytes).map(Received::UnauthenticatedLegacy);
+        }
+        self.open_at(bytes, now).map(Received::Verified)
+    }
+
     /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
     #[doc(hidden)]
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
@@ -372,6 +498,18 @@ impl Opener {
                 ),
             ));
         }
+        match classify(bytes) {
+            Format::V3 => {}
+            Format::Legacy => {
+                return Err(err(
+                    ErrorKind::LegacyNotAllowed,
+                    "a legacy v2 envelope: Opener::open returns only verified v3 messages (see open_any)",
+                ))
+            }
+            Format::Unknown => {
+                return Err(err(ErrorKind::UnsupportedVersion, "not an envelope format this receiver knows"))
+            }
+        }
         // Steps 2 and 3: strict decode, version, suite known.
         let env = Envelope::decode(bytes, &p.limits)?;
         // Step 4: suite allowlist, before any cryptographic work.
@@ -384,13 +522,15 @@ impl Opener {
         // Step 5: the session, from the inline block or the cache.
         let (session, fresh) = self.resolve_session(&env)?;
         let h = &session.header;
-        // Step 6: sender, mode and group policy, also for cached sessions.
-        if !self.trusted.contains_key(&h.sender) {
+        // Step 5: the session's suite is the envelope's (also for a cached session), its
+        // sender is trusted, its mode allowed: repeated for cached sessions.
+        if h.suite != env.suite {
             return Err(err(
-                ErrorKind::UntrustedSender,
-                "the session's sender is not trusted",
+                ErrorKind::Malformed,
+                "the envelope's suite differs from its session's",
             ));
         }
+        let sender_name = self.check_sender(&h.sender, env.timestamp)?;
         self.check_mode(h.mode, session.via_group)?;
         // Step 7: time.
         check_time(h, env.timestamp, now, p.clock_skew)?;
@@ -477,6 +617,7 @@ impl Opener {
             payload,
             metadata,
             sender: h.sender,
+            sender_name,
             seq: env.seq,
             timestamp: env.timestamp,
             session: SessionFacts {
@@ -556,17 +697,17 @@ impl Opener {
     /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
     fn establish(&self, block: &Block<'_>) -> Result<CachedSession, Error> {
         let h = &block.header;
-        let sender = self.trusted.get(&h.sender).ok_or_else(|| {
-            err(
-                ErrorKind::UntrustedSender,
-                "the session's sender is not trusted",
-            )
-        })?;
+        let sender = self.sender_for_session(&h.sender)?;
         let (index, own) = block
             .entries
             .iter()
             .enumerate()
-            .find_map(|(i, e)| self.keys.iter().find(|k| k.id == e.key_id).map(|k| (i, k)))
+            .find_map(|(i, e)| {
+                self.keys
+                    .iter()
+                    .find(|k| k.id == e.key_id && k.unwrap_key().kind() == e.kind)
+                    .map(|k| (i, k))
+            })
             .ok_or_else(|| {
                 err(
                     ErrorKind::NotForUs,
@@ -574,8 +715,8 @@ impl Opener {
                 )
             })?;
         self.check_mode(h.mode, own.group)?;
-        block.verify_signature(sender.verifying_key())?;
-        let (ek, mac_key) = block.unwrap(index, &own.secret)?;
+        block.verify_signature(&sender)?;
+        let (ek, mac_key) = block.unwrap(index, &own.unwrap_key())?;
         let verify = match &h.verify_key {
             Some(k) => Some(
                 VerifyingKey::from_bytes(k)
@@ -697,6 +838,103 @@ impl Opener {
         Ok(r)
     }
 
+    /// The sender's key for verifying a session block: the keyring, else the directory
+    /// (whose answer joins the keyring). Revoked keys are refused.
+    fn sender_for_session(&self, id: &KeyId) -> Result<VerifyingKey, Error> {
+        {
+            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+            if ring.is_revoked(id) {
+                return Err(err(
+                    ErrorKind::Revoked,
+                    "the session is signed by a revoked key",
+                ));
+            }
+            if let Some(k) = ring.get(id) {
+                return Ok(*k.key().verifying_key());
+            }
+        }
+        let untrusted = || {
+            err(
+                ErrorKind::UntrustedSender,
+                "the session's sender is not trusted",
+            )
+        };
+        let Some(dir) = &self.directory else {
+            return Err(untrusted());
+        };
+        match dir.lookup(id) {
+            Ok(Lookup::Trusted(k)) if k.key().key_id() == *id => {
+                let vk = *k.key().verifying_key();
+                self.keyring
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add(k);
+                Ok(vk)
+            }
+            Ok(Lookup::Revoked) => {
+                self.keyring
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .revoke(*id);
+                Err(err(
+                    ErrorKind::Revoked,
+                    "the session is signed by a revoked key",
+                ))
+            }
+            Ok(_) => Err(untrusted()),
+            Err(e) => Err(Error::new(
+                ErrorKind::UntrustedSender,
+                format!("the sender is unknown and the key directory failed: {e}"),
+            )),
+        }
+    }
+
+    /// Spec §8 step 5 for every message, cached sessions included: the sender is trusted,
+    /// not revoked, and its key was valid at the message's timestamp. Returns its name.
+    fn check_sender(&self, id: &KeyId, timestamp: u64) -> Result<Arc<str>, Error> {
+        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        if ring.is_revoked(id) {
+            return Err(err(
+                ErrorKind::Revoked,
+                "the session is signed by a revoked key",
+            ));
+        }
+        let k = ring.get(id).ok_or_else(|| {
+            err(
+                ErrorKind::UntrustedSender,
+                "the session's sender is not trusted",
+            )
+        })?;
+        let (from, until) = k.validity();
+        if from.is_some_and(|t| timestamp < t) {
+            return Err(err(
+                ErrorKind::NotYetValid,
+                "the message is dated before the sender key's validity starts",
+            ));
+        }
+        if until.is_some_and(|t| timestamp >= t) {
+            return Err(err(
+                ErrorKind::Expired,
+                "the message is dated after the sender key's validity ended",
+            ));
+        }
+        Ok(k.name_arc())
+    }
+
+    /// Revokes a sender key at run time: every later message of a session it signed is
+    /// rejected, cached sessions included.
+    pub fn revoke(&self, id: KeyId) {
+        self.keyring
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoke(id);
+    }
+
+    /// Replaces the keyring (for example after the keyring file changed).
+    pub fn set_keyring(&self, keyring: Keyring) {
+        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = keyring;
+    }
+
     /// Counters of the work done so far.
     pub fn stats(&self) -> OpenerStats {
         let c = &self.counters;
@@ -717,6 +955,19 @@ impl Opener {
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
+}
+
+/// The receiver's clock, in unix seconds.
+fn now() -> Result<u64, Error> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| {
+            err(
+                ErrorKind::NotYetValid,
+                "the receiver's clock is before 1970",
+            )
+        })
 }
 
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
@@ -755,9 +1006,60 @@ fn replay_error(e: ReplayError) -> Error {
             ErrorKind::Replayed,
             "the sequence number is older than the replay window: it may have been accepted before",
         ),
-        other => Error::new(
-            ErrorKind::ReplayUnavailable,
-            format!("replay state unavailable: {other}"),
+        ReplayError::BelowWatermark => err(
+            ErrorKind::Replayed,
+            "the replay store evicted state this message depends on and cannot prove it is new",
         ),
+        ReplayError::Expired => err(
+            ErrorKind::Expired,
+            "the session has expired for replay purposes",
+        ),
+        other => Error::new(ErrorKind::ReplayUnavailable, format!("{other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Recipient, Sealer, SealerConfig};
+
+    /// The suite byte is inside the bytes the authenticator covers: relabelling a message
+    /// with another suite id breaks the authenticator, even if a receiver knew that id and
+    /// skipped the suite-equality check. (Step 2 and step 5 reject it earlier.)
+    #[test]
+    fn the_suite_cannot_be_changed_without_breaking_the_authenticator() {
+        let alice = Identity::generate();
+        let bob = Identity::generate();
+        for mode in [Mode::Signed, Mode::Mac, Mode::SignOnly] {
+            let mut s = Sealer::new(
+                &alice,
+                &[Recipient::from(bob.public())],
+                SealerConfig::new(mode),
+            )
+            .unwrap();
+            let env = s
+                .seal_deterministic(b"x", &Metadata::new(), 1_800_000_000, &mut rand_core::OsRng)
+                .unwrap();
+            let o = Opener::builder()
+                .identity(&bob)
+                .trust(alice.public())
+                .build()
+                .unwrap();
+            let decoded = Envelope::decode(&env, &o.policy.limits).unwrap();
+            let (session, _) = o.resolve_session(&decoded).unwrap();
+            let mh = envelope::message_hash(&session.header_hash, decoded.covered);
+            o.check_authenticator(&session, &mh, decoded.authenticator)
+                .unwrap();
+            assert_eq!(env[2], 0x01, "suite 1 sits at byte 2");
+            for other in [0x00u8, 0x02, 0x7f] {
+                let mut relabelled = decoded.covered.to_vec();
+                relabelled[2] = other;
+                let mh = envelope::message_hash(&session.header_hash, &relabelled);
+                let e = o
+                    .check_authenticator(&session, &mh, decoded.authenticator)
+                    .unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::BadAuthenticator, "{mode}");
+            }
+        }
     }
 }

@@ -146,26 +146,7 @@ impl Sealer {
         recipients: &[Recipient],
         config: SealerConfig,
     ) -> Result<Sealer, Misuse> {
-        if recipients.is_empty() {
-            return Err(Misuse::NoRecipients);
-        }
-        if recipients.len() > DEFAULT_MAX_RECIPIENTS {
-            return Err(Misuse::TooManyRecipients {
-                count: recipients.len(),
-                limit: DEFAULT_MAX_RECIPIENTS,
-            });
-        }
-        let mut ids: Vec<_> = recipients.iter().map(Recipient::key_id).collect();
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Misuse::DuplicateRecipient);
-        }
-        if config.mode == Mode::Mac
-            && !config.allow_mac_to_group
-            && recipients.iter().any(Recipient::is_group)
-        {
-            return Err(Misuse::MacToGroup);
-        }
+        Self::check_recipients(recipients, &config)?;
         if config.lifetime.as_secs() == 0 {
             return Err(Misuse::InvalidConfig(
                 "the session lifetime must be at least one second",
@@ -188,6 +169,30 @@ impl Sealer {
         })
     }
 
+    fn check_recipients(recipients: &[Recipient], config: &SealerConfig) -> Result<(), Misuse> {
+        if recipients.is_empty() {
+            return Err(Misuse::NoRecipients);
+        }
+        if recipients.len() > DEFAULT_MAX_RECIPIENTS {
+            return Err(Misuse::TooManyRecipients {
+                count: recipients.len(),
+                limit: DEFAULT_MAX_RECIPIENTS,
+            });
+        }
+        let mut ids: Vec<_> = recipients.iter().map(Recipient::key_id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Misuse::DuplicateRecipient);
+        }
+        if config.mode == Mode::Mac
+            && !config.allow_mac_to_group
+            && recipients.iter().any(Recipient::is_group)
+        {
+            return Err(Misuse::MacToGroup);
+        }
+        Ok(())
+    }
+
     /// Seals `payload` with `metadata` into a new envelope.
     pub fn seal(&mut self, payload: &[u8], metadata: &Metadata) -> Result<Vec<u8>, Misuse> {
         let mut out = Vec::new();
@@ -206,12 +211,50 @@ impl Sealer {
         self.seal_at(payload, metadata, out, now, &mut OsRng)
     }
 
-    /// The block of the current session, creating the session if there is none yet. For
+    /// The block of the current session (the latest one sealed with), creating a session if
+    /// there is none yet. For
     /// [`Inline::Never`]: deliver this to receivers before the envelopes that need it.
     pub fn session_block(&mut self) -> Result<&[u8], Misuse> {
-        let now = unix_now()?;
-        self.ensure_session(0, now, &mut OsRng)?;
+        if self.active.is_none() {
+            let now = unix_now()?;
+            self.ensure_session(0, now, &mut OsRng)?;
+        }
         Ok(&self.active.as_ref().expect("ensured").s.block)
+    }
+
+    /// Gives the current session to more recipients (a new member joins a group) without
+    /// re-encrypting anything: a new block is signed, the existing entries stay as they are,
+    /// and every message already sealed in the session opens for the new recipients once
+    /// they have the new block ([`Sealer::session_block`]; later envelopes carry it inline
+    /// as configured). The new recipients also join every later session. Signed and
+    /// sign-only modes only: MAC-mode tags are per recipient.
+    pub fn add_recipients(&mut self, more: &[Recipient]) -> Result<(), Misuse> {
+        let mut all = self.recipients.clone();
+        all.extend_from_slice(more);
+        Self::check_recipients(&all, &self.config)?;
+        if self.config.mode == Mode::Mac {
+            return Err(Misuse::ReaddressMac);
+        }
+        if let Some(a) = &mut self.active {
+            session::readdress(&self.identity, &mut a.s, more, &mut OsRng)?;
+        }
+        self.recipients = all;
+        Ok(())
+    }
+
+    /// Removes recipients. A removed member still holds the current session's keys, so
+    /// this also ends the session: the next message starts a new one it cannot read.
+    pub fn remove_recipients(&mut self, ids: &[crate::KeyId]) -> Result<(), Misuse> {
+        let rest: Vec<Recipient> = self
+            .recipients
+            .iter()
+            .filter(|r| !ids.contains(&r.key_id()))
+            .cloned()
+            .collect();
+        Self::check_recipients(&rest, &self.config)?;
+        self.recipients = rest;
+        self.rotate();
+        Ok(())
     }
 
     /// Ends the current session; the next message starts a new one.

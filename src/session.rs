@@ -9,10 +9,14 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Misuse};
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+
 use crate::hash::{
-    h, CTX_EK_COMMIT, CTX_HEADER, CTX_MAC_KEY, CTX_RECIPIENTS, HPKE_INFO, SIG_LABEL_SESSION,
+    h, CTX_EK_COMMIT, CTX_HEADER, CTX_MAC_KEY, CTX_RECIPIENTS, CTX_SYM_COMMIT, CTX_SYM_WRAP,
+    HPKE_INFO, SIG_LABEL_SESSION,
 };
-use crate::keys::{Identity, KeyId, Recipient};
+use crate::keys::{Identity, KeyId, Recipient, WrapTarget};
 use crate::suite::{Mode, Suite};
 use crate::wire::{self, Reader};
 
@@ -23,7 +27,11 @@ const HEADER_FIELDS: usize = 11;
 /// Fields in a session block (spec §5.3).
 const BLOCK_FIELDS: usize = 3;
 /// Fields in a recipient entry (spec §5.4).
-const ENTRY_FIELDS: usize = 3;
+const ENTRY_FIELDS: usize = 4;
+/// Recipient entry kind: HPKE to an X25519 key (spec §5.4).
+pub(crate) const KIND_X25519: u64 = 1;
+/// Recipient entry kind: AEAD under a symmetric key (spec §5.5).
+pub(crate) const KIND_SYMMETRIC: u64 = 2;
 /// HPKE AEAD tag length (ChaCha20Poly1305).
 const WRAP_TAG: usize = 16;
 
@@ -75,20 +83,7 @@ impl Header {
     /// Strict decode (spec §5.1, §9).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Header, Error> {
         let mut r = Reader::new(bytes);
-        let n = r.array()?;
-        let version = r.uint()?;
-        if version != VERSION {
-            return Err(Error::new(
-                ErrorKind::UnsupportedVersion,
-                format!("session header version {version}"),
-            ));
-        }
-        if n != HEADER_FIELDS {
-            return Err(Error::new(
-                ErrorKind::Malformed,
-                "session header has the wrong number of fields",
-            ));
-        }
+        r.versioned(VERSION, HEADER_FIELDS, "session header")?;
         let suite = Suite::from_id(r.uint()?)?;
         let mode = Mode::from_wire(r.uint()?)?;
         let sender = KeyId(r.bin_exact::<16>()?);
@@ -168,8 +163,15 @@ fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u
 }
 
 /// Appends one recipient entry (spec §5.4).
-pub(crate) fn put_entry(out: &mut Vec<u8>, key_id: &KeyId, enc: &[u8; 32], wrapped: &[u8]) {
+pub(crate) fn put_entry(
+    out: &mut Vec<u8>,
+    kind: u64,
+    key_id: &KeyId,
+    enc: &[u8; 32],
+    wrapped: &[u8],
+) {
     wire::put_array(out, ENTRY_FIELDS);
+    wire::put_uint(out, kind);
     wire::put_bin(out, key_id.as_bytes());
     wire::put_bin(out, enc);
     wire::put_bin(out, wrapped);
@@ -251,6 +253,72 @@ pub(crate) fn hpke_open(
     Ok(buf)
 }
 
+/// The commitment and the wrap key of a symmetric wrap (spec §5.5).
+fn symmetric_keys(key: &[u8; 32], salt: &[u8]) -> ([u8; 16], Zeroizing<[u8; 32]>) {
+    let commit = h(CTX_SYM_COMMIT, &[key, salt]);
+    let wrap_key = Zeroizing::new(h(CTX_SYM_WRAP, &[key, salt]));
+    (commit[..16].try_into().expect("32 >= 16"), wrap_key)
+}
+
+/// Wraps `plaintext` under a symmetric recipient key (spec §5.5): `enc` is the random salt
+/// followed by the key commitment; the AEAD key is unique per salt, so its nonce is zero.
+pub(crate) fn symmetric_seal<R: RngCore + CryptoRng>(
+    key: &[u8; 32],
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> ([u8; 32], Vec<u8>) {
+    let mut enc = [0u8; 32];
+    rng.fill_bytes(&mut enc[..16]);
+    let (commit, wrap_key) = symmetric_keys(key, &enc[..16]);
+    enc[16..].copy_from_slice(&commit);
+    let mut buf = plaintext.to_vec();
+    let tag = ChaCha20Poly1305::new((&wrap_key[..]).into())
+        .encrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf)
+        .expect("short plaintext");
+    buf.extend_from_slice(&tag);
+    (enc, buf)
+}
+
+/// Opens a symmetric wrap: the commitment first (in constant time), then the AEAD.
+pub(crate) fn symmetric_open(
+    key: &[u8; 32],
+    enc: &[u8; 32],
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ()> {
+    let (commit, wrap_key) = symmetric_keys(key, &enc[..16]);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&commit[..], &enc[16..]))
+        || wrapped.len() < WRAP_TAG
+    {
+        return Err(());
+    }
+    let (ct, tag) = wrapped.split_at(wrapped.len() - WRAP_TAG);
+    let mut buf = Zeroizing::new(ct.to_vec());
+    ChaCha20Poly1305::new((&wrap_key[..]).into())
+        .decrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf, tag.into())
+        .map_err(|_| ())?;
+    Ok(buf)
+}
+
+/// The key a receiver opens its entry with.
+pub(crate) enum UnwrapKey<'a> {
+    /// Its X25519 secret (entries of kind 1).
+    X25519(&'a HpkePrivate),
+    /// A symmetric key (entries of kind 2).
+    Symmetric(&'a [u8; 32]),
+}
+
+impl UnwrapKey<'_> {
+    /// The entry kind this key opens.
+    pub(crate) fn kind(&self) -> u64 {
+        match self {
+            UnwrapKey::X25519(_) => KIND_X25519,
+            UnwrapKey::Symmetric(_) => KIND_SYMMETRIC,
+        }
+    }
+}
+
 /// Converts an X25519 secret into the hpke crate's key type.
 pub(crate) fn hpke_private(secret: &x25519_dalek::StaticSecret) -> HpkePrivate {
     let bytes = Zeroizing::new(secret.to_bytes());
@@ -281,6 +349,11 @@ pub(crate) fn ek_commitment(ek: &[u8; 32]) -> [u8; 32] {
 pub(crate) struct SealerSession {
     pub header: Header,
     pub header_hash: [u8; 32],
+    pub header_bytes: Vec<u8>,
+    /// The encoded recipient entries, without the array header.
+    pub entries: Vec<u8>,
+    /// How many entries.
+    pub recipients: usize,
     pub block: Vec<u8>,
     pub ek: Option<Zeroizing<[u8; 32]>>,
     pub mac_keys: Vec<Zeroizing<[u8; 32]>>,
@@ -336,37 +409,24 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
     let hh = header_hash(&header_bytes);
 
     let mut mac_keys = Vec::new();
-    let mut entries = Vec::with_capacity(recipients.len() * 96 + 5);
-    wire::put_array(&mut entries, recipients.len());
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(64));
-    for (i, r) in recipients.iter().enumerate() {
-        let index = u32::try_from(i).map_err(|_| Misuse::TooManyRecipients {
-            count: recipients.len(),
-            limit: u32::MAX as usize,
-        })?;
-        plaintext.clear();
-        if let Some(ek) = &ek {
-            plaintext.extend_from_slice(&ek[..]);
-        }
-        if let Some(sk) = &sk {
-            let mk = mac_key(sk, index, &r.key_id());
-            plaintext.extend_from_slice(&mk[..]);
-            mac_keys.push(mk);
-        }
-        let (enc, wrapped) = hpke_seal(
-            r.x25519().as_bytes(),
-            HPKE_INFO,
-            &wrap_aad(&hh, index),
-            &plaintext,
-            rng,
-        )
-        .map_err(|_| Misuse::InvalidConfig("a recipient key is unusable (low-order point)"))?;
-        put_entry(&mut entries, &r.key_id(), &enc, &wrapped);
-    }
-    let block = assemble_block(identity.signing_key(), &header_bytes, &entries);
+    let mut entries = Vec::with_capacity(recipients.len() * 100);
+    wrap_entries(
+        &mut entries,
+        recipients,
+        0,
+        &hh,
+        ek.as_deref(),
+        sk.as_deref(),
+        &mut mac_keys,
+        rng,
+    )?;
+    let block = assemble_from_entries(identity, &header_bytes, recipients.len(), &entries);
     Ok(SealerSession {
         header,
         header_hash: hh,
+        header_bytes,
+        entries,
+        recipients: recipients.len(),
         block,
         ek,
         mac_keys,
@@ -374,15 +434,109 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
     })
 }
 
+/// Wraps the session keys for `recipients`, numbered from `first_index`, appending the
+/// encoded entries to `out` and, in MAC mode, their MAC keys to `mac_keys` (spec §5.4).
+#[allow(clippy::too_many_arguments)]
+fn wrap_entries<R: RngCore + CryptoRng>(
+    out: &mut Vec<u8>,
+    recipients: &[Recipient],
+    first_index: usize,
+    hh: &[u8; 32],
+    ek: Option<&[u8; 32]>,
+    sk: Option<&[u8; 32]>,
+    mac_keys: &mut Vec<Zeroizing<[u8; 32]>>,
+    rng: &mut R,
+) -> Result<(), Misuse> {
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(64));
+    for (offset, r) in recipients.iter().enumerate() {
+        let index = u32::try_from(first_index + offset).map_err(|_| Misuse::TooManyRecipients {
+            count: first_index + recipients.len(),
+            limit: u32::MAX as usize,
+        })?;
+        plaintext.clear();
+        if let Some(ek) = ek {
+            plaintext.extend_from_slice(ek);
+        }
+        if let Some(sk) = sk {
+            let mk = mac_key(sk, index, &r.key_id());
+            plaintext.extend_from_slice(&mk[..]);
+            mac_keys.push(mk);
+        }
+        let aad = wrap_aad(hh, index);
+        let (kind, (enc, wrapped)) = match r.wrap_target() {
+            WrapTarget::X25519(pk) => (
+                KIND_X25519,
+                hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(|_| {
+                    Misuse::InvalidConfig("a recipient key is unusable (low-order point)")
+                })?,
+            ),
+            WrapTarget::Symmetric(key) => {
+                (KIND_SYMMETRIC, symmetric_seal(key, &aad, &plaintext, rng))
+            }
+        };
+        put_entry(out, kind, &r.key_id(), &enc, &wrapped);
+    }
+    Ok(())
+}
+
+/// A signed block from the header and `count` encoded entries.
+fn assemble_from_entries(
+    identity: &Identity,
+    header_bytes: &[u8],
+    count: usize,
+    entries: &[u8],
+) -> Vec<u8> {
+    let mut recipients = Vec::with_capacity(entries.len() + 5);
+    wire::put_array(&mut recipients, count);
+    recipients.extend_from_slice(entries);
+    assemble_block(identity.signing_key(), header_bytes, &recipients)
+}
+
+/// Re-addresses a session to more recipients (spec §5.7): the same header and keys, the
+/// existing entries unchanged at their indices, new entries after them, a new signature.
+/// Messages already sealed open for the new recipients; nothing is re-encrypted.
+pub(crate) fn readdress<R: RngCore + CryptoRng>(
+    identity: &Identity,
+    s: &mut SealerSession,
+    more: &[Recipient],
+    rng: &mut R,
+) -> Result<(), Misuse> {
+    if s.header.mode == Mode::Mac {
+        return Err(Misuse::ReaddressMac);
+    }
+    let mut entries = s.entries.clone();
+    let mut no_mac_keys = Vec::new();
+    wrap_entries(
+        &mut entries,
+        more,
+        s.recipients,
+        &s.header_hash,
+        s.ek.as_deref(),
+        None,
+        &mut no_mac_keys,
+        rng,
+    )?;
+    s.block = assemble_from_entries(
+        identity,
+        &s.header_bytes,
+        s.recipients + more.len(),
+        &entries,
+    );
+    s.entries = entries;
+    s.recipients += more.len();
+    Ok(())
+}
+
 /// One recipient entry, borrowed from the block.
 #[derive(Clone, Copy)]
 pub(crate) struct Entry<'a> {
+    pub kind: u64,
     pub key_id: KeyId,
     pub enc: [u8; 32],
     pub wrapped: &'a [u8],
 }
 
-/// What a recipient unwraps from its entry: (EK, MAC key), as the session's mode has them.
+/// What a recipient unwraps: EK (modes 1, 2) and its MAC key (mode 2).
 pub(crate) type UnwrappedKeys = (Option<Zeroizing<[u8; 32]>>, Option<Zeroizing<[u8; 32]>>);
 
 /// A session block decoded but not yet verified (spec §5.3).
@@ -430,6 +584,13 @@ impl<'a> Block<'a> {
                     "recipient entry has the wrong number of fields",
                 ));
             }
+            let kind = r.uint()?;
+            if kind != KIND_X25519 && kind != KIND_SYMMETRIC {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "unknown recipient entry kind",
+                ));
+            }
             let key_id = KeyId(r.bin_exact::<16>()?);
             let enc = r.bin_exact::<32>()?;
             let wrapped = r.bin()?;
@@ -440,6 +601,7 @@ impl<'a> Block<'a> {
                 ));
             }
             entries.push(Entry {
+                kind,
                 key_id,
                 enc,
                 wrapped,
@@ -486,19 +648,17 @@ impl<'a> Block<'a> {
     pub(crate) fn unwrap(
         &self,
         index: usize,
-        secret: &HpkePrivate,
+        secret: &UnwrapKey<'_>,
     ) -> Result<UnwrappedKeys, Error> {
         let entry = &self.entries[index];
         let idx = u32::try_from(index)
             .map_err(|_| Error::new(ErrorKind::LimitExceeded, "recipient index too large"))?;
-        let pt = hpke_open(
-            secret,
-            &entry.enc,
-            HPKE_INFO,
-            &wrap_aad(&self.header_hash, idx),
-            entry.wrapped,
-        )
-        .map_err(|_| {
+        let aad = wrap_aad(&self.header_hash, idx);
+        let opened = match secret {
+            UnwrapKey::X25519(sk) => hpke_open(sk, &entry.enc, HPKE_INFO, &aad, entry.wrapped),
+            UnwrapKey::Symmetric(k) => symmetric_open(k, &entry.enc, &aad, entry.wrapped),
+        };
+        let pt = opened.map_err(|_| {
             Error::new(
                 ErrorKind::BadWrap,
                 "the wrapped session keys do not open with our key",

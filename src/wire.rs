@@ -285,6 +285,32 @@ impl<'a> Reader<'a> {
         self.container_len(0x80, MAP16, MAP32, "expected a map")
     }
 
+    /// Reads the array header and the version field that open every versioned structure
+    /// (spec §1.1): the version is checked before the field count, so an unknown version is
+    /// reported as such whatever its layout.
+    pub(crate) fn versioned(
+        &mut self,
+        version: u64,
+        fields: usize,
+        what: &'static str,
+    ) -> Result<(), Error> {
+        let n = self.array()?;
+        let found = self.uint()?;
+        if found != version {
+            return Err(Error::new(
+                ErrorKind::UnsupportedVersion,
+                format!("{what} version {found}"),
+            ));
+        }
+        if n != fields {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                format!("{what} has the wrong number of fields"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Fails unless every byte of the input was consumed.
     pub(crate) fn finish(&self) -> Result<(), Error> {
         if self.remaining() != 0 {

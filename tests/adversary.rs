@@ -500,6 +500,16 @@ fn crafted_envelopes_reach_every_failure_class() {
         o.open_at(&good, T0).unwrap();
         expect("replayed", o.open_at(&good, T0), ErrorKind::Replayed);
     }
+    expect(
+        "legacy v2 without the opt-in",
+        opener(&c.bob, &c.alice).open_at(rpcseal::seal_legacy_v2("{}").unwrap().as_bytes(), T0),
+        ErrorKind::LegacyNotAllowed,
+    );
+    {
+        let o = opener(&c.bob, &c.alice);
+        o.revoke(c.alice.key_id());
+        expect("revoked sender", o.open_at(&good, T0), ErrorKind::Revoked);
+    }
     let all: BTreeSet<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(seen, all, "every error category is reached by a test");
     let _ = NoReplayCheck;

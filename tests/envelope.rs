@@ -202,10 +202,9 @@ fn every_single_bit_flip_is_rejected_in_every_mode() {
         for bit in 0..env.len() * 8 {
             let mut bad = env.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            let e = o
-                .open_at(&bad, T0)
-                .expect_err("a flipped bit must be rejected");
-            assert_ne!(e.kind(), ErrorKind::Replayed, "{mode}: bit {bit}: {e}");
+            // Any category will do (a flip in the sequence number may meet the replay
+            // window's read-only pre-check first); acceptance will not.
+            assert!(o.open_at(&bad, T0).is_err(), "{mode}: bit {bit} accepted");
         }
         assert_eq!(o.stats().messages_opened, before.messages_opened);
         assert_eq!(
@@ -553,4 +552,43 @@ fn opener_is_send_and_sync_and_shared_across_threads() {
         }
     });
     assert_eq!(o.stats().messages_opened, 64);
+}
+
+#[test]
+fn symmetric_recipients_in_every_mode_and_wrong_keys_rejected() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let k = rpcseal::SymmetricKey::generate();
+    let other = rpcseal::SymmetricKey::with_id(k.key_id(), &[7; 32]);
+    let text = k.to_secret_string();
+    assert!(text.starts_with("RPCSEAL-SECRET-SYM:"));
+    assert_eq!(rpcseal::SymmetricKey::from_secret_string(&text).unwrap(), k);
+    assert!(!format!("{k:?}").contains(&text[19..40]));
+    for mode in MODES {
+        let rcpts = [Recipient::from(&k), Recipient::from(bob.public())];
+        let mut s = Sealer::new(&alice, &rcpts, SealerConfig::new(mode)).unwrap();
+        let env = seal_at(&mut s, b"stored", T0);
+        let o = Opener::builder()
+            .symmetric_key(&k)
+            .trust(alice.public())
+            .build()
+            .unwrap();
+        let got = o.open_at(&env, T0).unwrap();
+        assert_eq!(got.payload, b"stored");
+        assert_eq!(got.session.via_key, k.key_id());
+        assert_eq!(
+            opener(&bob, &alice).open_at(&env, T0).unwrap().payload,
+            b"stored"
+        );
+        // Same key id, wrong key: the wrap's commitment fails.
+        let wrong = Opener::builder()
+            .symmetric_key(&other)
+            .trust(alice.public())
+            .build()
+            .unwrap();
+        assert_eq!(
+            wrong.open_at(&env, T0).unwrap_err().kind(),
+            ErrorKind::BadWrap
+        );
+    }
 }

@@ -1,64 +1,174 @@
-//! Replay protection (placeholder interface until the replay module lands).
+//! Replay protection (normative text: `spec/replay.md`).
+//!
+//! The Opener hands every message that passed decoding, suite policy, authentication
+//! and freshness to a [`ReplayStore`] as a [`ReplayItem`], calling
+//! [`ReplayStore::check_and_mark`] last. A store remembers:
+//!
+//! * per (sender, session) a sliding window of [`WINDOW_SIZE`] sequence numbers
+//!   (RFC 6479 style ring of 64-bit words), for ordinary sessions;
+//! * per (sender, session, nonce) one entry, for one-shot sessions.
+//!
+//! Everything fails closed: an error of any kind means "reject the message".
+//!
+//! Stores:
+//! * [`MemoryReplayStore`]: bounded, sharded, in-process; the default. Eviction of a
+//!   live entry raises a watermark so that it can never reopen a replay.
+//! * `RedisReplayStore` (cargo feature `redis`): shared by every replica of a service.
+//! * [`NoReplayCheck`]: accepts everything. Dangerous; for tests and for receivers that
+//!   knowingly do without replay protection.
+//!
+//! # Assumption about `expires_at`
+//! Stores drop state once `now > expires_at`. This is sound only because no message of
+//! that session can be accepted any more: the Opener's freshness check rejects it, and
+//! the stores themselves also reject any item with `now > expires_at`
+//! ([`ReplayError::Expired`]). `expires_at` must therefore be the same for every message
+//! of a session at a given receiver (a function of the authenticated session lifetime and
+//! the receiver's allowed skew).
+
+use std::sync::Arc;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod window;
+
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisReplayConfig, RedisReplayStore};
+pub use memory::{MemoryReplayConfig, MemoryReplayStore};
+
+/// Width of the per-session sequence window: a sequence number `seq` is accepted only if
+/// `seq > top` or `top - seq < WINDOW_SIZE` (and it was not accepted before), where `top`
+/// is the highest sequence number accepted in the session so far.
+pub const WINDOW_SIZE: u64 = 1024;
 
 /// What the Opener hands the replay store for one message that passed every other check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplayItem {
-    /// Key id of the sender's identity key.
+    /// Key id of the sender's identity key (16 bytes).
     pub sender: [u8; 16],
-    /// The session's id.
+    /// The session's id (16 random bytes chosen by the sealer).
     pub session_id: [u8; 16],
-    /// Sequence number.
+    /// Message sequence number within the session (starts at 0).
     pub seq: u64,
-    /// Nonce.
+    /// The message's random nonce.
     pub nonce: [u8; 16],
-    /// Timestamp.
+    /// The message's timestamp, unix seconds (already checked against the receiver clock).
     pub timestamp: u64,
-    /// Expiry of the state.
+    /// Unix seconds after which no message of this session can pass the Opener's
+    /// freshness checks any more (session expiry + allowed skew); state may be dropped then.
     pub expires_at: u64,
-    /// One-shot session.
+    /// True when the session allows exactly one message: tracked by nonce, not by a window.
     pub one_shot: bool,
 }
 
-/// A replay store.
+/// A replay store: remembers accepted messages until they can no longer be fresh.
+///
+/// Implementations must be safe to share between threads and must fail closed: when
+/// they cannot answer for certain, they return an error, never `Ok`.
 pub trait ReplayStore: Send + Sync {
-    /// Read-only check.
+    /// Read-only: would this item be accepted now? Never marks.
+    ///
+    /// May be used as a cheap early filter (also before authentication). An `Ok` here
+    /// does not reserve anything: [`check_and_mark`](Self::check_and_mark) decides.
     fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError>;
-    /// Check and record.
+
+    /// Atomically check and record. On error nothing is recorded.
+    ///
+    /// Of any number of concurrent calls for the same message (on this store or on any
+    /// store sharing its state), at most one returns `Ok`.
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError>;
 }
 
-/// Replay errors.
+impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
+    fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+        (**self).check(item, now)
+    }
+    fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+        (**self).check_and_mark(item, now)
+    }
+}
+
+impl<T: ReplayStore + ?Sized> ReplayStore for Box<T> {
+    fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+        (**self).check(item, now)
+    }
+    fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+        (**self).check_and_mark(item, now)
+    }
+}
+
+/// Why a replay store rejected a message. Every variant means: reject the message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// Seen before.
-    #[error("replayed")]
+    /// The message was accepted before.
+    #[error("replayed message: it was accepted before")]
     Replayed,
-    /// Outside the window.
-    #[error("outside window")]
+    /// The sequence number is older than the session's window.
+    #[error("message sequence number is older than the replay window")]
     OutsideWindow,
-    /// Unavailable.
-    #[error("unavailable: {reason}")]
+    /// The message's session or nonce is not tracked (any more) and its timestamp is at or
+    /// below the store's eviction watermark, so the store cannot prove it is new.
+    #[error(
+        "message is not tracked by the replay store and its timestamp is at or below the \
+         eviction watermark (the store was full; failing closed)"
+    )]
+    BelowWatermark,
+    /// `now` is past the item's `expires_at` (or past the latest `now` this store has
+    /// seen): its state may already have been dropped, so it cannot be accepted.
+    #[error("message's session has expired for replay purposes (now is past expires_at)")]
+    Expired,
+    /// The store cannot answer: unreachable, timed out, out of memory, protocol error.
+    #[error("replay store unavailable: {reason}")]
     Unavailable {
-        /// Why.
+        /// Human-readable cause.
+        reason: String,
+    },
+    /// The store has lost its state (for Redis: its marker key is gone, e.g. after a
+    /// restart without persistence or a FLUSHALL). Stays in force until an operator
+    /// re-initialises the store after waiting out the longest session lifetime plus skew.
+    #[error(
+        "replay store has lost its state; an operator must re-initialise it after waiting \
+         out the longest session lifetime plus the allowed clock skew"
+    )]
+    StateLost,
+    /// The store is configured in a way that could forget accepted messages (for Redis:
+    /// an evicting `maxmemory-policy`), or its configuration is invalid.
+    #[error("replay store misconfigured: {reason}")]
+    Misconfigured {
+        /// Human-readable cause.
         reason: String,
     },
 }
 
-/// Accepts everything.
-#[derive(Debug, Default)]
-pub struct NoReplayCheck;
-
-impl ReplayStore for NoReplayCheck {
-    fn check(&self, _: &ReplayItem, _: u64) -> Result<(), ReplayError> {
-        Ok(())
-    }
-    fn check_and_mark(&self, _: &ReplayItem, _: u64) -> Result<(), ReplayError> {
-        Ok(())
+impl ReplayError {
+    /// True when the error says something about the store rather than about the message
+    /// ([`Unavailable`](Self::Unavailable), [`StateLost`](Self::StateLost),
+    /// [`Misconfigured`](Self::Misconfigured)). Such messages must still be rejected;
+    /// this is for metrics, alerting and retry policy.
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            ReplayError::Unavailable { .. }
+                | ReplayError::StateLost
+                | ReplayError::Misconfigured { .. }
+        )
     }
 }
 
-/// The default store.
-pub(crate) fn default_store() -> std::sync::Arc<dyn ReplayStore> {
-    std::sync::Arc::new(NoReplayCheck)
+/// A replay "store" that accepts every message and records nothing.
+///
+/// **Dangerous**: with it, every captured message can be replayed for as long as it
+/// passes the freshness check. Use only in tests, or when the application is itself
+/// idempotent and has accepted that risk explicitly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoReplayCheck;
+
+impl ReplayStore for NoReplayCheck {
+    fn check(&self, _item: &ReplayItem, _now: u64) -> Result<(), ReplayError> {
+        Ok(())
+    }
+    fn check_and_mark(&self, _item: &ReplayItem, _now: u64) -> Result<(), ReplayError> {
+        Ok(())
+    }
 }

@@ -1,0 +1,341 @@
+//! Replay protection, Redis store (spec/replay.md §6). Needs a Redis server whose URL is
+//! in `RPCSEAL_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6390/`); skipped when unset.
+//! The tests reconfigure and flush that server: never point it at a server in use.
+#![cfg(feature = "redis")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rpcseal::replay::{
+    MemoryReplayStore, RedisReplayConfig, RedisReplayStore, ReplayError, ReplayItem, ReplayStore,
+    WINDOW_SIZE,
+};
+
+/// The tests change server-wide settings (maxmemory-policy, FLUSHALL): run them one by one.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn setup(test: &str) -> Option<(MutexGuard<'static, ()>, String)> {
+    match std::env::var("RPCSEAL_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some((SERIAL.lock().unwrap_or_else(|p| p.into_inner()), url)),
+        _ => {
+            println!("skipped {test}: RPCSEAL_TEST_REDIS_URL is not set");
+            None
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn config(url: &str, test: &str) -> RedisReplayConfig {
+    let mut c = RedisReplayConfig::new(url);
+    c.key_prefix = format!("rpcseal-test:{}:{}:{}", std::process::id(), test, now());
+    c.create_marker_if_absent = true;
+    c
+}
+
+fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+fn item(session: u32, seq: u64) -> ReplayItem {
+    let mut session_id = [0u8; 16];
+    session_id[..4].copy_from_slice(&session.to_le_bytes());
+    ReplayItem {
+        sender: [7u8; 16],
+        session_id,
+        seq,
+        nonce: [1u8; 16],
+        timestamp: now(),
+        expires_at: now() + 600,
+        one_shot: false,
+    }
+}
+
+#[test]
+fn redis_window_and_nonce_semantics() {
+    let Some((_g, url)) = setup("redis_window_and_nonce_semantics") else {
+        return;
+    };
+    let s = RedisReplayStore::connect(config(&url, "sem")).unwrap();
+    let t = now();
+    let m = item(1, 0);
+    s.check(&m, t).unwrap();
+    s.check(&m, t).unwrap(); // check never marks
+    s.check_and_mark(&m, t).unwrap();
+    assert!(matches!(s.check(&m, t), Err(ReplayError::Replayed)));
+    assert!(matches!(
+        s.check_and_mark(&m, t),
+        Err(ReplayError::Replayed)
+    ));
+    // Reordering, window edge.
+    s.check_and_mark(&item(1, 3000), t).unwrap();
+    s.check_and_mark(&item(1, 2999), t).unwrap();
+    s.check_and_mark(&item(1, 3000 - WINDOW_SIZE + 1), t)
+        .unwrap();
+    assert!(matches!(
+        s.check_and_mark(&item(1, 3000 - WINDOW_SIZE + 1), t),
+        Err(ReplayError::Replayed)
+    ));
+    assert!(matches!(
+        s.check_and_mark(&item(1, 3000 - WINDOW_SIZE), t),
+        Err(ReplayError::OutsideWindow)
+    ));
+    // A failed check_and_mark changes nothing: expired far-ahead item.
+    let expired = ReplayItem {
+        expires_at: t - 1,
+        ..item(1, 1_000_000)
+    };
+    assert!(matches!(
+        s.check_and_mark(&expired, t),
+        Err(ReplayError::Expired)
+    ));
+    s.check_and_mark(&item(1, 3000 - WINDOW_SIZE + 2), t)
+        .unwrap();
+    // u64::MAX edges (Lua numbers are doubles: the script splits seq in halves).
+    for seq in [u64::MAX - 1, u64::MAX, u64::MAX - (WINDOW_SIZE - 1)] {
+        s.check_and_mark(&item(2, seq), t).unwrap();
+    }
+    for seq in [u64::MAX - 1, u64::MAX] {
+        assert!(matches!(
+            s.check(&item(2, seq), t),
+            Err(ReplayError::Replayed)
+        ));
+    }
+    assert!(matches!(
+        s.check(&item(2, u64::MAX - WINDOW_SIZE), t),
+        Err(ReplayError::OutsideWindow)
+    ));
+    assert!(matches!(
+        s.check(&item(2, 0), t),
+        Err(ReplayError::OutsideWindow)
+    ));
+    s.check(&item(2, u64::MAX - 2), t).unwrap();
+    // One-shot sessions: by nonce.
+    let n = ReplayItem {
+        one_shot: true,
+        ..item(3, 0)
+    };
+    s.check_and_mark(&n, t).unwrap();
+    assert!(matches!(
+        s.check_and_mark(&n, t),
+        Err(ReplayError::Replayed)
+    ));
+    let n2 = ReplayItem {
+        nonce: [2u8; 16],
+        ..n
+    };
+    s.check_and_mark(&n2, t).unwrap();
+    // Keys expire no earlier than expires_at (plus margin), and do expire.
+    let mut con = raw(&url);
+    let key = format!(
+        "{}:w:{}{}",
+        config_prefix(&s),
+        hex(&item(1, 0).sender),
+        hex(&item(1, 0).session_id)
+    );
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut con).unwrap();
+    assert!((600..=600 + 300 + 5).contains(&ttl), "ttl {ttl}");
+}
+
+fn config_prefix(s: &RedisReplayStore) -> String {
+    // The Debug output carries the prefix; avoids widening the public API for a test.
+    let d = format!("{s:?}");
+    let start = d.find("key_prefix: \"").unwrap() + "key_prefix: \"".len();
+    d[start..start + d[start..].find('"').unwrap()].to_string()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Differential test: the Lua window agrees with the in-memory window.
+#[test]
+fn redis_window_agrees_with_memory_window() {
+    let Some((_g, url)) = setup("redis_window_agrees_with_memory_window") else {
+        return;
+    };
+    let r = RedisReplayStore::connect(config(&url, "diff")).unwrap();
+    let m = MemoryReplayStore::default();
+    let t = now();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for base in [0u64, 1 << 32, u64::MAX - 5000, (1 << 32) - 700] {
+        let session = (base % 1000) as u32 + 10;
+        let mut top = base;
+        for _ in 0..1500 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let seq = match x % 8 {
+                0 => top.saturating_add((x >> 8) % 2000),
+                1..=5 => top.saturating_sub((x >> 8) % 1100),
+                _ => top.saturating_add((x >> 8) % 70),
+            };
+            let it = item(session, seq);
+            let a = r.check_and_mark(&it, t).map_err(|e| e.to_string());
+            let b = m.check_and_mark(&it, t).map_err(|e| e.to_string());
+            assert_eq!(a, b, "seq {seq} base {base}");
+            if a.is_ok() {
+                top = top.max(seq);
+            }
+        }
+    }
+}
+
+/// Two receivers ("replicas") sharing one Redis: a message accepted by one is rejected
+/// by the other.
+#[test]
+fn redis_replay_across_replicas_is_rejected() {
+    let Some((_g, url)) = setup("redis_replay_across_replicas_is_rejected") else {
+        return;
+    };
+    let c = config(&url, "replicas");
+    let a = RedisReplayStore::connect(c.clone()).unwrap();
+    let b = RedisReplayStore::connect(c).unwrap();
+    let t = now();
+    a.check_and_mark(&item(1, 5), t).unwrap();
+    assert!(matches!(
+        b.check(&item(1, 5), t),
+        Err(ReplayError::Replayed)
+    ));
+    assert!(matches!(
+        b.check_and_mark(&item(1, 5), t),
+        Err(ReplayError::Replayed)
+    ));
+    b.check_and_mark(&item(1, 6), t).unwrap();
+    assert!(matches!(
+        a.check_and_mark(&item(1, 6), t),
+        Err(ReplayError::Replayed)
+    ));
+    let n = ReplayItem {
+        one_shot: true,
+        ..item(2, 0)
+    };
+    b.check_and_mark(&n, t).unwrap();
+    assert!(matches!(
+        a.check_and_mark(&n, t),
+        Err(ReplayError::Replayed)
+    ));
+}
+
+#[test]
+fn redis_concurrent_check_and_mark_accepts_exactly_one() {
+    let Some((_g, url)) = setup("redis_concurrent_check_and_mark_accepts_exactly_one") else {
+        return;
+    };
+    let c = config(&url, "concurrent");
+    let stores: Vec<Arc<RedisReplayStore>> = (0..2)
+        .map(|_| Arc::new(RedisReplayStore::connect(c.clone()).unwrap()))
+        .collect();
+    let t = now();
+    for round in 0..20u32 {
+        let wins = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = Arc::clone(&stores[i % 2]);
+                let wins = Arc::clone(&wins);
+                std::thread::spawn(move || {
+                    if s.check_and_mark(&item(round, 42), t).is_ok() {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let n = ReplayItem {
+                        one_shot: true,
+                        ..item(round + 1000, 0)
+                    };
+                    if s.check_and_mark(&n, t).is_ok() {
+                        wins.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 2, "round {round}");
+    }
+}
+
+#[test]
+fn redis_evicting_policy_is_refused_at_connect() {
+    let Some((_g, url)) = setup("redis_evicting_policy_is_refused_at_connect") else {
+        return;
+    };
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _: Result<(), _> = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction")
+                .query(&mut raw(&self.0));
+        }
+    }
+    let _restore = Restore(url.clone());
+    for policy in ["allkeys-lru", "volatile-ttl"] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query(&mut raw(&url))
+            .unwrap();
+        let r = RedisReplayStore::connect(config(&url, "policy"));
+        match r {
+            Err(ReplayError::Misconfigured { reason }) => assert!(reason.contains(policy)),
+            other => panic!("expected Misconfigured, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn redis_unreachable_server_is_unavailable() {
+    let Some((_g, _url)) = setup("redis_unreachable_server_is_unavailable") else {
+        return;
+    };
+    // Port 1 on loopback: nothing listens there.
+    let r = RedisReplayStore::connect(config("redis://127.0.0.1:1/", "closed"));
+    assert!(
+        matches!(r, Err(ReplayError::Unavailable { .. })),
+        "expected Unavailable, got {r:?}"
+    );
+    let r = RedisReplayStore::connect(config("not a url", "bad"));
+    assert!(matches!(r, Err(ReplayError::Misconfigured { .. })), "{r:?}");
+}
+
+#[test]
+fn redis_lost_state_gives_state_lost_until_reinitialised() {
+    let Some((_g, url)) = setup("redis_lost_state_gives_state_lost_until_reinitialised") else {
+        return;
+    };
+    let c = config(&url, "lost");
+    let s = RedisReplayStore::connect(c.clone()).unwrap();
+    let t = now();
+    s.check_and_mark(&item(1, 0), t).unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut raw(&url)).unwrap();
+    for r in [s.check(&item(1, 0), t), s.check_and_mark(&item(1, 1), t)] {
+        assert!(matches!(r, Err(ReplayError::StateLost)), "{r:?}");
+    }
+    // A new process without create_marker_if_absent refuses to start.
+    let strict = RedisReplayConfig {
+        create_marker_if_absent: false,
+        ..c.clone()
+    };
+    assert!(matches!(
+        RedisReplayStore::connect(strict.clone()),
+        Err(ReplayError::StateLost)
+    ));
+    // The failed calls recorded nothing, and the state stays lost.
+    assert!(matches!(
+        s.check_and_mark(&item(1, 1), t),
+        Err(ReplayError::StateLost)
+    ));
+    // The operator waits out window + skew, then re-initialises.
+    RedisReplayStore::reinitialize_lost_state_after_waiting_out_window_and_skew(strict.clone())
+        .unwrap();
+    s.check_and_mark(&item(1, 1), t).unwrap();
+    RedisReplayStore::connect(strict).unwrap();
+}
