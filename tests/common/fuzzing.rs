@@ -13,7 +13,7 @@ use rand_core::{CryptoRng, RngCore};
 use rpcseal::forge;
 use rpcseal::{
     GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity, Recipient,
-    Sealer, SealerConfig,
+    Sealer, SealerConfig, SymmetricKey,
 };
 
 /// The clock every fixture envelope is sealed and opened at.
@@ -389,11 +389,25 @@ pub fn key_strings(data: &[u8]) {
         Ok(g) => assert_eq!(g.to_string(), t),
         Err(e) => quiet(e),
     }
+    let symmetric = SymmetricKey::from_secret_string(&text);
+    match &symmetric {
+        Ok(k) => {
+            assert_eq!(&*k.to_secret_string(), t);
+            assert!(!format!("{k:?}").contains(body), "Debug shows the secret");
+        }
+        Err(e) => quiet(e),
+    }
     match Recipient::parse(&text) {
         Ok(Recipient::Service(p)) => assert_eq!(public.as_ref().ok(), Some(&p)),
         Ok(Recipient::Group(g)) => assert_eq!(group.as_ref().ok(), Some(&g)),
+        Ok(Recipient::Symmetric(k)) => {
+            let parsed = symmetric.as_ref().expect("Recipient::parse accepted it");
+            assert_eq!(k.key_id(), parsed.key_id());
+            assert_eq!(k.to_secret_string(), parsed.to_secret_string());
+            assert!(!format!("{k:?}").contains(body), "Debug shows the secret");
+        }
         Err(e) => {
-            assert!(public.is_err() && group.is_err());
+            assert!(public.is_err() && group.is_err() && symmetric.is_err());
             quiet(&e);
         }
     }
