@@ -1,6 +1,6 @@
 //! Property tests (proptest): round trips for any payload, metadata and recipient set in
 //! every mode; every single mutation of an envelope rejected; no sequence number accepted
-//! twice by an opener.
+//! twice by an opener, with an exact reference store and with the default store.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -275,14 +275,9 @@ proptest! {
         )?;
     }
 
-    /// The same property against the opener's default replay store.
-    ///
-    /// FOR THE LEAD: in this tree the default store is still the placeholder
-    /// `NoReplayCheck`, which accepts every replay, so this property fails here by design.
-    /// Remove the `#[ignore]` once the replay module (MemoryReplayStore as the default)
-    /// is merged; nothing else needs to change.
+    /// The same property against the opener's default replay store (the in-memory store of
+    /// the replay module).
     #[test]
-    #[ignore = "default replay store is the NoReplayCheck placeholder until the replay module lands"]
     fn default_store_never_accepts_a_sequence_number_twice(
         mode in mode(),
         count in 1usize..12,
