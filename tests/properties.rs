@@ -10,6 +10,7 @@ use rand_core::OsRng;
 use rpcseal::replay::{ReplayError, ReplayItem, ReplayStore};
 use rpcseal::{
     ErrorKind, GroupKey, Identity, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig,
+    SymmetricKey,
 };
 
 const T0: u64 = 1_800_000_000;
@@ -30,17 +31,22 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// One recipient of a generated set: a service identity, or a group key (signed and
-/// sign-only modes only: MAC mode to a group needs opt-ins on both sides).
+/// One recipient of a generated set: a service identity, a group key (signed and sign-only
+/// modes only: MAC mode to a group needs opt-ins on both sides), or a symmetric key.
 #[derive(Debug, Clone, Copy)]
 enum Who {
     Service,
     Group,
+    Symmetric,
 }
 
 fn recipients() -> impl Strategy<Value = Vec<Who>> {
     proptest::collection::vec(
-        prop_oneof![3 => Just(Who::Service), 1 => Just(Who::Group)],
+        prop_oneof![
+            3 => Just(Who::Service),
+            1 => Just(Who::Group),
+            1 => Just(Who::Symmetric),
+        ],
         1..=5,
     )
 }
@@ -48,6 +54,7 @@ fn recipients() -> impl Strategy<Value = Vec<Who>> {
 enum Member {
     Service(Box<Identity>),
     Group(Box<GroupKey>),
+    Symmetric(Box<SymmetricKey>),
 }
 
 impl Member {
@@ -55,6 +62,7 @@ impl Member {
         match self {
             Member::Service(i) => Recipient::from(i.public()),
             Member::Group(g) => Recipient::from(g.public()),
+            Member::Symmetric(k) => Recipient::Symmetric((**k).clone()),
         }
     }
 
@@ -63,6 +71,7 @@ impl Member {
         match self {
             Member::Service(i) => b.identity(i),
             Member::Group(g) => b.group_key(g),
+            Member::Symmetric(k) => b.symmetric_key(k),
         }
         .build()
         .unwrap()
@@ -85,6 +94,7 @@ proptest! {
             .iter()
             .map(|w| match (w, mode) {
                 (Who::Group, Mode::Signed | Mode::SignOnly) => Member::Group(Box::new(GroupKey::generate())),
+                (Who::Symmetric, _) => Member::Symmetric(Box::new(SymmetricKey::generate())),
                 _ => Member::Service(Box::new(Identity::generate())),
             })
             .collect();
