@@ -126,6 +126,34 @@ fn write_seed_corpus() {
     for (name, k) in keys {
         write("key_strings", name, k.as_bytes());
     }
+    let legacy = [
+        (
+            "oslo-call",
+            rpcseal::seal_legacy_v2(r#"{"method": "ping", "args": {"n": 1}, "version": "1.3"}"#)
+                .unwrap(),
+        ),
+        ("oslo-empty", rpcseal::seal_legacy_v2("{}").unwrap()),
+        (
+            "oslo-2.1",
+            r#"{"oslo.version": "2.1", "oslo.message": "{}"}"#.to_owned(),
+        ),
+        ("oslo-1.0-bare", r#"{"method": "ping"}"#.to_owned()),
+        (
+            "oslo-extra-field",
+            r#"{"oslo.version": "2.0", "oslo.message": "{}", "x": 1}"#.to_owned(),
+        ),
+        (
+            "oslo-nested",
+            format!(
+                r#"{{"oslo.version": "2.0", "oslo.message": "{}"}}"#,
+                "[".repeat(200)
+            ),
+        ),
+    ];
+    for (name, text) in legacy {
+        write("legacy_v2", name, text.as_bytes());
+    }
+    write("legacy_v2", "v3-envelope", &fx.originals[0].bytes);
     // The structure-aware target reads its input through `arbitrary`: a leading byte picks
     // the original, the rest drives the mutations. One plain input per original, and a few
     // deterministic random ones.

@@ -12,8 +12,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use rand_core::{CryptoRng, RngCore};
 use rpcseal::forge;
 use rpcseal::{
-    GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity, Recipient,
-    Sealer, SealerConfig, SymmetricKey,
+    GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity, Received,
+    Recipient, Sealer, SealerConfig, SymmetricKey,
 };
 
 /// The clock every fixture envelope is sealed and opened at.
@@ -413,6 +413,61 @@ pub fn key_strings(data: &[u8]) {
     }
 }
 
+/// Target `legacy_v2`: arbitrary bytes to `open_any` of a receiver that opted in to legacy
+/// v2 and of one that did not. A legacy message comes only from bytes that look like a JSON
+/// object, only with the opt-in, and carries a compatible version and a JSON object that
+/// `seal_legacy_v2` wraps back to the same message; a verified message only ever comes
+/// from bytes the fixture sealed for the receiver.
+pub fn legacy_v2(data: &[u8]) {
+    let fx = fixture();
+    let strict = fx.opener();
+    let lenient = Opener::builder()
+        .identity(&fx.bob)
+        .group_key(&fx.group)
+        .trust(fx.alice.public())
+        .policy(rpcseal::Policy::default().dangerous_accept_unauthenticated_legacy_v2())
+        .build()
+        .expect("fixture opener");
+    let looks_like_json = data
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|b| *b == b'{');
+    match strict.open_any_at(data, T0) {
+        Ok(Received::UnauthenticatedLegacy(_)) => {
+            panic!("legacy input accepted without the opt-in")
+        }
+        Ok(Received::Verified(_)) => assert!(open_checked(data, None)),
+        Ok(_) => {}
+        Err(e) => {
+            if looks_like_json && data.len() <= rpcseal::DEFAULT_MAX_PAYLOAD {
+                assert_eq!(e.kind(), rpcseal::ErrorKind::LegacyNotAllowed);
+            }
+        }
+    }
+    match lenient.open_any_at(data, T0) {
+        Ok(Received::UnauthenticatedLegacy(m)) => {
+            assert!(looks_like_json, "legacy message from non-JSON bytes");
+            assert_eq!(m.version().0, 2);
+            assert!(m.version().1 <= rpcseal::OSLO_VERSION.1);
+            let again = rpcseal::seal_legacy_v2(m.unauthenticated_message())
+                .expect("the inner message is a JSON object");
+            match lenient.open_any_at(again.as_bytes(), T0) {
+                Ok(Received::UnauthenticatedLegacy(back)) => {
+                    assert_eq!(back.unauthenticated_message(), m.unauthenticated_message());
+                    assert_eq!(back.version(), rpcseal::OSLO_VERSION);
+                }
+                other => panic!("re-wrapped legacy message not read back: {other:?}"),
+            }
+            // The Debug form says what it is and never prints the unauthenticated body.
+            let dbg = format!("{m:?}");
+            assert!(dbg.contains("unauthenticated"));
+        }
+        Ok(Received::Verified(_)) => assert!(open_checked(data, None)),
+        Ok(_) => {}
+        Err(_) => {}
+    }
+}
+
 /// One change the structure-aware target makes to an envelope.
 #[derive(Arbitrary, Debug)]
 pub enum Mutation {
@@ -672,4 +727,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("open_fixed_keys", open_fixed_keys),
     ("key_strings", key_strings),
     ("mutate_envelope", mutate_envelope),
+    ("legacy_v2", legacy_v2),
 ];
