@@ -10,7 +10,7 @@ use base64::Engine as _;
 use rand_core::OsRng;
 use rpcseal::{
     forge, GroupKey, Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer,
-    SealerConfig,
+    SealerConfig, SymmetricKey,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -40,6 +40,7 @@ fn secret_field_types_zeroize_on_drop() {
 #[test]
 fn secret_holders_reviewed_by_reading() {
     // Identity { SigningKey, StaticSecret, PublicIdentity }: both secrets ZeroizeOnDrop.
+    // SymmetricKey { KeyId, Zeroizing<[u8; 32]> }; its PartialEq compares keys with subtle.
     // GroupKey { StaticSecret, GroupPublicKey }: ZeroizeOnDrop field.
     // Sealer { Identity, .., Active { SealerSession { ek: Option<Zeroizing>, mac_keys:
     //   Vec<Zeroizing>, signing: Option<SigningKey> }, list_key: Option<Zeroizing>,
@@ -104,12 +105,19 @@ fn debug_and_display_never_show_key_bytes() {
     let group_raw = secret_payload(&group_secret);
     let alice_body = alice_secret.split_once(':').unwrap().1.to_owned();
     let group_body = group_secret.split_once(':').unwrap().1.to_owned();
+    let sym = SymmetricKey::generate();
+    let sym_secret = sym.to_secret_string();
+    // The symmetric key string carries the key id (public) then the key.
+    let sym_raw = secret_payload(&sym_secret);
+    let sym_body = sym_secret.split_once(':').unwrap().1.to_owned();
     let secrets: Vec<&[u8]> = vec![
         &alice_raw[..32],
         &alice_raw[32..64],
         &group_raw[..32],
         alice_body.as_bytes(),
         group_body.as_bytes(),
+        &sym_raw[16..48],
+        sym_body.as_bytes(),
     ];
     for (what, text) in [
         ("Identity Debug", format!("{alice:?}")),
