@@ -7,7 +7,7 @@
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -181,7 +181,7 @@ pub fn message(m: &MessageSpec<'_>) -> Vec<u8> {
     out.extend_from_slice(&body);
     let mh = envelope::message_hash(&m.header_hash, &out);
     let auth = match &m.auth {
-        Auth::Sign(k) => k.sign(&envelope::signature_input(&mh)).to_bytes().to_vec(),
+        Auth::Sign(k) => crate::sign::sign(k, &envelope::signature_input(&mh)).to_vec(),
         Auth::Mac(keys) => {
             let mut tags: Vec<u8> = keys
                 .iter()

@@ -567,6 +567,7 @@ pub(crate) enum WrapTarget<'a> {
 // an allocation and an indirection.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Boxing the larger variant would change the public API for a few bytes per recipient.
 pub enum Recipient {
     /// A service, reached through its identity's X25519 key.
     Service(PublicIdentity),

@@ -48,7 +48,11 @@ mod open;
 pub mod replay;
 mod seal;
 mod session;
+mod sign;
 mod suite;
+#[cfg(feature = "vectors")]
+#[doc(hidden)]
+pub mod vectors;
 mod wire;
 
 pub use envelope::Metadata;
@@ -69,3 +73,8 @@ pub use suite::{Mode, Suite};
 
 #[doc(hidden)]
 pub use session::hpke_derive_keypair;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

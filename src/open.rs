@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Tag};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use lru::LruCache;
 use zeroize::Zeroizing;
 
@@ -193,7 +193,8 @@ enum Format {
 
 fn classify(bytes: &[u8]) -> Format {
     match bytes.first() {
-        Some(0x90..=0x9f | 0xdc | 0xdd) => Format::V3,
+        // Empty input goes to the v3 decoder, which reports it as truncated (malformed).
+        None | Some(0x90..=0x9f | 0xdc | 0xdd) => Format::V3,
         _ if legacy::looks_like_json(bytes) => Format::Legacy,
         _ => Format::Unknown,
     }
@@ -764,13 +765,14 @@ impl Opener {
             self.counters
                 .message_signatures_checked
                 .fetch_add(1, Ordering::Relaxed);
-            vk.verify_strict(&envelope::signature_input(mh), &Signature::from_bytes(sig))
-                .map_err(|_| {
-                    err(
-                        ErrorKind::BadAuthenticator,
-                        "the message signature does not verify",
-                    )
-                })
+            if crate::sign::verify(vk, &envelope::signature_input(mh), sig) {
+                Ok(())
+            } else {
+                Err(err(
+                    ErrorKind::BadAuthenticator,
+                    "the message signature does not verify",
+                ))
+            }
         } else {
             let (Some(mk), Some(ak)) = (&s.mac_key, &s.list_key) else {
                 return Err(err(ErrorKind::Malformed, "MAC session without MAC keys"));

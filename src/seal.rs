@@ -4,7 +4,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use ed25519_dalek::Signer;
 use rand_core::{CryptoRng, OsRng, RngCore};
 
 use zeroize::Zeroizing;
@@ -423,7 +422,7 @@ impl Sealer {
         let mh = envelope::message_hash(&a.s.header_hash, &out[start..]);
         wire::put_bin_header(out, auth_len);
         if let Some(signing) = &a.s.signing {
-            out.extend_from_slice(&signing.sign(&envelope::signature_input(&mh)).to_bytes());
+            out.extend_from_slice(&crate::sign::sign(signing, &envelope::signature_input(&mh)));
         } else {
             let ak = a.list_key.as_ref().expect("MAC sessions encrypt");
             envelope::put_mac_list(out, &a.s.mac_keys, ak, &mh);

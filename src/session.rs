@@ -1,6 +1,6 @@
 //! Session headers, session blocks and the per-recipient HPKE wraps (spec/envelope-v3.md §5).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use hpke::aead::{AeadTag, ChaCha20Poly1305 as HpkeChaCha};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -185,12 +185,12 @@ pub(crate) fn assemble_block(
     recipients_bytes: &[u8],
 ) -> Vec<u8> {
     let hh = header_hash(header_bytes);
-    let signature = signer.sign(&block_signing_input(&hh, recipients_bytes));
+    let signature = crate::sign::sign(signer, &block_signing_input(&hh, recipients_bytes));
     let mut block = Vec::with_capacity(header_bytes.len() + recipients_bytes.len() + 80);
     wire::put_array(&mut block, BLOCK_FIELDS);
     wire::put_bin(&mut block, header_bytes);
     block.extend_from_slice(recipients_bytes);
-    wire::put_bin(&mut block, &signature.to_bytes());
+    wire::put_bin(&mut block, &signature);
     block
 }
 
@@ -629,18 +629,18 @@ impl<'a> Block<'a> {
 
     /// Verifies the identity signature over the whole block (spec §5.3).
     pub(crate) fn verify_signature(&self, sender: &VerifyingKey) -> Result<(), Error> {
-        let sig = Signature::from_bytes(&self.signature);
-        sender
-            .verify_strict(
-                &block_signing_input(&self.header_hash, self.recipients_bytes),
-                &sig,
-            )
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::BadSignature,
-                    "the sender's signature over the session block does not verify",
-                )
-            })
+        if crate::sign::verify(
+            sender,
+            &block_signing_input(&self.header_hash, self.recipients_bytes),
+            &self.signature,
+        ) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::BadSignature,
+                "the sender's signature over the session block does not verify",
+            ))
+        }
     }
 
     /// Unwraps entry `index` with `secret` and checks the EK commitment (spec §5.4).

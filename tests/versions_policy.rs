@@ -94,10 +94,8 @@ fn one_entry_point_tells_every_version_apart() {
         kind(strict.open_any_at(b"\x00garbage", T0)),
         ErrorKind::UnsupportedVersion
     );
-    assert_eq!(
-        kind(strict.open_any_at(b"", T0)),
-        ErrorKind::UnsupportedVersion
-    );
+    // No byte at all: a truncated envelope.
+    assert_eq!(kind(strict.open_any_at(b"", T0)), ErrorKind::Malformed);
 }
 
 #[test]

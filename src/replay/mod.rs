@@ -41,6 +41,8 @@ pub use memory::{MemoryReplayConfig, MemoryReplayStore};
 /// is the highest sequence number accepted in the session so far.
 pub const WINDOW_SIZE: u64 = 1024;
 
+pub mod file;
+
 /// What the Opener hands the replay store for one message that passed every other check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplayItem {

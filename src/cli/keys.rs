@@ -1,0 +1,291 @@
+//! `rpcseal keygen`, `rpcseal pubkey`, and reading key files and key arguments.
+//!
+//! A secret key file is what `keygen` writes: comment lines starting with `#`, then one
+//! secret key line. Recipients and trusted senders are public key strings, given on the
+//! command line or in files of one key per line. A secret key file is never accepted where
+//! a public key is expected: that would invite copying secret files around, and the
+//! `# public key:` comment in a secret file is not covered by any checksum.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+
+use rpcseal::{GroupKey, Identity, PublicIdentity, Recipient, SymmetricKey};
+use zeroize::Zeroizing;
+
+use super::{now, rfc3339, Failure, Result};
+
+/// A secret key read from a file.
+pub enum SecretKey {
+    Identity(Box<Identity>),
+    Group(GroupKey),
+    Symmetric(SymmetricKey),
+}
+
+/// What `keygen` makes.
+#[derive(Clone, Copy)]
+pub enum KeyKind {
+    Identity,
+    Group,
+    Symmetric,
+}
+
+/// `rpcseal keygen [-o FILE] [--group | --symmetric] [--force]`.
+pub fn keygen(output: Option<&Path>, kind: KeyKind, force: bool) -> Result<()> {
+    let (public, secret, what) = if let KeyKind::Symmetric = kind {
+        // A symmetric key has no public half: its key id stands in the comment instead.
+        let k = SymmetricKey::generate();
+        (
+            format!("none (symmetric key, key id {})", k.key_id()),
+            k.to_secret_string(),
+            "symmetric key",
+        )
+    } else if let KeyKind::Group = kind {
+        let g = GroupKey::generate();
+        (g.public().to_string(), g.to_secret_string(), "group key")
+    } else {
+        let id = Identity::generate();
+        (id.public().to_string(), id.to_secret_string(), "identity")
+    };
+    let mut text = Zeroizing::new(String::new());
+    text.push_str(&format!(
+        "# rpcseal {what}\n# created: {}\n# public key: {public}\n",
+        rfc3339(now())
+    ));
+    text.push_str(&secret);
+    text.push('\n');
+
+    match output {
+        Some(path) => {
+            write_secret_file(path, text.as_bytes(), force)?;
+            eprintln!("Public key: {public}");
+        }
+        None => {
+            let stdout = io::stdout();
+            // As age-keygen: the public key goes to stderr too when the file content is
+            // being redirected, so it is not lost in the file.
+            if !stdout.is_terminal() {
+                eprintln!("Public key: {public}");
+            }
+            let mut out = stdout.lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Failure::file(format!("cannot write to standard output: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` readable and writable by its owner only, refusing an existing file
+/// unless `force`. The mode is set when the file is created, so the secret is never
+/// readable by others, not even for a moment.
+fn write_secret_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    let shown = path.display();
+    if force {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::file(format!("cannot replace {shown}: {e}"))),
+        }
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Failure::file(format!(
+                "{shown} exists already: not overwriting a key file (use --force to replace it)"
+            ))
+        } else {
+            Failure::file(format!("cannot create {shown}: {e}"))
+        }
+    })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::file(format!("cannot write {shown}: {e}")))
+}
+
+/// `rpcseal pubkey FILE`.
+pub fn pubkey(path: &Path) -> Result<()> {
+    let public = match read_secret_key(path)? {
+        SecretKey::Identity(id) => id.public().to_string(),
+        SecretKey::Group(g) => g.public().to_string(),
+        SecretKey::Symmetric(_) => {
+            return Err(Failure::usage(format!(
+                "{} holds a symmetric key: it has no public half (give the key file itself to \
+                 `seal --to-symmetric` and `open --key`)",
+                path.display()
+            )))
+        }
+    };
+    println!("{public}");
+    Ok(())
+}
+
+/// Reads a secret key file: an identity or a group key. Warns when others can read it.
+pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
+    let shown = path.display();
+    let text = Zeroizing::new(
+        fs::read_to_string(path)
+            .map_err(|e| Failure::file(format!("cannot read key file {shown}: {e}")))?,
+    );
+    warn_if_readable_by_others(path);
+    let mut lines = key_lines(&text);
+    let line = lines
+        .next()
+        .ok_or_else(|| Failure::file(format!("key file {shown} holds no key")))?;
+    if lines.next().is_some() {
+        return Err(Failure::file(format!(
+            "key file {shown} holds more than one key line"
+        )));
+    }
+    let bad = |e: rpcseal::KeyError| Failure::file(format!("key file {shown}: {e}"));
+    if line.starts_with("RPCSEAL-SECRET-GROUP:") {
+        GroupKey::from_secret_string(line)
+            .map(SecretKey::Group)
+            .map_err(bad)
+    } else if line.starts_with("RPCSEAL-SECRET-SYM:") {
+        SymmetricKey::from_secret_string(line)
+            .map(SecretKey::Symmetric)
+            .map_err(bad)
+    } else {
+        Identity::from_secret_string(line)
+            .map(|id| SecretKey::Identity(Box::new(id)))
+            .map_err(bad)
+    }
+}
+
+/// Reads a symmetric key file (for `seal --to-symmetric`).
+pub fn read_symmetric(path: &Path) -> Result<SymmetricKey> {
+    match read_secret_key(path)? {
+        SecretKey::Symmetric(k) => Ok(k),
+        _ => Err(Failure::file(format!(
+            "{} does not hold a symmetric key (make one with `rpcseal keygen --symmetric`)",
+            path.display()
+        ))),
+    }
+}
+
+/// Reads an identity file (a group key cannot sign).
+pub fn read_identity(path: &Path) -> Result<Identity> {
+    match read_secret_key(path)? {
+        SecretKey::Identity(id) => Ok(*id),
+        SecretKey::Group(_) | SecretKey::Symmetric(_) => Err(Failure::file(format!(
+            "{} holds a group or symmetric key, but an identity is needed here (such a key \
+             proves membership, not who sent a message)",
+            path.display()
+        ))),
+    }
+}
+
+/// The non-empty, non-comment lines of a key file, trimmed.
+fn key_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "rpcseal: warning: secret key file {} can be read by other users (mode {mode:o}); \
+                 run: chmod 600 {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+/// The public keys an argument names: the argument itself when it is a key string,
+/// otherwise the lines of the file it names.
+fn public_key_lines(arg: &str, what: &str) -> Result<Vec<String>> {
+    let trimmed = arg.trim();
+    if trimmed.starts_with("rpcseal-") {
+        return Ok(vec![trimmed.to_owned()]);
+    }
+    if trimmed.starts_with("RPCSEAL-SECRET-") {
+        return Err(Failure::file(format!(
+            "a secret key was given as {what}: give its public key instead (rpcseal pubkey FILE)"
+        )));
+    }
+    let path = Path::new(arg);
+    let text = fs::read_to_string(path).map_err(|e| {
+        Failure::file(format!(
+            "{what} {arg:?} is neither a public key string nor a readable file: {e}"
+        ))
+    })?;
+    let text = Zeroizing::new(text);
+    let lines: Vec<String> = key_lines(&text).map(str::to_owned).collect();
+    if lines.iter().any(|l| l.starts_with("RPCSEAL-SECRET-")) {
+        return Err(Failure::file(format!(
+            "{} is a secret key file; give its public key instead ({what}s are public): \
+             rpcseal pubkey {} > {}.pub",
+            path.display(),
+            path.display(),
+            path.display()
+        )));
+    }
+    if lines.is_empty() {
+        return Err(Failure::file(format!(
+            "{} holds no public key",
+            path.display()
+        )));
+    }
+    Ok(lines)
+}
+
+/// `--to` arguments to recipients.
+pub fn recipients(args: &[String]) -> Result<Vec<Recipient>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let from_file = !arg.trim().starts_with("rpcseal-");
+        for line in public_key_lines(arg, "recipient")? {
+            let r =
+                Recipient::parse(&line).map_err(|e| key_failure("recipient", arg, from_file, e))?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// `--trust` arguments to trusted senders.
+pub fn senders(args: &[String]) -> Result<Vec<PublicIdentity>> {
+    let mut out = Vec::new();
+    for arg in args {
+        let from_file = !arg.trim().starts_with("rpcseal-");
+        for line in public_key_lines(arg, "trusted sender")? {
+            if line.starts_with("rpcseal-pub-group:") {
+                return Err(Failure::file(format!(
+                    "a group key cannot be a trusted sender ({}): trust the senders' identities",
+                    if from_file {
+                        arg.as_str()
+                    } else {
+                        "a rpcseal-pub-group: key"
+                    }
+                )));
+            }
+            let p = PublicIdentity::parse(&line)
+                .map_err(|e| key_failure("trusted sender", arg, from_file, e))?;
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// A bad public key, named by where it came from (never echoing the key).
+fn key_failure(what: &str, arg: &str, from_file: bool, e: rpcseal::KeyError) -> Failure {
+    if from_file {
+        Failure::file(format!("{what} file {arg}: {e}"))
+    } else {
+        Failure::file(format!("{what} key string: {e}"))
+    }
+}

@@ -1,0 +1,274 @@
+//! `rpcseal`: make keys, seal and open envelopes, and look inside one without keys.
+//!
+//! A thin layer over the library's public API: every check is the library's. Exit codes:
+//! 0 success, 1 envelope rejected, 2 usage error, 3 key or file problem.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Signed and encrypted RPC envelopes.
+///
+/// Exit codes: 0 success, 1 envelope rejected (the failure class is printed on stderr),
+/// 2 usage error, 3 key or file problem.
+#[derive(Parser)]
+#[command(name = "rpcseal", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a new identity (or, with --group, a group key) and write it to a file.
+    ///
+    /// The file is created readable by its owner only. Its comment lines give the public
+    /// key to hand to peers; `rpcseal pubkey FILE` prints it again later.
+    Keygen {
+        /// Where to write the secret key (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Make a group key (one X25519 key that every member of a group holds) instead of
+        /// an identity.
+        #[arg(long, conflicts_with = "symmetric")]
+        group: bool,
+        /// Make a 256-bit symmetric recipient key (with its key id) instead of an identity:
+        /// for a service that encrypts what it stores, or keys handed out by a key server.
+        #[arg(long)]
+        symmetric: bool,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the public key of an identity or group key file.
+    Pubkey {
+        /// A secret key file written by `rpcseal keygen`.
+        file: PathBuf,
+    },
+    /// Seal a payload from one identity to one or more recipients.
+    ///
+    /// The envelope is self-contained: it carries its session block, so a receiver needs
+    /// nothing but its own key and the sender's public identity.
+    Seal {
+        /// The sender's identity file (from `rpcseal keygen`).
+        #[arg(long, value_name = "IDENTITY_FILE")]
+        from: PathBuf,
+        /// A recipient: a public key string (`rpcseal-pub-id:...` or
+        /// `rpcseal-pub-group:...`) or a file of them, one per line (`#` starts a comment).
+        /// Repeat for more recipients. Secret key files are refused: give their public key.
+        #[arg(long, value_name = "RECIPIENT", required_unless_present = "to_symmetric", num_args = 1..)]
+        to: Vec<String>,
+        /// A symmetric recipient key file (from `rpcseal keygen --symmetric`). Repeatable.
+        /// Every holder of the key can open the envelope.
+        #[arg(long, value_name = "KEY_FILE", num_args = 1..)]
+        to_symmetric: Vec<PathBuf>,
+        /// signed: encrypted, every message signed (non-repudiable; the default).
+        /// mac: encrypted, per-recipient MACs (cheaper, repudiable).
+        /// sign-only: signed, not encrypted.
+        #[arg(long, value_enum, default_value_t = ModeArg::Signed)]
+        mode: ModeArg,
+        /// Authenticated cleartext metadata, KEY=VALUE (repeatable). Anyone can read it.
+        #[arg(long, value_name = "KEY=VALUE", value_parser = cli::parse_meta)]
+        meta: Vec<(String, String)>,
+        /// Allow MAC mode to a group key. Any group member can then forge messages that the
+        /// other members accept as yours.
+        #[arg(long)]
+        dangerous_allow_mac_to_group: bool,
+        /// The payload (default: standard input).
+        #[arg(short, long, value_name = "IN")]
+        input: Option<PathBuf>,
+        /// Where to write the envelope (default: standard output).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Check and open an envelope, and write its payload.
+    Open {
+        /// One of our secret key files: an identity, a group key or a symmetric key.
+        /// Repeatable.
+        #[arg(long, value_name = "KEY_FILE", required = true, num_args = 1..)]
+        key: Vec<PathBuf>,
+        /// A sender we accept messages from: a public identity string or a file of them.
+        /// Repeatable.
+        #[arg(long, value_name = "SENDER", required_unless_present = "keyring", num_args = 1..)]
+        trust: Vec<String>,
+        /// A keyring file of trusted senders (names, validity periods, revocations; see
+        /// spec/keyring.md).
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
+        /// Also accept legacy v2 (oslo.messaging) envelopes. They are NOT authenticated:
+        /// anyone on the path can forge them. The payload is still written, with a warning
+        /// on stderr (and "legacy": true with --json).
+        #[arg(long)]
+        allow_legacy: bool,
+        /// Keep replay state in FILE across runs, so the same envelope is accepted once.
+        /// Created if missing; locked while in use. Without it each run remembers nothing.
+        #[arg(long, value_name = "FILE", conflicts_with = "replay_redis")]
+        replay_state: Option<PathBuf>,
+        /// Keep replay state in Redis (needs a build with Redis support).
+        #[arg(long, value_name = "URL")]
+        replay_redis: Option<String>,
+        /// Accept MAC-mode messages that reach us through a group key. Any group member can
+        /// forge those.
+        #[arg(long)]
+        dangerous_accept_mac_via_group: bool,
+        /// Print one JSON object (payload in base64, metadata, sender, session facts)
+        /// instead of the raw payload.
+        #[arg(long)]
+        json: bool,
+        /// The envelope (default: standard input).
+        #[arg(short, long, value_name = "IN")]
+        input: Option<PathBuf>,
+        /// Where to write the payload (default: standard output).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Wrap a JSON object in a legacy v2 (oslo.messaging) envelope, for peers that are not
+    /// upgraded yet. The result is neither signed nor encrypted.
+    LegacySeal {
+        /// The message, a JSON object (default: standard input).
+        #[arg(short, long, value_name = "IN")]
+        input: Option<PathBuf>,
+        /// Where to write the envelope (default: standard output).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
+    /// Show an envelope's cleartext header without any key. Nothing shown is verified.
+    Inspect {
+        /// The envelope (default: standard input).
+        #[arg(short, long, value_name = "IN")]
+        input: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk through key generation, 1:1 and group exchanges and rejected envelopes, with no
+    /// setup and no files.
+    Demo,
+    /// Check or regenerate the test vectors.
+    Vectors {
+        #[command(subcommand)]
+        command: VectorsCommand,
+    },
+    /// Measure seal and open against the raw primitives.
+    Bench {
+        /// A short run.
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VectorsCommand {
+    /// Check every vector in DIR against this implementation.
+    Verify {
+        /// The vectors directory.
+        dir: PathBuf,
+    },
+    /// Write the vectors to DIR.
+    Generate {
+        /// The vectors directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Signed,
+    Mac,
+    SignOnly,
+}
+
+impl From<ModeArg> for rpcseal::Mode {
+    fn from(m: ModeArg) -> rpcseal::Mode {
+        match m {
+            ModeArg::Signed => rpcseal::Mode::Signed,
+            ModeArg::Mac => rpcseal::Mode::Mac,
+            ModeArg::SignOnly => rpcseal::Mode::SignOnly,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Keygen {
+            output,
+            group,
+            symmetric,
+            force,
+        } => {
+            let kind = match (group, symmetric) {
+                (true, _) => cli::keys::KeyKind::Group,
+                (_, true) => cli::keys::KeyKind::Symmetric,
+                _ => cli::keys::KeyKind::Identity,
+            };
+            cli::keys::keygen(output.as_deref(), kind, force)
+        }
+        Command::Pubkey { file } => cli::keys::pubkey(&file),
+        Command::Seal {
+            from,
+            to,
+            to_symmetric,
+            mode,
+            meta,
+            dangerous_allow_mac_to_group,
+            input,
+            output,
+        } => cli::seal::run(cli::seal::Args {
+            from,
+            to,
+            to_symmetric,
+            mode: mode.into(),
+            meta,
+            dangerous_allow_mac_to_group,
+            input,
+            output,
+        }),
+        Command::Open {
+            key,
+            trust,
+            keyring,
+            allow_legacy,
+            replay_state,
+            replay_redis,
+            dangerous_accept_mac_via_group,
+            json,
+            input,
+            output,
+        } => cli::open::run(cli::open::Args {
+            keys: key,
+            trust,
+            keyring,
+            allow_legacy,
+            replay_state,
+            replay_redis,
+            dangerous_accept_mac_via_group,
+            json,
+            input,
+            output,
+        }),
+        Command::LegacySeal { input, output } => {
+            cli::seal::legacy(input.as_deref(), output.as_deref())
+        }
+        Command::Inspect { input, json } => cli::inspect::run(input.as_deref(), json),
+        Command::Demo => cli::demo::run(),
+        Command::Vectors { command } => {
+            return match command {
+                VectorsCommand::Verify { dir } => cli::vectors::verify(&dir),
+                VectorsCommand::Generate { dir } => cli::vectors::generate(&dir),
+            }
+        }
+        Command::Bench { quick, json } => return cli::bench::run(quick, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

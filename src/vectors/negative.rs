@@ -1,0 +1,1730 @@
+//! Negative vectors: envelopes that must be rejected, each valid except for the defect it is
+//! named after (re-signed and re-authenticated with the session's real keys wherever the
+//! defect is not in the authenticator itself), with the receiver that must reject it.
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+use super::{
+    bytes, cast_identity, cast_key, det, det16, det32, hx, keys_json, num, opener_from_json,
+    outcome_any, CastKey, Receiver, ScriptRng, FORMAT, T0,
+};
+use crate::envelope;
+use crate::hash::HPKE_INFO;
+use crate::keys::{Identity, KeyId};
+use crate::session;
+use crate::suite::Mode;
+use crate::wire;
+
+// ---- raw MessagePack pieces ----------------------------------------------------------------
+
+fn u(v: u64) -> Vec<u8> {
+    let mut o = Vec::new();
+    wire::put_uint(&mut o, v);
+    o
+}
+fn b(x: &[u8]) -> Vec<u8> {
+    let mut o = Vec::new();
+    wire::put_bin(&mut o, x);
+    o
+}
+fn s(x: &str) -> Vec<u8> {
+    let mut o = Vec::new();
+    wire::put_str(&mut o, x);
+    o
+}
+fn arr_hdr(n: usize) -> Vec<u8> {
+    let mut o = Vec::new();
+    wire::put_array(&mut o, n);
+    o
+}
+fn arr(fields: &[Vec<u8>]) -> Vec<u8> {
+    let mut o = arr_hdr(fields.len());
+    for f in fields {
+        o.extend_from_slice(f);
+    }
+    o
+}
+fn map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut o = Vec::new();
+    wire::put_map(&mut o, pairs.len());
+    for (k, v) in pairs {
+        o.extend(s(k));
+        o.extend(s(v));
+    }
+    o
+}
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+// ---- sessions built by hand ------------------------------------------------------------------
+
+/// Where a recipient entry is wrapped to.
+#[derive(Clone)]
+enum Target {
+    X(KeyId, [u8; 32]),
+    Sym(KeyId, [u8; 32]),
+}
+
+fn target(name: &str) -> Target {
+    match cast_key(name) {
+        CastKey::Identity(i) => Target::X(i.public().recipient_key_id(), i.public().x25519_bytes()),
+        CastKey::Group(g) => Target::X(
+            g.public().key_id(),
+            x25519_dalek::PublicKey::from(g.x25519_secret()).to_bytes(),
+        ),
+        CastKey::Symmetric(k) => Target::Sym(k.key_id(), *k.secret()),
+    }
+}
+
+impl Target {
+    fn id(&self) -> KeyId {
+        match self {
+            Target::X(id, _) | Target::Sym(id, _) => *id,
+        }
+    }
+}
+
+/// A session under construction: header fields (raw, editable), then entries (raw,
+/// editable), then the signed block.
+struct Plan {
+    label: String,
+    mode: Mode,
+    header: Vec<Vec<u8>>,
+    to: Vec<Target>,
+    ek: [u8; 32],
+    sk: [u8; 32],
+    signing: SigningKey,
+    plaintexts: Vec<Vec<u8>>,
+}
+
+impl Plan {
+    fn new(label: &str, mode: Mode, to: &[&str]) -> Plan {
+        let signing = SigningKey::from_bytes(&det32(&format!("{label}/signing seed")));
+        let ek = det32(&format!("{label}/ek"));
+        let sk = det32(&format!("{label}/sk"));
+        let to: Vec<Target> = to.iter().map(|n| target(n)).collect();
+        let vk = signing.verifying_key().to_bytes();
+        let commitment = session::ek_commitment(&ek);
+        let header = vec![
+            u(3),
+            u(1),
+            u(mode.to_wire()),
+            b(cast_identity("alice").key_id().as_bytes()),
+            b(&det16(&format!("{label}/session id"))),
+            u(T0),
+            u(T0 + 3600),
+            u(1 << 32),
+            u(1 << 40),
+            b(if mode.signs() { &vk[..] } else { &[][..] }),
+            b(if mode.encrypts() {
+                &commitment[..]
+            } else {
+                &[][..]
+            }),
+        ];
+        let mut p = Plan {
+            label: label.into(),
+            mode,
+            header,
+            to,
+            ek,
+            sk,
+            signing,
+            plaintexts: vec![],
+        };
+        p.plaintexts = (0..p.to.len()).map(|i| p.plaintext(i)).collect();
+        p
+    }
+
+    fn plaintext(&self, i: usize) -> Vec<u8> {
+        let mut pt = Vec::new();
+        if self.mode.encrypts() {
+            pt.extend_from_slice(&self.ek);
+        }
+        if self.mode == Mode::Mac {
+            pt.extend_from_slice(&self.mac_key(i));
+        }
+        pt
+    }
+
+    fn mac_key(&self, i: usize) -> [u8; 32] {
+        *session::mac_key(&self.sk, i as u32, &self.to[i].id())
+    }
+
+    fn header_bytes(&self) -> Vec<u8> {
+        arr(&self.header)
+    }
+
+    /// The honest entries for the current header, each as its 4 raw fields.
+    fn entries(&self) -> Vec<Vec<Vec<u8>>> {
+        let hh = session::header_hash(&self.header_bytes());
+        self.to
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let aad = session::wrap_aad(&hh, i as u32);
+                let pt = &self.plaintexts[i];
+                let (kind, enc, wrapped) = match t {
+                    Target::X(_, pk) => {
+                        let mut rng = ScriptRng::new(vec![(
+                            "ikm_e".into(),
+                            det(&format!("{}/ikm_e {i}", self.label), 32),
+                        )]);
+                        let (enc, w) = session::hpke_seal(pk, HPKE_INFO, &aad, pt, &mut rng)
+                            .expect("usable key");
+                        (1, enc, w)
+                    }
+                    Target::Sym(_, k) => {
+                        let mut rng = ScriptRng::new(vec![(
+                            "salt".into(),
+                            det(&format!("{}/salt {i}", self.label), 16),
+                        )]);
+                        let (enc, w) = session::symmetric_seal(k, &aad, pt, &mut rng);
+                        (2, enc, w)
+                    }
+                };
+                vec![u(kind), b(t.id().as_bytes()), b(&enc), b(&wrapped)]
+            })
+            .collect()
+    }
+
+    /// Signs the block with `signer` over the given raw recipients list.
+    fn seal_raw(&self, recipients: &[u8], signer: &Identity) -> Sess {
+        let header = self.header_bytes();
+        let block = session::assemble_block(signer.signing_key(), &header, recipients);
+        Sess {
+            mode: self.mode,
+            hh: session::header_hash(&header),
+            block,
+            ek: self.ek,
+            signing: self.signing.clone(),
+            mac_keys: (0..self.to.len()).map(|i| self.mac_key(i)).collect(),
+            label: self.label.clone(),
+        }
+    }
+
+    fn seal_entries(&self, entries: &[Vec<Vec<u8>>]) -> Sess {
+        let raw: Vec<Vec<u8>> = entries.iter().map(|e| arr(e)).collect();
+        self.seal_raw(&arr(&raw), &cast_identity("alice"))
+    }
+
+    fn seal(&self) -> Sess {
+        self.seal_entries(&self.entries())
+    }
+}
+
+/// The raw fields of each recipient entry, editable before the block is signed.
+type Entries = Vec<Vec<Vec<u8>>>;
+
+/// A finished session and the keys to authenticate messages in it.
+struct Sess {
+    mode: Mode,
+    hh: [u8; 32],
+    block: Vec<u8>,
+    ek: [u8; 32],
+    signing: SigningKey,
+    mac_keys: Vec<[u8; 32]>,
+    label: String,
+}
+
+/// A message under construction: the array header and fields 0 to 8, raw.
+#[derive(Clone)]
+struct Msg {
+    hdr: Vec<u8>,
+    f: Vec<Vec<u8>>,
+}
+
+const META: &[(&str, &str)] = &[("method", "inventory.get"), ("msg-id", "0001")];
+const PAYLOAD: &[u8] = b"{\"sku\": 42}";
+
+impl Sess {
+    fn body(&self, seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut body = payload.to_vec();
+        if self.mode.encrypts() {
+            let tag = ChaCha20Poly1305::new((&self.ek[..]).into())
+                .encrypt_in_place_detached(&envelope::aead_nonce(seq).into(), b"", &mut body)
+                .expect("small");
+            body.extend_from_slice(&tag);
+        }
+        b(&body)
+    }
+
+    fn msg_with(
+        &self,
+        seq: u64,
+        ts: u64,
+        inline: bool,
+        payload: &[u8],
+        meta: &[(&str, &str)],
+    ) -> Msg {
+        Msg {
+            hdr: arr_hdr(10),
+            f: vec![
+                u(3),
+                u(1),
+                b(&session::session_ref(&self.hh)),
+                if inline { b(&self.block) } else { vec![0xc0] },
+                u(seq),
+                u(ts),
+                b(&det16(&format!("{}/nonce {seq} {ts}", self.label))),
+                map(meta),
+                self.body(seq, payload),
+            ],
+        }
+    }
+
+    fn msg(&self, seq: u64) -> Msg {
+        self.msg_with(seq, T0, true, PAYLOAD, META)
+    }
+
+    /// The authenticator of spec §6 over these covered bytes.
+    fn auth(&self, covered: &[u8]) -> Vec<u8> {
+        let mh = envelope::message_hash(&self.hh, covered);
+        if self.mode.signs() {
+            crate::sign::sign(&self.signing, &envelope::signature_input(&mh)).to_vec()
+        } else {
+            let mut tags: Vec<u8> = self
+                .mac_keys
+                .iter()
+                .flat_map(|k| envelope::mac_tag(k, &mh))
+                .collect();
+            if self.mac_keys.len() >= 2 {
+                let ak = envelope::list_key(&self.ek);
+                let t = envelope::list_tag(&ak, &mh, &tags);
+                tags.extend_from_slice(&t);
+            }
+            tags
+        }
+    }
+
+    fn finish(&self, m: &Msg) -> Vec<u8> {
+        let covered = cat(&[&m.hdr, &m.f.concat()]);
+        let auth = self.auth(&covered);
+        cat(&[&covered, &b(&auth)])
+    }
+}
+
+fn honest(label: &str, mode: Mode, to: &[&str]) -> Sess {
+    Plan::new(label, mode, to).seal()
+}
+
+// ---- cases ---------------------------------------------------------------------------------
+
+struct Step {
+    envelope: Vec<u8>,
+    now: u64,
+    expect: &'static str,
+}
+
+struct Case {
+    name: String,
+    description: String,
+    rule: &'static str,
+    receiver: Receiver,
+    steps: Vec<Step>,
+}
+
+struct Family {
+    cases: Vec<Case>,
+}
+
+impl Family {
+    fn one(
+        &mut self,
+        name: &str,
+        rule: &'static str,
+        description: &str,
+        receiver: Receiver,
+        env: Vec<u8>,
+        expect: &'static str,
+    ) {
+        self.at(name, rule, description, receiver, env, T0, expect);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn at(
+        &mut self,
+        name: &str,
+        rule: &'static str,
+        description: &str,
+        receiver: Receiver,
+        env: Vec<u8>,
+        now: u64,
+        expect: &'static str,
+    ) {
+        self.seq(
+            name,
+            rule,
+            description,
+            receiver,
+            vec![Step {
+                envelope: env,
+                now,
+                expect,
+            }],
+        );
+    }
+
+    fn seq(
+        &mut self,
+        name: &str,
+        rule: &'static str,
+        description: &str,
+        receiver: Receiver,
+        steps: Vec<Step>,
+    ) {
+        self.cases.push(Case {
+            name: name.into(),
+            description: description.into(),
+            rule,
+            receiver,
+            steps,
+        });
+    }
+}
+
+fn bob() -> Receiver {
+    Receiver::new("bob")
+}
+
+fn step(envelope: Vec<u8>, now: u64, expect: &'static str) -> Step {
+    Step {
+        envelope,
+        now,
+        expect,
+    }
+}
+
+/// Offsets of the envelope's fields: (start, end) of each of the 10, in the full bytes.
+fn field_spans(m: &Msg, full_len: usize) -> Vec<(usize, usize)> {
+    let mut at = m.hdr.len();
+    let mut spans = Vec::new();
+    for f in &m.f {
+        spans.push((at, at + f.len()));
+        at += f.len();
+    }
+    spans.push((at, full_len));
+    spans
+}
+
+fn structure() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("structure/base", Mode::Signed, &["bob"]);
+    let m = base.msg(0);
+    let good = base.finish(&m);
+    let spans = field_spans(&m, good.len());
+    let r = "§3, §9";
+    f.one("empty-input", r, "Zero bytes.", bob(), vec![], "malformed");
+    for (name, cut, what) in [
+        (
+            "truncated-after-array-header",
+            1,
+            "Only the array header 0x9a.",
+        ),
+        (
+            "truncated-after-version",
+            2,
+            "The array header and the version.",
+        ),
+        (
+            "truncated-in-session-ref",
+            spans[2].0 + 8,
+            "Cut inside the 16-byte session reference.",
+        ),
+        (
+            "truncated-in-session-block",
+            spans[3].0 + 40,
+            "Cut inside the inline session block.",
+        ),
+        (
+            "truncated-in-metadata",
+            spans[7].0 + 5,
+            "Cut inside the metadata map.",
+        ),
+        ("truncated-in-body", spans[8].0 + 6, "Cut inside the body."),
+        (
+            "truncated-in-authenticator",
+            spans[9].0 + 10,
+            "Cut inside the signature.",
+        ),
+        (
+            "truncated-last-byte",
+            good.len() - 1,
+            "The last byte of the signature is missing.",
+        ),
+    ] {
+        f.one(name, r, what, bob(), good[..cut].to_vec(), "malformed");
+    }
+    f.one(
+        "trailing-zero-byte",
+        r,
+        "A valid envelope followed by one 0x00 byte.",
+        bob(),
+        cat(&[&good, &[0]]),
+        "malformed",
+    );
+    f.one(
+        "trailing-second-envelope",
+        r,
+        "Two valid envelopes back to back.",
+        bob(),
+        cat(&[&good, &good]),
+        "malformed",
+    );
+    let mut nine = m.clone();
+    nine.hdr = arr_hdr(9);
+    f.one(
+        "envelope-9-fields",
+        "§7.1, §9",
+        "Array header 0x99: the authenticator is then a trailing value.",
+        bob(),
+        base.finish(&nine),
+        "malformed",
+    );
+    f.one(
+        "envelope-11-fields",
+        "§7.1, §9",
+        "Array header 0x9b with an 11th field (nil) after the authenticator.",
+        bob(),
+        cat(&[&[0x9b], &base.finish(&m)[1..], &[0xc0]]),
+        "malformed",
+    );
+    let mut x = m.clone();
+    x.f[2] = b(&session::session_ref(&base.hh)[..15]);
+    f.one(
+        "session-ref-15-bytes",
+        "§7.1, §9",
+        "A 15-byte session reference, re-authenticated.",
+        bob(),
+        base.finish(&x),
+        "malformed",
+    );
+    let mut x = m.clone();
+    x.f[6] = b(&[7u8; 17]);
+    f.one(
+        "nonce-17-bytes",
+        "§7.1, §9",
+        "A 17-byte nonce, re-authenticated.",
+        bob(),
+        base.finish(&x),
+        "malformed",
+    );
+    let short = cat(&[
+        &good[..spans[9].0],
+        &b(&good[spans[9].0 + 2..good.len() - 1]),
+    ]);
+    f.one(
+        "signature-63-bytes",
+        "§8 step 9",
+        "The signature field is 63 bytes long.",
+        bob(),
+        short,
+        "malformed",
+    );
+    let mac = honest("structure/mac2", Mode::Mac, &["bob", "carol"]);
+    let mm = mac.msg(0);
+    let full = mac.finish(&mm);
+    let ms = field_spans(&mm, full.len());
+    let tags = &full[ms[9].0 + 2..];
+    f.one("mac-list-missing-list-tag", "§8 step 9", "MAC mode to two recipients: the authenticator has the two tags but not the list tag (32 bytes instead of 48).", bob(), cat(&[&full[..ms[9].0], &b(&tags[..32])]), "malformed");
+    let mut x = m.clone();
+    x.f[8] = b(&[0x55; 15]);
+    f.one(
+        "body-shorter-than-tag",
+        "§8 step 7",
+        "Signed mode, a 15-byte body: shorter than the AEAD tag (re-authenticated).",
+        bob(),
+        base.finish(&x),
+        "malformed",
+    );
+    let other = honest("structure/other", Mode::Signed, &["bob"]);
+    let mut x = m.clone();
+    x.f[2] = b(&session::session_ref(&other.hh));
+    f.one("session-ref-not-matching-block", "§7.1, §8 step 4", "The session reference of another session, with this session's block inline (re-authenticated under this session).", bob(), base.finish(&x), "malformed");
+
+    // Session header, block and entry structure: rebuilt and re-signed by alice.
+    let header_case = |name: &str,
+                       what: &str,
+                       edit: &dyn Fn(&mut Plan),
+                       class: &'static str,
+                       rule: &'static str,
+                       f: &mut Family| {
+        let mut p = Plan::new(&format!("structure/{name}"), Mode::Signed, &["bob"]);
+        edit(&mut p);
+        let sess = p.seal();
+        f.one(name, rule, what, bob(), sess.finish(&sess.msg(0)), class);
+    };
+    header_case(
+        "header-10-fields",
+        "The session header has 10 fields (ek_commitment dropped).",
+        &|p| {
+            p.header.pop();
+        },
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-12-fields",
+        "The session header has 12 fields (an extra 0).",
+        &|p| p.header.push(u(0)),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-mode-4",
+        "Mode 4 is not defined.",
+        &|p| p.header[2] = u(4),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-expires-equals-not-before",
+        "expires = not_before.",
+        &|p| p.header[6] = u(T0),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-max-messages-zero",
+        "max_messages = 0.",
+        &|p| p.header[7] = u(0),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-verify-key-31-bytes",
+        "Signed mode with a 31-byte verify_key.",
+        &|p| p.header[9] = b(&[9u8; 31]),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-verify-key-in-mac-mode",
+        "MAC mode (2) with a 32-byte verify_key where bin(0) is required.",
+        &|p| p.header[2] = u(2),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-commitment-in-sign-only-mode",
+        "Sign-only mode (3) with a 32-byte ek_commitment where bin(0) is required.",
+        &|p| p.header[2] = u(3),
+        "malformed",
+        "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "verify-key-small-order",
+        "verify_key is the identity point (01 00 .. 00), of small order; block correctly signed.",
+        &|p| {
+            let mut k = [0u8; 32];
+            k[0] = 1;
+            p.header[9] = b(&k);
+        },
+        "malformed",
+        "§8 step 4f",
+        &mut f,
+    );
+    header_case(
+        "verify-key-not-a-point",
+        "verify_key does not decode to a curve point; block correctly signed.",
+        &|p| {
+            let k = (2u8..)
+                .map(|y| {
+                    let mut k = [0u8; 32];
+                    k[0] = y;
+                    k
+                })
+                .find(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_err())
+                .expect("some y is off the curve");
+            p.header[9] = b(&k);
+        },
+        "malformed",
+        "§8 step 4f",
+        &mut f,
+    );
+
+    let p = Plan::new("structure/entries", Mode::Signed, &["bob", "carol"]);
+    let e = p.entries();
+    let block_case = |name: &str, what: &str, recipients: Vec<u8>, f: &mut Family| {
+        let sess = p.seal_raw(&recipients, &cast_identity("alice"));
+        f.one(
+            name,
+            "§5.3, §5.4, §9",
+            what,
+            bob(),
+            sess.finish(&sess.msg(0)),
+            "malformed",
+        );
+    };
+    block_case(
+        "zero-recipients",
+        "An empty recipient list (0x90), signed.",
+        arr(&[]),
+        &mut f,
+    );
+    block_case(
+        "entry-3-fields",
+        "Bob's entry has 3 fields (wrapped missing).",
+        arr(&[arr(&e[0][..3]), arr(&e[1])]),
+        &mut f,
+    );
+    block_case(
+        "entry-unknown-kind-3",
+        "Bob's entry has kind 3.",
+        arr(&[
+            arr(&[u(3), e[0][1].clone(), e[0][2].clone(), e[0][3].clone()]),
+            arr(&e[1]),
+        ]),
+        &mut f,
+    );
+    let w = &e[0][3];
+    block_case(
+        "entry-wrapped-47-bytes",
+        "Bob's wrapped keys are 47 bytes (48 required in signed mode).",
+        arr(&[
+            arr(&[
+                e[0][0].clone(),
+                e[0][1].clone(),
+                e[0][2].clone(),
+                b(&w[2..w.len() - 1]),
+            ]),
+            arr(&e[1]),
+        ]),
+        &mut f,
+    );
+    block_case(
+        "entry-enc-31-bytes",
+        "Bob's enc is 31 bytes.",
+        arr(&[
+            arr(&[
+                e[0][0].clone(),
+                e[0][1].clone(),
+                b(&e[0][2][2..33]),
+                e[0][3].clone(),
+            ]),
+            arr(&e[1]),
+        ]),
+        &mut f,
+    );
+    block_case(
+        "duplicate-recipient",
+        "Bob's entry twice (same key id), signed.",
+        arr(&[arr(&e[0]), arr(&e[0])]),
+        &mut f,
+    );
+    {
+        let sess = p.seal_entries(&e);
+        let mut blk = sess.block.clone();
+        // Block with 2 fields: drop the signature and fix the array header.
+        let sig_field = 2 + 64;
+        blk.truncate(blk.len() - sig_field);
+        blk[0] = 0x92;
+        let mut m = sess.msg(0);
+        m.f[3] = b(&blk);
+        f.one(
+            "block-2-fields",
+            "§5.3, §9",
+            "A session block with 2 fields (no signature).",
+            bob(),
+            sess.finish(&m),
+            "malformed",
+        );
+        let mut blk = sess.block.clone();
+        blk[0] = 0x94;
+        blk.push(0xc0);
+        let mut m = sess.msg(0);
+        m.f[3] = b(&blk);
+        f.one(
+            "block-4-fields",
+            "§5.3, §9",
+            "A session block with a 4th field (nil) after the signature.",
+            bob(),
+            sess.finish(&m),
+            "malformed",
+        );
+        let mut blk = sess.block.clone();
+        blk.push(0);
+        let mut m = sess.msg(0);
+        m.f[3] = b(&blk);
+        f.one(
+            "block-trailing-byte",
+            "§5.3, §9",
+            "A trailing 0x00 inside the session block's bin.",
+            bob(),
+            sess.finish(&m),
+            "malformed",
+        );
+    }
+    f
+}
+
+fn encoding() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("encoding/base", Mode::Signed, &["bob"]);
+    let m = base.msg(0);
+    let r = "§3, §9";
+    let field = |i: usize, raw: Vec<u8>| {
+        let mut x = m.clone();
+        x.f[i] = raw;
+        base.finish(&x)
+    };
+    let body = m.f[8][2..].to_vec();
+    let sref = session::session_ref(&base.hh);
+    let nonce = m.f[6][2..].to_vec();
+    for (name, what, env) in [
+        ("version-uint8", "The version as uint 8 (0xcc 0x03).", field(0, vec![0xcc, 3])),
+        ("suite-uint16", "The suite as uint 16 (0xcd 0x00 0x01).", field(1, vec![0xcd, 0, 1])),
+        ("seq-uint8", "seq 0 as uint 8 (0xcc 0x00).", field(4, vec![0xcc, 0])),
+        ("timestamp-uint64", "The timestamp as uint 64 where uint 32 holds it.", field(5, cat(&[&[0xcf], &T0.to_be_bytes()]))),
+        ("session-ref-bin16", "The session reference's length as bin 16.", field(2, cat(&[&[0xc5, 0, 16], &sref]))),
+        ("body-bin32", "The body's length as bin 32.", field(8, cat(&[&[0xc6], &(body.len() as u32).to_be_bytes(), &body]))),
+        ("session-block-bin32", "The inline block's length as bin 32.", field(3, cat(&[&[0xc6], &(base.block.len() as u32).to_be_bytes(), &base.block]))),
+        ("metadata-map16", "Two metadata entries counted with map 16.", field(7, cat(&[&[0xde, 0, 2], &map(META)[1..]]))),
+        ("metadata-key-str8", "A 6-byte metadata key as str 8.", field(7, cat(&[&[0x82, 0xd9, 6], b"method", &s("inventory.get"), &s("msg-id"), &s("0001")]))),
+        ("metadata-unsorted", "Keys msg-id then method: not in increasing order.", field(7, map(&[("msg-id", "0001"), ("method", "inventory.get")]))),
+        ("metadata-duplicate-key", "The key method twice.", field(7, map(&[("method", "a"), ("method", "b")]))),
+        ("metadata-empty-key", "An empty metadata key.", field(7, map(&[("", "x")]))),
+        ("metadata-invalid-utf8", "A metadata value that is not UTF-8 (0xff).", field(7, vec![0x81, 0xa1, b'k', 0xa1, 0xff])),
+        ("metadata-key-is-bin", "A metadata key as bin instead of str.", field(7, cat(&[&[0x81], &b(b"method"), &s("x")]))),
+        ("session-ref-is-str", "The session reference as a 16-byte str instead of bin (type confusion).", field(2, cat(&[&[0xb0], &[b'a'; 16]]))),
+        ("nonce-is-nil", "nil where the nonce bin is required.", field(6, vec![0xc0])),
+        ("seq-is-true", "true (0xc3) where seq is required.", field(4, vec![0xc3])),
+        ("seq-negative-fixint", "-1 (0xff) where an unsigned seq is required.", field(4, vec![0xff])),
+        ("timestamp-float64", "A float 64 timestamp.", field(5, cat(&[&[0xcb], &(T0 as f64).to_be_bytes()]))),
+        ("body-is-str", "The body as str (its bytes are not UTF-8 either).", field(8, cat(&[&[0xd9, body.len() as u8], &body]))),
+        ("metadata-is-array", "An array where the metadata map is required.", field(7, vec![0x90])),
+        ("session-block-is-ext", "An ext value (fixext 1) where nil or bin is required.", field(3, vec![0xd4, 1, 0])),
+        ("nonce-is-array-of-ints", "The nonce's 16 bytes as an array of 16 integers.", field(6, cat(&[&[0xdc, 0, 16], &nonce.iter().map(|x| x & 0x7f).collect::<Vec<_>>()]))),
+        ("deep-nesting-in-metadata", "A metadata value made of 1000 nested arrays (0x91 ... 0x90).", field(7, cat(&[&[0x81], &s("k"), &[0x91; 999], &[0x90]]))),
+        ("deep-nesting-as-seq", "seq replaced by 1000 nested arrays.", field(4, cat(&[&[0x91; 999], &[0x90]]))),
+        ("body-length-claims-4-gib", "The body claims 0xffffffff bytes (bin 32).", field(8, cat(&[&[0xc6, 0xff, 0xff, 0xff, 0xff], &body]))),
+        ("session-block-length-claims-4-gib", "The inline block claims 0xffffffff bytes.", field(3, cat(&[&[0xc6, 0xff, 0xff, 0xff, 0xff], &base.block]))),
+        ("metadata-count-claims-4-billion", "The metadata map claims 0xffffffff entries (map 32): a count beyond the input is malformed before any limit applies.", field(7, cat(&[&[0xdf, 0xff, 0xff, 0xff, 0xff], &map(META)[1..]]))),
+        ("metadata-str-claims-4-gib", "A metadata key claims 0xffffffff bytes (str 32).", field(7, cat(&[&[0x81, 0xdb, 0xff, 0xff, 0xff, 0xff], b"k"]))),
+    ] {
+        f.one(name, r, what, bob(), env, "malformed");
+    }
+    let good = base.finish(&m);
+    f.one(
+        "envelope-array16",
+        r,
+        "The envelope's array header as array 16 (0xdc 0x00 0x0a).",
+        bob(),
+        cat(&[&[0xdc, 0, 10], &good[1..]]),
+        "malformed",
+    );
+    f.one(
+        "authenticator-length-claims-4-gib",
+        r,
+        "The authenticator claims 0xffffffff bytes.",
+        bob(),
+        {
+            let spans = field_spans(&m, good.len());
+            cat(&[
+                &good[..spans[9].0],
+                &[0xc6, 0xff, 0xff, 0xff, 0xff],
+                &good[spans[9].0 + 2..],
+            ])
+        },
+        "malformed",
+    );
+    // Inside the signed session header and block, rebuilt and re-signed.
+    let header_case = |name: &str, what: &str, edit: &dyn Fn(&mut Plan), f: &mut Family| {
+        let mut p = Plan::new(&format!("encoding/{name}"), Mode::Signed, &["bob"]);
+        edit(&mut p);
+        let sess = p.seal();
+        f.one(name, r, what, bob(), sess.finish(&sess.msg(0)), "malformed");
+    };
+    header_case(
+        "header-not-before-uint64",
+        "not_before as uint 64 in the signed header.",
+        &|p| p.header[5] = cat(&[&[0xcf], &T0.to_be_bytes()]),
+        &mut f,
+    );
+    header_case(
+        "header-sender-bin16",
+        "The header's sender id with a bin 16 length.",
+        &|p| p.header[3] = cat(&[&[0xc5, 0, 16], cast_identity("alice").key_id().as_bytes()]),
+        &mut f,
+    );
+    header_case(
+        "header-session-id-is-str",
+        "The session id as str (type confusion) in the signed header.",
+        &|p| p.header[4] = cat(&[&[0xb0], &[b'x'; 16]]),
+        &mut f,
+    );
+    let p = Plan::new("encoding/entries", Mode::Signed, &["bob"]);
+    let e = p.entries();
+    let sess = p.seal_raw(&cat(&[&[0xdc, 0, 1], &arr(&e[0])]), &cast_identity("alice"));
+    f.one(
+        "recipients-array16",
+        r,
+        "One recipient counted with array 16.",
+        bob(),
+        sess.finish(&sess.msg(0)),
+        "malformed",
+    );
+    let sess = p.seal_raw(
+        &arr(&[arr(&[
+            vec![0xcc, 1],
+            e[0][1].clone(),
+            e[0][2].clone(),
+            e[0][3].clone(),
+        ])]),
+        &cast_identity("alice"),
+    );
+    f.one(
+        "entry-kind-uint8",
+        r,
+        "The entry kind as uint 8 (0xcc 0x01).",
+        bob(),
+        sess.finish(&sess.msg(0)),
+        "malformed",
+    );
+    let sess = p.seal_raw(
+        &cat(&[&[0xdd, 0xff, 0xff, 0xff, 0xff], &arr(&e[0])]),
+        &cast_identity("alice"),
+    );
+    f.one("recipients-count-claims-4-billion", r, "The recipient list claims 0xffffffff entries (array 32): beyond the input, malformed before the recipient limit applies.", bob(), sess.finish(&sess.msg(0)), "malformed");
+    f
+}
+
+fn policy() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("policy/base", Mode::Signed, &["bob"]);
+    let m = base.msg(0);
+    let field = |i: usize, raw: Vec<u8>| {
+        let mut x = m.clone();
+        x.f[i] = raw;
+        base.finish(&x)
+    };
+    for v in [4u64, 2, 0] {
+        f.one(
+            &format!("envelope-version-{v}"),
+            "§1.1, §8 step 2",
+            &format!("Envelope version {v}, re-authenticated."),
+            bob(),
+            field(0, u(v)),
+            "unsupported_version",
+        );
+    }
+    for id in [2u64, 65535] {
+        f.one(
+            &format!("envelope-suite-{id}"),
+            "§1.2, §8 step 2",
+            &format!("Envelope suite {id}, not defined."),
+            bob(),
+            field(1, u(id)),
+            "unknown_suite",
+        );
+    }
+    let mut p = Plan::new("policy/header-version", Mode::Signed, &["bob"]);
+    p.header[0] = u(4);
+    let sess = p.seal();
+    f.one(
+        "header-version-4",
+        "§1.1, §8 step 4",
+        "The inline session header says version 4 (envelope version 3).",
+        bob(),
+        sess.finish(&sess.msg(0)),
+        "unsupported_version",
+    );
+    let mut p = Plan::new("policy/header-suite", Mode::Signed, &["bob"]);
+    p.header[1] = u(2);
+    let sess = p.seal();
+    f.one(
+        "header-suite-2",
+        "§1.2, §5.1",
+        "The inline session header names suite 2 (envelope suite 1).",
+        bob(),
+        sess.finish(&sess.msg(0)),
+        "unknown_suite",
+    );
+    let good = base.finish(&m);
+    let mut rx = bob();
+    rx.suites = vec![];
+    f.one(
+        "suite-not-allowed",
+        "§1.2, §8 step 3",
+        "Suite 1 is known but the receiver's allowlist is empty.",
+        rx,
+        good.clone(),
+        "suite_not_allowed",
+    );
+    for (mode, allowed) in [
+        (Mode::Signed, vec![Mode::Mac, Mode::SignOnly]),
+        (Mode::Mac, vec![Mode::Signed, Mode::SignOnly]),
+        (Mode::SignOnly, vec![Mode::Signed, Mode::Mac]),
+    ] {
+        let sess = honest(&format!("policy/mode {}", mode.as_str()), mode, &["bob"]);
+        let mut rx = bob();
+        rx.modes = allowed;
+        f.one(
+            &format!("mode-{}-not-allowed", mode.as_str()),
+            "§8 step 4c",
+            &format!(
+                "A {} session to a receiver that does not allow that mode.",
+                mode.as_str()
+            ),
+            rx,
+            sess.finish(&sess.msg(0)),
+            "mode_not_allowed",
+        );
+    }
+    let sess = honest("policy/mac-group", Mode::Mac, &["team"]);
+    let mut rx = bob();
+    rx.identities = vec![];
+    rx.group_keys = vec!["team"];
+    f.one(
+        "mac-via-group-key-without-opt-in",
+        "§6.4, §8 step 4c",
+        "A MAC-mode session to a group key; the receiver holds the group key and has not opted in.",
+        rx,
+        sess.finish(&sess.msg(0)),
+        "mode_not_allowed",
+    );
+    let mut rx = bob();
+    rx.max_payload = 8;
+    f.one(
+        "payload-over-receiver-limit",
+        "§7.3, §8 step 7",
+        "An 11-byte payload to a receiver whose payload limit is 8.",
+        rx,
+        good.clone(),
+        "limit_exceeded",
+    );
+    let two = honest("policy/two", Mode::Signed, &["bob", "carol"]);
+    let mut rx = bob();
+    rx.max_recipients = 1;
+    f.one(
+        "recipients-over-limit",
+        "§5.3, §7.3",
+        "A block with 2 recipients to a receiver whose limit is 1.",
+        rx,
+        two.finish(&two.msg(0)),
+        "limit_exceeded",
+    );
+    let mut rx = bob();
+    rx.max_metadata_entries = 1;
+    f.one(
+        "metadata-entries-over-limit",
+        "§7.3, §8 step 2",
+        "2 metadata entries to a receiver whose limit is 1.",
+        rx,
+        good.clone(),
+        "limit_exceeded",
+    );
+    let mut rx = bob();
+    rx.max_metadata_bytes = 16;
+    f.one(
+        "metadata-bytes-over-limit",
+        "§7.3, §8 step 2",
+        "29 bytes of metadata keys and values to a receiver whose limit is 16.",
+        rx,
+        good,
+        "limit_exceeded",
+    );
+    f
+}
+
+fn sessions() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("session/base", Mode::Signed, &["bob"]);
+    let good = base.finish(&base.msg(0));
+    f.one(
+        "not-for-us",
+        "§8 step 4b",
+        "A session for bob opened by carol.",
+        Receiver::new("carol"),
+        good.clone(),
+        "not_for_us",
+    );
+    let mut rx = bob();
+    rx.trusted = vec!["carol"];
+    f.one(
+        "untrusted-sender",
+        "§8 step 4a",
+        "From alice to a receiver that trusts only carol.",
+        rx,
+        good.clone(),
+        "untrusted_sender",
+    );
+    let p = Plan::new("session/mallory", Mode::Signed, &["bob"]);
+    let sess = p.seal_raw(
+        &arr(&p.entries().iter().map(|e| arr(e)).collect::<Vec<_>>()),
+        &cast_identity("mallory"),
+    );
+    f.one(
+        "block-signed-by-another-identity",
+        "§8 step 4d",
+        "The header names alice as sender; mallory signed the block.",
+        bob(),
+        sess.finish(&sess.msg(0)),
+        "bad_signature",
+    );
+    let mut blk = base.block.clone();
+    let n = blk.len();
+    blk[n - 20] ^= 0x04;
+    let mut m = base.msg(0);
+    m.f[3] = b(&blk);
+    f.one(
+        "block-signature-bit-flipped",
+        "§8 step 4d",
+        "One bit of the block signature flipped (envelope re-authenticated).",
+        bob(),
+        base.finish(&m),
+        "bad_signature",
+    );
+
+    let wrap_case = |name: &str,
+                     what: &str,
+                     class: &'static str,
+                     edit: &dyn Fn(&Plan, &mut Entries),
+                     to: &[&str],
+                     mode: Mode,
+                     rx: Receiver,
+                     f: &mut Family| {
+        let p = Plan::new(&format!("session/{name}"), mode, to);
+        let mut e = p.entries();
+        edit(&p, &mut e);
+        let sess = p.seal_entries(&e);
+        let rule = match class {
+            "bad_wrap" => "§5.4, §5.5, §8 step 4e",
+            "key_commitment" => "§5.4, §10.3, §8 step 4e",
+            _ => "§8 step 4",
+        };
+        f.one(name, rule, what, rx, sess.finish(&sess.msg(0)), class);
+    };
+    wrap_case("wrapped-bit-flipped-and-signed", "A bit of bob's wrapped keys flipped before alice signed the block (a sender's mistake or malice).", "bad_wrap", &|_, e| { let mut w = e[0][3].clone(); w[10] ^= 1; e[0][3] = w; }, &["bob"], Mode::Signed, bob(), &mut f);
+    wrap_case("wrap-for-another-index", "Bob's entry was wrapped for index 0 (aad ends in u32(0)) but sits at index 1; block signed.", "bad_wrap", &|_, e| {
+        // Carol's entry first, then bob's, which was made for index 0.
+        e.swap(0, 1);
+    }, &["bob", "carol"], Mode::Signed, bob(), &mut f);
+    wrap_case(
+        "wrap-for-another-header",
+        "Bob's wrap was made under another session's header hash.",
+        "bad_wrap",
+        &|_, e| {
+            let other = Plan::new("session/elsewhere", Mode::Signed, &["bob"]);
+            e[0] = other.entries()[0].clone();
+        },
+        &["bob"],
+        Mode::Signed,
+        bob(),
+        &mut f,
+    );
+    wrap_case(
+        "wrap-to-another-key",
+        "The entry carries bob's key id but was wrapped to carol's key.",
+        "bad_wrap",
+        &|p, e| {
+            let mut q = Plan::new(&p.label, Mode::Signed, &["carol"]);
+            q.header = p.header.clone();
+            e[0][3] = q.entries()[0][3].clone();
+            e[0][2] = q.entries()[0][2].clone();
+        },
+        &["bob"],
+        Mode::Signed,
+        bob(),
+        &mut f,
+    );
+    for (name, point, what) in [
+        (
+            "enc-all-zero",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "u = 0",
+        ),
+        (
+            "enc-u-1",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "u = 1 (order 4)",
+        ),
+        (
+            "enc-order-8",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "a point of order 8",
+        ),
+        (
+            "enc-u-p-minus-1",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "u = p - 1 (order 2)",
+        ),
+        (
+            "enc-u-p",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "u = p, a non-canonical encoding of 0",
+        ),
+    ] {
+        let pt = super::unhex(point).expect("hex");
+        wrap_case(name, &format!("Bob's HPKE enc is the low-order X25519 share {what}: the Diffie-Hellman output is all zero (RFC 7748 §6.1); block signed."), "bad_wrap", &|_, e| e[0][2] = b(&pt), &["bob"], Mode::Signed, bob(), &mut f);
+    }
+    // Key commitment: one ciphertext, two EKs.
+    let commit_case = |name: &str, mode: Mode, rx: Receiver, f: &mut Family| {
+        let mut p = Plan::new(&format!("session/{name}"), mode, &["bob", "carol"]);
+        let mut evil = det(&format!("session/{name}/other ek"), 32);
+        if mode == Mode::Mac {
+            evil.extend_from_slice(&p.mac_key(1));
+        }
+        p.plaintexts[1] = evil;
+        let sess = p.seal();
+        f.one(name, "§5.4, §10.3, §8 step 4e", &format!("{} mode: the header commits to EK; alice wraps EK to bob (index 0) but another key to carol (index 1). Bob accepts the message; carol must reject it rather than decrypt the same ciphertext to another plaintext.", mode.as_str()), rx, sess.finish(&sess.msg(0)), "key_commitment");
+    };
+    commit_case(
+        "key-commitment-attack-signed",
+        Mode::Signed,
+        Receiver::new("carol"),
+        &mut f,
+    );
+    commit_case(
+        "key-commitment-attack-mac",
+        Mode::Mac,
+        Receiver::new("carol"),
+        &mut f,
+    );
+    let mut vault_rx = bob();
+    vault_rx.identities = vec![];
+    vault_rx.symmetric_keys = vec!["vault"];
+    wrap_case("symmetric-commit-flipped", "A symmetric (kind 2) entry whose key commitment (last 16 bytes of enc) has one bit flipped; block signed.", "bad_wrap", &|_, e| { let mut x = e[0][2].clone(); x[30] ^= 0x80; e[0][2] = x; }, &["vault"], Mode::Mac, vault_rx.clone(), &mut f);
+    let mut stale_rx = vault_rx.clone();
+    stale_rx.symmetric_keys = vec!["vault-stale"];
+    wrap_case("symmetric-wrong-key", "Wrapped to vault; the receiver holds a different key under the same key id (vault-stale): the commitment does not match.", "bad_wrap", &|_, _| {}, &["vault"], Mode::Mac, stale_rx, &mut f);
+    let mut m = base.msg(0);
+    m.f[3] = vec![0xc0];
+    f.one(
+        "unknown-session",
+        "§8 step 4",
+        "A message by reference (field 3 nil) to a receiver that has not seen its session.",
+        bob(),
+        base.finish(&m),
+        "unknown_session",
+    );
+
+    // Insiders forging messages.
+    let mac = honest("session/mac3", Mode::Mac, &["bob", "carol"]);
+    let m = mac.msg(0);
+    let mut forged = mac.finish(&m);
+    let n = forged.len();
+    // Bob replaces the message and its own tag but cannot compute carol's.
+    let mut x = m.clone();
+    x.f[8] = mac.body(0, b"{\"sku\": 43}");
+    let covered = cat(&[&x.hdr, &x.f.concat()]);
+    let mh = envelope::message_hash(&mac.hh, &covered);
+    let mut tags = envelope::mac_tag(&mac.mac_keys[0], &mh).to_vec();
+    tags.extend_from_slice(&[0u8; 16]);
+    let t = envelope::list_tag(&envelope::list_key(&mac.ek), &mh, &tags);
+    tags.extend_from_slice(&t);
+    let bob_forgery = cat(&[&covered, &b(&tags)]);
+    f.one("mac-forged-by-recipient", "§6.2, §8 step 9", "Bob (recipient 0) changes the payload and computes his own tag and the list tag (he knows AK); carol's tag he cannot compute. Carol rejects it.", Receiver::new("carol"), bob_forgery, "bad_authenticator");
+    forged[n - 5] ^= 1;
+    f.one(
+        "mac-list-tag-flipped",
+        "§6.2, §8 step 9",
+        "MAC mode, two recipients: one bit of the list tag flipped; bob's own tag is intact.",
+        bob(),
+        forged,
+        "bad_authenticator",
+    );
+    let signed = honest("session/signed3", Mode::Signed, &["bob", "carol"]);
+    let mut x = signed.msg(0);
+    x.f[8] = signed.body(0, b"{\"sku\": 43}");
+    let covered = cat(&[&x.hdr, &x.f.concat()]);
+    let mh = envelope::message_hash(&signed.hh, &covered);
+    let bobs_key = SigningKey::from_bytes(&det32("session/signed3/bob's own key"));
+    let sig = crate::sign::sign(&bobs_key, &envelope::signature_input(&mh));
+    f.one("signed-forged-by-recipient", "§6.1, §8 step 9", "Bob knows EK and re-encrypts another payload, signing with a key of his own: not the session's verify_key.", Receiver::new("carol"), cat(&[&covered, &b(&sig)]), "bad_authenticator");
+    f
+}
+
+fn time() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("time/base", Mode::Signed, &["bob"]);
+    let good = base.finish(&base.msg(0));
+    let r = "§8 step 6";
+    f.at(
+        "session-not-yet-valid",
+        r,
+        "The receiver's clock is 121 s before not_before (skew 120).",
+        bob(),
+        good.clone(),
+        T0 - 121,
+        "not_yet_valid",
+    );
+    f.at(
+        "session-expired",
+        r,
+        "The receiver's clock is 121 s after expires (skew 120).",
+        bob(),
+        good.clone(),
+        T0 + 3600 + 121,
+        "expired",
+    );
+    f.at(
+        "timestamp-behind-clock",
+        r,
+        "Timestamp T0, receiver clock T0 + 121 (skew 120).",
+        bob(),
+        good.clone(),
+        T0 + 121,
+        "clock_skew",
+    );
+    f.one(
+        "timestamp-ahead-of-clock",
+        r,
+        "Timestamp T0 + 200, receiver clock T0 (skew 120).",
+        bob(),
+        base.finish(&base.msg_with(0, T0 + 200, true, PAYLOAD, META)),
+        "clock_skew",
+    );
+    f.one("timestamp-before-not-before", r, "Timestamp T0 - 10, 10 s before the session's not_before, within the skew of the receiver's clock T0.", bob(), base.finish(&base.msg_with(0, T0 - 10, true, PAYLOAD, META)), "not_yet_valid");
+    f.at("timestamp-at-expires", r, "Timestamp = expires (T0 + 3600), receiver clock T0 + 3660: within skew, but a session is usable strictly before expires.", bob(), base.finish(&base.msg_with(0, T0 + 3600, true, PAYLOAD, META)), T0 + 3660, "expired");
+    let mut rx = bob();
+    rx.skew = 0;
+    f.at(
+        "zero-skew-one-second-late",
+        r,
+        "A receiver with skew 0 whose clock is 1 s past the timestamp.",
+        rx,
+        good,
+        T0 + 1,
+        "clock_skew",
+    );
+    f
+}
+
+fn replay() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("replay/base", Mode::Signed, &["bob"]);
+    let e0 = base.finish(&base.msg(0));
+    let r = "replay.md §3, §4; §8 step 11";
+    f.seq(
+        "replayed-envelope",
+        r,
+        "The same envelope twice.",
+        bob(),
+        vec![step(e0.clone(), T0, "ok"), step(e0.clone(), T0, "replayed")],
+    );
+    let mut t = e0.clone();
+    let n = t.len();
+    t[n - 70] ^= 0x10;
+    f.seq(
+        "tampered-then-original-then-replay",
+        r,
+        "A tampered copy fails and changes no state; the original is accepted once.",
+        bob(),
+        vec![
+            step(t, T0, "bad_authenticator"),
+            step(e0.clone(), T0, "ok"),
+            step(e0.clone(), T0 + 1, "replayed"),
+        ],
+    );
+    let mac = honest("replay/mac", Mode::Mac, &["bob"]);
+    let m0 = mac.finish(&mac.msg(0));
+    let m1 = mac.finish(&mac.msg_with(1, T0, false, b"second", &[]));
+    f.seq("replay-by-reference", r, "Message 0 carries the block, message 1 refers to the session; message 1 again is a replay.", bob(), vec![step(m0, T0, "ok"), step(m1.clone(), T0, "ok"), step(m1, T0, "replayed")]);
+    let s = |seq: u64| base.finish(&base.msg_with(seq, T0, true, PAYLOAD, META));
+    f.seq("older-than-window", r, "seq 1100 is accepted, then seq 0: 1100 - 0 >= W = 1024, outside the window (class replayed).", bob(), vec![step(s(1100), T0, "ok"), step(s(0), T0, "replayed")]);
+    f.seq(
+        "reordered-within-window",
+        r,
+        "seq 5, then 3 (inside the window: accepted), then both again.",
+        bob(),
+        vec![
+            step(s(5), T0, "ok"),
+            step(s(3), T0, "ok"),
+            step(s(5), T0, "replayed"),
+            step(s(3), T0, "replayed"),
+        ],
+    );
+    let mut p = Plan::new("replay/one-shot", Mode::Signed, &["bob"]);
+    p.header[7] = u(1);
+    let one = p.seal();
+    let o = one.finish(&one.msg(0));
+    f.seq(
+        "one-shot-session-replayed",
+        r,
+        "A session with max_messages = 1 is tracked by nonce (replay.md §4).",
+        bob(),
+        vec![step(o.clone(), T0, "ok"), step(o, T0, "replayed")],
+    );
+    f.seq(
+        "replayed-after-session-expired",
+        "§8 step 6",
+        "Accepted at T0; the copy arrives after the session's expiry plus skew.",
+        bob(),
+        vec![
+            step(e0.clone(), T0, "ok"),
+            step(e0, T0 + 3600 + 121, "expired"),
+        ],
+    );
+    let mut p = Plan::new("replay/limit", Mode::Signed, &["bob"]);
+    p.header[7] = u(2);
+    let lim = p.seal();
+    f.seq("seq-past-session-limit", "§5.6, §8 step 7", "max_messages = 2: seq 0 and 1 are accepted, seq 2 (correctly authenticated by the sender's session key) is past the limit.", bob(), vec![
+        step(lim.finish(&lim.msg(0)), T0, "ok"),
+        step(lim.finish(&lim.msg_with(1, T0, false, PAYLOAD, META)), T0, "ok"),
+        step(lim.finish(&lim.msg_with(2, T0, false, PAYLOAD, META)), T0, "session_limit"),
+    ]);
+    let mut p = Plan::new("replay/bytes", Mode::Signed, &["bob"]);
+    p.header[8] = u(4);
+    let by = p.seal();
+    f.one(
+        "payload-over-session-byte-limit",
+        "§5.6, §8 step 7",
+        "max_bytes = 4 and an 11-byte payload.",
+        bob(),
+        by.finish(&by.msg(0)),
+        "session_limit",
+    );
+    f
+}
+
+fn bitflips() -> Family {
+    let mut f = Family { cases: vec![] };
+    for (mode, to) in [
+        (Mode::Signed, &["bob"][..]),
+        (Mode::Mac, &["bob", "carol"][..]),
+        (Mode::SignOnly, &["bob"][..]),
+    ] {
+        let sess = honest(&format!("bitflips/{}", mode.as_str()), mode, to);
+        let m = sess.msg(0);
+        let good = sess.finish(&m);
+        let spans = field_spans(&m, good.len());
+        let blk = spans[3].0 + 3; // block bytes start after bin 16 header
+        let (hb, _) = crate::forge::block_header(&sess.block);
+        let hdr_at = blk + 1 + 2; // block array header, then bin 8 header of the header bytes
+        let rec_at = hdr_at + hb.len();
+        let entry0 = rec_at + 1 + 1; // list header, entry header
+        let mut flips: Vec<(&str, usize, u8, &'static str, &'static str)> = vec![
+            (
+                "version",
+                spans[0].0,
+                0x01,
+                "unsupported_version",
+                "§8 step 2",
+            ),
+            ("suite", spans[1].0, 0x01, "unknown_suite", "§8 step 2"),
+            ("session-ref", spans[2].0 + 5, 0x01, "malformed", "§7.1"),
+            (
+                "header-session-id",
+                hdr_at + 1 + 1 + 1 + 1 + 18 + 2 + 3,
+                0x01,
+                "malformed",
+                "§7.1 (session_ref no longer matches)",
+            ),
+            (
+                "entry-key-id",
+                entry0 + 1 + 2 + 4,
+                0x01,
+                "not_for_us",
+                "§8 step 4b",
+            ),
+            (
+                "entry-enc",
+                entry0 + 1 + 18 + 2 + 4,
+                0x01,
+                "bad_signature",
+                "§8 step 4d",
+            ),
+            (
+                "block-signature",
+                spans[3].1 - 10,
+                0x01,
+                "bad_signature",
+                "§8 step 4d",
+            ),
+            ("seq", spans[4].0, 0x01, "bad_authenticator", "§8 step 9"),
+            (
+                "timestamp",
+                spans[5].1 - 1,
+                0x01,
+                "bad_authenticator",
+                "§8 step 9",
+            ),
+            (
+                "nonce",
+                spans[6].0 + 7,
+                0x01,
+                "bad_authenticator",
+                "§8 step 9",
+            ),
+            (
+                "metadata-value",
+                spans[7].1 - 1,
+                0x01,
+                "bad_authenticator",
+                "§8 step 9",
+            ),
+            (
+                "body",
+                spans[8].0 + 4,
+                0x01,
+                "bad_authenticator",
+                "§8 step 9",
+            ),
+            (
+                "authenticator",
+                spans[9].0 + 10,
+                0x01,
+                "bad_authenticator",
+                "§8 step 9",
+            ),
+        ];
+        if mode.encrypts() {
+            flips.push((
+                "entry-wrapped",
+                entry0 + 1 + 18 + 34 + 2 + 5,
+                0x01,
+                "bad_signature",
+                "§8 step 4d",
+            ));
+            flips.push((
+                "body-tag",
+                spans[8].1 - 1,
+                0x80,
+                "bad_authenticator",
+                "§8 step 9",
+            ));
+        }
+        for (what, at, bit, class, rule) in flips {
+            let mut x = good.clone();
+            x[at] ^= bit;
+            f.one(
+                &format!("{}-{what}", mode.as_str()),
+                rule,
+                &format!(
+                    "{} mode: byte {at} of the envelope (in the {what} field) XOR 0x{bit:02x}.",
+                    mode.as_str()
+                ),
+                bob(),
+                x,
+                class,
+            );
+        }
+    }
+    f
+}
+
+fn versions() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("versions/base", Mode::Signed, &["bob"]);
+    let good = base.finish(&base.msg(0));
+    let legacy = |message: &str| {
+        crate::legacy::seal_legacy_v2(message)
+            .expect("a JSON object")
+            .into_bytes()
+    };
+    let with_legacy = || {
+        let mut r = bob();
+        r.accept_legacy = true;
+        r
+    };
+    f.one(
+        "legacy-v2-by-default",
+        "legacy-v2.md §3 step 1",
+        "A well-formed legacy v2 envelope; the receiver does not opt in to legacy input.",
+        bob(),
+        legacy(r#"{"method": "ping", "args": {}}"#),
+        "legacy_not_allowed",
+    );
+    f.one(
+        "legacy-v2-stripped-v3",
+        "legacy-v2.md §3 step 1 (downgrade)",
+        "The payload of a v3 message rewrapped by an attacker as an unsigned v2 envelope.",
+        bob(),
+        legacy(r#"{"method": "transfer", "args": {"to": "eve"}}"#),
+        "legacy_not_allowed",
+    );
+    for (name, text, class, why) in [
+        (
+            "legacy-v2-newer-minor",
+            r#"{"oslo.version": "2.1", "oslo.message": "{}"}"#,
+            "unsupported_version",
+            "oslo.version 2.1: a newer minor than ours (2.0).",
+        ),
+        (
+            "legacy-v2-other-major",
+            r#"{"oslo.version": "3.0", "oslo.message": "{}"}"#,
+            "unsupported_version",
+            "oslo.version 3.0: another major.",
+        ),
+        (
+            "legacy-oslo-1.0",
+            r#"{"method": "ping", "args": {}}"#,
+            "unsupported_version",
+            "A bare JSON object: oslo.messaging's unversioned 1.0 format.",
+        ),
+        (
+            "legacy-v2-extra-member",
+            r#"{"oslo.version": "2.0", "oslo.message": "{}", "x": 1}"#,
+            "malformed",
+            "A member besides oslo.version and oslo.message.",
+        ),
+        (
+            "legacy-v2-message-not-object",
+            r#"{"oslo.version": "2.0", "oslo.message": "[1]"}"#,
+            "malformed",
+            "oslo.message holds a JSON array, not an object.",
+        ),
+        (
+            "legacy-v2-version-not-digits",
+            r#"{"oslo.version": "2.x", "oslo.message": "{}"}"#,
+            "malformed",
+            "oslo.version is not MAJOR.MINOR digits.",
+        ),
+    ] {
+        f.one(
+            name,
+            "legacy-v2.md §3",
+            &format!("{why} The receiver opts in to legacy input."),
+            with_legacy(),
+            text.as_bytes().to_vec(),
+            class,
+        );
+    }
+    f.one(
+        "unknown-format",
+        "legacy-v2.md §2",
+        "The first byte is neither a MessagePack array header nor '{'.",
+        bob(),
+        cat(&[&[0x00], &good]),
+        "unsupported_version",
+    );
+    let mut rx = bob();
+    rx.revoked = vec!["alice"];
+    f.one(
+        "sender-revoked",
+        "keyring.md §2 step 1, §8 step 4a",
+        "A valid envelope from alice; the receiver trusts alice's key but has revoked it.",
+        rx,
+        good.clone(),
+        "revoked",
+    );
+    let mut rx = bob();
+    rx.validity = vec![("alice", None, Some(T0))];
+    f.one(
+        "sender-key-ended",
+        "keyring.md §2 step 3",
+        "alice's key is valid only for messages timestamped before T0; this one is timestamped T0.",
+        rx,
+        good.clone(),
+        "expired",
+    );
+    let mut rx = bob();
+    rx.validity = vec![("alice", Some(T0 + 1), None)];
+    f.one(
+        "sender-key-not-started",
+        "keyring.md §2 step 3",
+        "alice's key is valid only from T0 + 1; the message is timestamped T0.",
+        rx,
+        good,
+        "not_yet_valid",
+    );
+    f
+}
+
+pub(super) fn files() -> Vec<(&'static str, Value)> {
+    let families: Vec<(&str, &str, Family)> = vec![
+        ("structure", "Truncation, trailing bytes, field counts, field lengths, and the structural rules of headers, blocks and entries.", structure()),
+        ("encoding", "The canonical MessagePack subset of §3: non-shortest encodings, wrong types, metadata order, deep nesting, lengths claiming gigabytes.", encoding()),
+        ("policy", "Versions, suites, modes and the receiver's limits.", policy()),
+        ("session", "Sender authentication, wraps, low-order shares, key commitment, and insiders forging messages.", sessions()),
+        ("time", "Session lifetimes and clock skew.", time()),
+        ("replay", "Ordered lists of envelopes opened by one receiver: replays, the window, one-shot sessions, session limits.", replay()),
+        ("bitflips", "One bit flipped in each field of a valid envelope, in each mode.", bitflips()),
+        ("versions", "Legacy v2 input (spec/legacy-v2.md), unknown formats, and the keyring's revocation and key validity (spec/keyring.md).", versions()),
+    ];
+    families
+        .into_iter()
+        .map(|(name, description, fam)| {
+            let mut file = json!({
+                "format": FORMAT,
+                "family": format!("negative/{name}"),
+                "description": description,
+                "spec": "spec/envelope-v3.md",
+                "license": "CC0-1.0",
+                "keys": keys_json(),
+                "cases": [],
+            });
+            let cases: Vec<Value> = fam
+                .cases
+                .into_iter()
+                .map(|c| {
+                    let v = json!({
+                        "name": c.name,
+                        "description": c.description,
+                        "rule": c.rule,
+                        "failure": c.steps.last().map(|s| s.expect).unwrap_or("ok"),
+                        "receiver": c.receiver.to_json(),
+                        "steps": c.steps.iter().map(|s| json!({
+                            "now": s.now,
+                            "envelope": hx(&s.envelope),
+                            "expect": s.expect,
+                        })).collect::<Vec<_>>(),
+                    });
+                    if let Err(e) = verify_case(&file, &v) {
+                        panic!("negative/{name}/{}: {e}", c.name);
+                    }
+                    v
+                })
+                .collect();
+            file["cases"] = Value::Array(cases);
+            (name, file)
+        })
+        .collect()
+}
+
+/// `v3/negative/INDEX.md`: every negative case, its failure class and the rule.
+pub(super) fn index(files: &[(&'static str, Value)]) -> Vec<u8> {
+    let mut s = String::from(
+        "# Negative vectors: index\n\nGenerated by `cargo run -- vectors generate vectors/` \
+         (do not edit). Each row is one case: the class a receiver must return (for a case \
+         with several steps, the class of the last step) and the rule of \
+         `spec/envelope-v3.md` (or `spec/replay.md`) that rejects it.\n\n\
+         | file | case | failure | rule |\n|---|---|---|---|\n",
+    );
+    for (name, file) in files {
+        for c in file["cases"].as_array().expect("cases") {
+            s.push_str(&format!(
+                "| {name}.json | {} | {} | {} |\n",
+                c["name"].as_str().unwrap_or(""),
+                c["failure"].as_str().unwrap_or(""),
+                c["rule"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    s.into_bytes()
+}
+
+/// Opens every step of a negative case with its receiver, in order, and compares.
+pub(super) fn verify_case(file: &Value, case: &Value) -> Result<(), String> {
+    let opener = opener_from_json(file, &case["receiver"])?;
+    let steps = case["steps"].as_array().ok_or("steps")?;
+    for (i, s) in steps.iter().enumerate() {
+        let env = bytes(&s["envelope"])?;
+        // The one entry point for every version (spec/legacy-v2.md §2).
+        let got = outcome_any(&opener.open_any_at(&env, num(&s["now"])?));
+        let want = s["expect"].as_str().ok_or("expect")?;
+        if got != want {
+            return Err(format!("step {i}: got {got}, expected {want}"));
+        }
+    }
+    match (
+        steps.last().and_then(|s| s["expect"].as_str()),
+        case["failure"].as_str(),
+    ) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err("failure does not match the last step's outcome".into()),
+    }
+}
