@@ -236,3 +236,52 @@ pub fn block_header(block: &[u8]) -> (Vec<u8>, [u8; 32]) {
 pub fn identity_x25519(id: &Identity) -> x25519_dalek::StaticSecret {
     id.x25519_secret().clone()
 }
+
+/// Strictly decodes an envelope (as [`crate::inspect`] does, inline session block
+/// included) and encodes the decoded fields again with the library's own encoder. The
+/// wire format has one valid encoding per value (spec §3), so for every accepted input
+/// the result equals the input byte for byte; the fuzz targets assert exactly that.
+pub fn reencode_envelope(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
+    let env = envelope::Envelope::decode(bytes, &crate::inspect::default_limits())?;
+    let block = env.block.map(reencode_session_block).transpose()?;
+    // Through the sorted map on purpose: a decoder that let unsorted or duplicate keys
+    // through would not get its input back.
+    let metadata: Metadata = env
+        .metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len());
+    envelope::put_prefix(
+        &mut out,
+        session::VERSION,
+        u64::from(env.suite.id()),
+        &env.session_ref,
+        block.as_deref(),
+        env.seq,
+        env.timestamp,
+        &env.nonce,
+        &metadata,
+        env.body.len(),
+    );
+    out.extend_from_slice(env.body);
+    wire::put_bin(&mut out, env.authenticator);
+    Ok(out)
+}
+
+/// Strictly decodes a session block (default recipient limit) and encodes the decoded
+/// header, entries and signature again. Equal to the input for every accepted input.
+pub fn reencode_session_block(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
+    let b = session::Block::decode(bytes, crate::DEFAULT_MAX_RECIPIENTS)?;
+    let mut rec = Vec::new();
+    wire::put_array(&mut rec, b.entries.len());
+    for e in &b.entries {
+        session::put_entry(&mut rec, e.kind, &e.key_id, &e.enc, e.wrapped);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    wire::put_array(&mut out, 3);
+    wire::put_bin(&mut out, &b.header.encode());
+    out.extend_from_slice(&rec);
+    wire::put_bin(&mut out, &b.signature);
+    Ok(out)
+}

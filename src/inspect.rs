@@ -68,7 +68,7 @@ pub struct Inspection {
     pub envelope_len: usize,
 }
 
-fn limits() -> DecodeLimits {
+pub(crate) fn default_limits() -> DecodeLimits {
     DecodeLimits {
         max_metadata_entries: DEFAULT_MAX_METADATA_ENTRIES,
         max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
@@ -97,7 +97,7 @@ pub fn inspect_session_block(bytes: &[u8]) -> Result<SessionInfo, Error> {
 /// Decodes a v3 envelope without any key. Fails on exactly the structural errors the
 /// opener would report; says nothing about authenticity.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection, Error> {
-    let env = Envelope::decode(bytes, &limits())?;
+    let env = Envelope::decode(bytes, &default_limits())?;
     let session = env.block.map(inspect_session_block).transpose()?;
     Ok(Inspection {
         version: session::VERSION,
