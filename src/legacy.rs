@@ -23,12 +23,13 @@ pub struct LegacyMessage {
 }
 
 impl LegacyMessage {
-    /// The envelope's `oslo.version`.
+    /// The envelope's `oslo.version`: (2, 0), or (1, 0) for a bare JSON object.
     pub fn version(&self) -> (u64, u64) {
         self.version
     }
 
-    /// The inner message, a JSON object as text, exactly as the envelope carried it.
+    /// The message, a JSON object as text: `oslo.message` exactly as a 2.0 envelope carried
+    /// it, or the whole (trimmed) input of a 1.0 message.
     /// Unauthenticated: treat as hostile input.
     pub fn unauthenticated_message(&self) -> &str {
         &self.message
@@ -98,11 +99,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LegacyMessage, Error> {
         return Err(malformed("legacy envelope is not a JSON object"));
     };
     let (Some(version), Some(message)) = (obj.get(KEY_VERSION), obj.get(KEY_MESSAGE)) else {
-        // oslo.messaging: a JSON object without both envelope keys is a 1.0 message.
-        return Err(Error::new(
-            ErrorKind::UnsupportedVersion,
-            "a bare JSON object is oslo.messaging's unversioned 1.0 format",
-        ));
+        // oslo.messaging: a JSON object without both envelope keys is a 1.0 message, the
+        // object itself (deserialize_msg returns it unchanged).
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| malformed("legacy message is not UTF-8"))?;
+        return Ok(LegacyMessage {
+            version: (1, 0),
+            message: text.trim().to_owned(),
+        });
     };
     if obj.len() != 2 {
         return Err(malformed(
@@ -166,16 +170,16 @@ mod tests {
             ("2.1", ErrorKind::UnsupportedVersion),
             ("3.0", ErrorKind::UnsupportedVersion),
             ("1.0", ErrorKind::UnsupportedVersion),
+            ("1.9", ErrorKind::UnsupportedVersion),
             ("2", ErrorKind::Malformed),
             ("2.x", ErrorKind::Malformed),
             ("", ErrorKind::Malformed),
         ] {
             assert_eq!(decode(env(v).as_bytes()).unwrap_err().kind(), kind, "{v}");
         }
-        assert_eq!(
-            decode(br#"{"method": "ping"}"#).unwrap_err().kind(),
-            ErrorKind::UnsupportedVersion
-        );
+        let v1 = decode(br#" {"method": "ping"} "#).unwrap();
+        assert_eq!(v1.version(), (1, 0));
+        assert_eq!(v1.unauthenticated_message(), r#"{"method": "ping"}"#);
         assert_eq!(
             decode(br#"{"oslo.version": "2.0", "oslo.message": "{}", "x": 1}"#)
                 .unwrap_err()

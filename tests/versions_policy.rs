@@ -73,12 +73,20 @@ fn one_entry_point_tells_every_version_apart() {
         ErrorKind::LegacyNotAllowed
     );
 
-    // oslo 1.0 (a bare object), a newer oslo minor, a future v4, and noise.
+    // oslo 1.0 (a bare object): refused by default, unauthenticated under the opt-in.
     let v1 = br#"{"method": "ping"}"#;
     assert_eq!(
-        kind(legacy_ok.open_any_at(v1, T0)),
-        ErrorKind::UnsupportedVersion
+        kind(strict.open_any_at(v1, T0)),
+        ErrorKind::LegacyNotAllowed
     );
+    match legacy_ok.open_any_at(v1, T0).unwrap() {
+        Received::UnauthenticatedLegacy(m) => {
+            assert_eq!(m.version(), (1, 0));
+            assert_eq!(m.unauthenticated_message(), r#"{"method": "ping"}"#);
+        }
+        other => panic!("a 1.0 message came out as {other:?}"),
+    }
+    // A newer oslo minor, a future v4, and noise.
     let v21 = br#"{"oslo.version": "2.1", "oslo.message": "{}"}"#;
     assert_eq!(
         kind(legacy_ok.open_any_at(v21, T0)),
@@ -167,6 +175,10 @@ fn keyring_rotation_honours_each_keys_validity() {
             .sender_name,
         "billing"
     );
+    // The edges themselves: valid_from is included, valid_until excluded (above).
+    assert!(o
+        .open_at(&seal(&mut by_new, b"f", switch - 100), switch - 100)
+        .is_ok());
 }
 
 #[test]

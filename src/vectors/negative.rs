@@ -1546,6 +1546,14 @@ fn versions() -> Family {
         legacy(r#"{"method": "transfer", "args": {"to": "eve"}}"#),
         "legacy_not_allowed",
     );
+    f.one(
+        "legacy-oslo-1.0-by-default",
+        "legacy-v2.md §3 step 1",
+        "A bare JSON object (oslo.messaging's unversioned 1.0 format); the receiver does not opt in.",
+        bob(),
+        br#"{"method": "ping", "args": {}}"#.to_vec(),
+        "legacy_not_allowed",
+    );
     for (name, text, class, why) in [
         (
             "legacy-v2-newer-minor",
@@ -1558,12 +1566,6 @@ fn versions() -> Family {
             r#"{"oslo.version": "3.0", "oslo.message": "{}"}"#,
             "unsupported_version",
             "oslo.version 3.0: another major.",
-        ),
-        (
-            "legacy-oslo-1.0",
-            r#"{"method": "ping", "args": {}}"#,
-            "unsupported_version",
-            "A bare JSON object: oslo.messaging's unversioned 1.0 format.",
         ),
         (
             "legacy-v2-extra-member",
