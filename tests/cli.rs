@@ -753,3 +753,25 @@ fn bench_quick_json_reports_every_ratio() {
     }
     assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
 }
+
+#[test]
+fn inspect_reports_each_mode() {
+    let keys = Keys::new();
+    keys.keygen("alice", false);
+    let bob = keys.keygen("bob", false);
+    for mode in ["signed", "mac", "sign-only"] {
+        let env = seal_bytes(&keys, "alice", &[&bob], &["--mode", mode], b"x");
+        rpcseal()
+            .arg("inspect")
+            .write_stdin(env)
+            .assert()
+            .success()
+            .stdout(contains(format!("mode              {mode}")));
+    }
+    rpcseal()
+        .arg("inspect")
+        .write_stdin(vec![0x9a, 0x03])
+        .assert()
+        .code(1)
+        .stderr(contains("malformed"));
+}
