@@ -213,6 +213,9 @@ pub struct OpenerStats {
 }
 
 #[derive(Default)]
+/// One shard's counters, on a cache line of its own: threads opening messages of
+/// different sessions update different lines (the same sharding as the session cache).
+#[repr(align(128))]
 struct Counters {
     sessions_established: AtomicU64,
     session_cache_hits: AtomicU64,
@@ -321,7 +324,7 @@ pub struct Opener {
     policy: Policy,
     cache: SessionCache,
     replay: Arc<dyn ReplayStore>,
-    counters: Counters,
+    counters: Vec<Counters>,
 }
 
 /// Builds an [`Opener`].
@@ -431,7 +434,7 @@ impl OpenerBuilder {
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(crate::replay::MemoryReplayStore::default())),
-            counters: Counters::default(),
+            counters: (0..SHARDS).map(|_| Counters::default()).collect(),
         })
     }
 }
@@ -624,7 +627,7 @@ impl Opener {
                 }
             }
         }
-        self.counters
+        self.counters_for(0)
             .message_signatures_checked
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let messages: Vec<&[u8]> = inputs.iter().map(|m| &m[..]).collect();
@@ -789,7 +792,7 @@ impl Opener {
                 shard.put(env.session_ref, session.clone());
             }
         }
-        self.counters
+        self.counters_for(env.session_ref[0])
             .messages_opened
             .fetch_add(1, Ordering::Relaxed);
         let metadata = env.metadata.to_metadata();
@@ -844,7 +847,7 @@ impl Opener {
     ) -> Result<(Arc<CachedSession>, bool, Option<usize>), Error> {
         let Some(block_bytes) = env.block else {
             if let Some(s) = self.cache.peek(&env.session_ref) {
-                self.counters
+                self.counters_for(env.session_ref[0])
                     .session_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
                 return Ok((s, false, None));
@@ -872,7 +875,7 @@ impl Opener {
         }
         if let Some(s) = self.cache.peek(&env.session_ref) {
             if s.header_hash == block.header_hash {
-                self.counters
+                self.counters_for(env.session_ref[0])
                     .session_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
                 return Ok((s, false, None));
@@ -926,7 +929,7 @@ impl Opener {
             ),
             None => None,
         };
-        self.counters
+        self.counters_for(block.header_hash[0])
             .sessions_established
             .fetch_add(1, Ordering::Relaxed);
         Ok(CachedSession {
@@ -956,7 +959,7 @@ impl Opener {
             let sig: &[u8; SIG_LEN] = auth
                 .try_into()
                 .map_err(|_| err(ErrorKind::Malformed, "the signature has the wrong length"))?;
-            self.counters
+            self.counters_for(s.header_hash[0])
                 .message_signatures_checked
                 .fetch_add(1, Ordering::Relaxed);
             if crate::sign::verify(vk, &envelope::signature_input(mh), sig) {
@@ -1130,13 +1133,23 @@ impl Opener {
 
     /// Counters of the work done so far.
     pub fn stats(&self) -> OpenerStats {
-        let c = &self.counters;
+        let sum = |f: fn(&Counters) -> &AtomicU64| -> u64 {
+            self.counters
+                .iter()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum()
+        };
         OpenerStats {
-            sessions_established: c.sessions_established.load(Ordering::Relaxed),
-            session_cache_hits: c.session_cache_hits.load(Ordering::Relaxed),
-            message_signatures_checked: c.message_signatures_checked.load(Ordering::Relaxed),
-            messages_opened: c.messages_opened.load(Ordering::Relaxed),
+            sessions_established: sum(|c| &c.sessions_established),
+            session_cache_hits: sum(|c| &c.session_cache_hits),
+            message_signatures_checked: sum(|c| &c.message_signatures_checked),
+            messages_opened: sum(|c| &c.messages_opened),
         }
+    }
+
+    /// The counters of the shard a session reference (or header hash) falls in.
+    fn counters_for(&self, first_byte: u8) -> &Counters {
+        &self.counters[usize::from(first_byte) % SHARDS]
     }
 
     /// How many unwrapped sessions the cache holds.
