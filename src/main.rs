@@ -109,9 +109,19 @@ enum Command {
         /// Created if missing; locked while in use. Without it each run remembers nothing.
         #[arg(long, value_name = "FILE", conflicts_with = "replay_redis")]
         replay_state: Option<PathBuf>,
-        /// Keep replay state in Redis (needs a build with Redis support).
+        /// Keep replay state in Redis (needs a build with Redis support). Every receiver
+        /// sharing replay state must use the same server and key prefix.
         #[arg(long, value_name = "URL")]
         replay_redis: Option<String>,
+        /// Key prefix of the Redis replay state (default "rpcseal:replay").
+        #[arg(long, value_name = "PREFIX", requires = "replay_redis")]
+        replay_redis_prefix: Option<String>,
+        /// The Redis key prefix has never accepted a message: start it without a loss
+        /// watermark. Without it a new prefix rejects every message for 5 minutes (fail
+        /// closed). Never use it once Redis may have lost state: replays of the last
+        /// minutes could then be accepted.
+        #[arg(long, requires = "replay_redis")]
+        replay_redis_new_prefix: bool,
         /// Accept MAC-mode messages that reach us through a group key. Any group member can
         /// forge those.
         #[arg(long)]
@@ -238,6 +248,8 @@ fn main() -> ExitCode {
             allow_legacy,
             replay_state,
             replay_redis,
+            replay_redis_prefix,
+            replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
             json,
             input,
@@ -249,6 +261,8 @@ fn main() -> ExitCode {
             allow_legacy,
             replay_state,
             replay_redis,
+            replay_redis_prefix,
+            replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
             json,
             input,

@@ -1221,7 +1221,7 @@ fn replay_error(e: ReplayError) -> Error {
         ),
         ReplayError::BelowWatermark => err(
             ErrorKind::Replayed,
-            "the replay store evicted state this message depends on and cannot prove it is new",
+            "the replay store evicted or lost state this message depends on and cannot prove it is new",
         ),
         ReplayError::Expired => err(
             ErrorKind::Expired,

@@ -405,7 +405,7 @@ fn concurrent_check_and_mark_accepts_exactly_one() {
 fn store_failure_classification() {
     assert!(!ReplayError::Replayed.is_store_failure());
     assert!(!ReplayError::BelowWatermark.is_store_failure());
-    assert!(ReplayError::StateLost.is_store_failure());
+    assert!(ReplayError::Misconfigured { reason: "x".into() }.is_store_failure());
     let e = ReplayError::Unavailable { reason: "x".into() };
     assert!(e.is_store_failure());
     assert!(e.to_string().contains("unavailable"));

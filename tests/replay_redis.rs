@@ -306,36 +306,99 @@ fn redis_unreachable_server_is_unavailable() {
     assert!(matches!(r, Err(ReplayError::Misconfigured { .. })), "{r:?}");
 }
 
+/// Delete every key of one prefix: Redis losing this store's state (as FLUSHALL, a
+/// restart without persistence or a failover to an empty replica would), without
+/// touching other tests' keys.
+fn lose_state(url: &str, prefix: &str) {
+    let mut con = raw(url);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut con)
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+}
+
 #[test]
-fn redis_lost_state_gives_state_lost_until_reinitialised() {
-    let Some((_g, url)) = setup("redis_lost_state_gives_state_lost_until_reinitialised") else {
+fn redis_lost_state_sets_a_watermark_that_rejects_old_replays() {
+    let Some((_g, url)) = setup("redis_lost_state_sets_a_watermark_that_rejects_old_replays")
+    else {
         return;
     };
     let c = config(&url, "lost");
     let s = RedisReplayStore::connect(c.clone()).unwrap();
     let t = now();
-    s.check_and_mark(&item(1, 0), t).unwrap();
-    let _: () = redis::cmd("FLUSHALL").query(&mut raw(&url)).unwrap();
-    for r in [s.check(&item(1, 0), t), s.check_and_mark(&item(1, 1), t)] {
-        assert!(matches!(r, Err(ReplayError::StateLost)), "{r:?}");
+    let at = |session, seq, ts| ReplayItem {
+        timestamp: ts,
+        ..item(session, seq)
+    };
+    let nonce = |session, ts| ReplayItem {
+        one_shot: true,
+        ..at(session, 0, ts)
+    };
+    s.check_and_mark(&at(1, 0, t), t).unwrap();
+    s.check_and_mark(&nonce(2, t), t).unwrap();
+    assert_eq!(s.losses_detected(), 0);
+    lose_state(&url, &c.key_prefix);
+
+    // The first call after the loss detects it and sets watermark = now + loss_margin.
+    let detect = t + 5;
+    let wm = detect + c.loss_margin_secs;
+    for r in [
+        s.check(&at(1, 0, t), detect),
+        s.check_and_mark(&at(1, 0, t), detect),
+        s.check_and_mark(&nonce(2, t), detect),
+        // New messages at or below the watermark cannot be told from replays either.
+        s.check_and_mark(&at(1, 1, wm), wm),
+        s.check_and_mark(&nonce(3, wm), wm),
+    ] {
+        assert!(matches!(r, Err(ReplayError::BelowWatermark)), "{r:?}");
     }
-    // A new process without create_marker_if_absent refuses to start.
+    assert_eq!(s.losses_detected(), 1);
+    // A second store, connected after the loss, sees the same watermark; connecting
+    // without create_marker_if_absent works (nothing for an operator to do).
     let strict = RedisReplayConfig {
         create_marker_if_absent: false,
         ..c.clone()
     };
+    let s2 = RedisReplayStore::connect(strict).unwrap();
     assert!(matches!(
-        RedisReplayStore::connect(strict.clone()),
-        Err(ReplayError::StateLost)
+        s2.check_and_mark(&at(1, 0, t), t + 200),
+        Err(ReplayError::BelowWatermark)
     ));
-    // The failed calls recorded nothing, and the state stays lost.
+    assert_eq!(s2.losses_detected(), 0);
+    // Above the watermark: accepted, once.
+    s2.check_and_mark(&at(1, 7, wm + 1), wm + 1).unwrap();
     assert!(matches!(
-        s.check_and_mark(&item(1, 1), t),
-        Err(ReplayError::StateLost)
+        s.check_and_mark(&at(1, 7, wm + 1), wm + 1),
+        Err(ReplayError::Replayed)
     ));
-    // The operator waits out window + skew, then re-initialises.
-    RedisReplayStore::reinitialize_lost_state_after_waiting_out_window_and_skew(strict.clone())
-        .unwrap();
-    s.check_and_mark(&item(1, 1), t).unwrap();
-    RedisReplayStore::connect(strict).unwrap();
+    s.check_and_mark(&nonce(3, wm + 1), wm + 1).unwrap();
+    assert!(matches!(
+        s2.check_and_mark(&nonce(3, wm + 1), wm + 1),
+        Err(ReplayError::Replayed)
+    ));
+    // The re-created session entry keeps the watermark as its floor: a lower timestamp in
+    // its window is still rejected, though the sequence number is new to the window.
+    assert!(matches!(
+        s.check_and_mark(&at(1, 6, wm), wm + 1),
+        Err(ReplayError::BelowWatermark)
+    ));
+    s.check_and_mark(&at(1, 6, wm + 1), wm + 1).unwrap();
+
+    // create_marker_if_absent on a prefix that lost its state would hide the loss: it is
+    // only for prefixes that never accepted a message. Here it starts without watermark.
+    let fresh = config(&url, "lost-fresh");
+    let f = RedisReplayStore::connect(fresh).unwrap();
+    f.check_and_mark(&at(1, 0, t), t).unwrap();
+    assert_eq!(f.losses_detected(), 0);
+    // Without it, a brand-new prefix starts with a watermark: fails closed for a margin.
+    let mut new = config(&url, "lost-new");
+    new.create_marker_if_absent = false;
+    let n = RedisReplayStore::connect(new).unwrap();
+    assert!(matches!(
+        n.check_and_mark(&at(1, 0, t), t),
+        Err(ReplayError::BelowWatermark)
+    ));
+    assert_eq!(n.losses_detected(), 1);
 }

@@ -21,6 +21,8 @@ pub struct Args {
     pub allow_legacy: bool,
     pub replay_state: Option<PathBuf>,
     pub replay_redis: Option<String>,
+    pub replay_redis_prefix: Option<String>,
+    pub replay_redis_new_prefix: bool,
     pub dangerous_accept_mac_via_group: bool,
     pub json: bool,
     pub input: Option<PathBuf>,
@@ -32,7 +34,7 @@ const MAX_ENVELOPE: usize = DEFAULT_MAX_PAYLOAD + 1024 * 1024;
 
 pub fn run(args: Args) -> Result<()> {
     let mut builder = Opener::builder();
-    builder = with_redis(builder, args.replay_redis.as_deref())?;
+    builder = with_redis(builder, &args)?;
     for path in &args.keys {
         builder = match keys::read_secret_key(path)? {
             SecretKey::Identity(id) => builder.identity(&id),
@@ -118,20 +120,31 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 #[cfg(feature = "redis")]
-fn with_redis(builder: OpenerBuilder, url: Option<&str>) -> Result<OpenerBuilder> {
+fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
     use rpcseal::replay::{RedisReplayConfig, RedisReplayStore};
-    let Some(url) = url else {
+    let Some(url) = args.replay_redis.as_deref() else {
         return Ok(builder);
     };
+    let mut config = RedisReplayConfig::new(url);
+    if let Some(prefix) = &args.replay_redis_prefix {
+        config.key_prefix.clone_from(prefix);
+    }
+    // `create_marker_if_absent` only on request (--replay-redis-new-prefix): each run of
+    // the CLI connects anew, so with it always on, a run starting after Redis lost its
+    // state would re-create the marker without watermark before any check could notice
+    // the loss, and replays of the last minutes would be accepted. Without it a missing
+    // marker is treated as a loss: the first check re-creates it with a watermark, and a
+    // brand-new prefix rejects messages for `loss_margin_secs` (fails closed).
+    config.create_marker_if_absent = args.replay_redis_new_prefix;
     // The URL may hold a password: it is never printed.
-    let store = RedisReplayStore::connect(RedisReplayConfig::new(url))
+    let store = RedisReplayStore::connect(config)
         .map_err(|e| Failure::file(format!("cannot use the Redis replay store: {e}")))?;
     Ok(builder.replay_store(Arc::new(store)))
 }
 
 #[cfg(not(feature = "redis"))]
-fn with_redis(builder: OpenerBuilder, url: Option<&str>) -> Result<OpenerBuilder> {
-    match url {
+fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
+    match args.replay_redis {
         None => Ok(builder),
         Some(_) => Err(Failure::usage(
             "--replay-redis is not available in this build (built without the `redis` \

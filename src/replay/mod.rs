@@ -110,10 +110,11 @@ pub enum ReplayError {
     #[error("message sequence number is older than the replay window")]
     OutsideWindow,
     /// The message's session or nonce is not tracked (any more) and its timestamp is at or
-    /// below the store's eviction watermark, so the store cannot prove it is new.
+    /// below the store's watermark (raised by an eviction, or, for Redis, by a detected
+    /// loss of state), so the store cannot prove it is new.
     #[error(
         "message is not tracked by the replay store and its timestamp is at or below the \
-         eviction watermark (the store was full; failing closed)"
+         watermark (the store was full or lost its state; failing closed)"
     )]
     BelowWatermark,
     /// `now` is past the item's `expires_at` (or past the latest `now` this store has
@@ -126,14 +127,6 @@ pub enum ReplayError {
         /// Human-readable cause.
         reason: String,
     },
-    /// The store has lost its state (for Redis: its marker key is gone, e.g. after a
-    /// restart without persistence or a FLUSHALL). Stays in force until an operator
-    /// re-initialises the store after waiting out the longest session lifetime plus skew.
-    #[error(
-        "replay store has lost its state; an operator must re-initialise it after waiting \
-         out the longest session lifetime plus the allowed clock skew"
-    )]
-    StateLost,
     /// The store is configured in a way that could forget accepted messages (for Redis:
     /// an evicting `maxmemory-policy`), or its configuration is invalid.
     #[error("replay store misconfigured: {reason}")]
@@ -145,15 +138,12 @@ pub enum ReplayError {
 
 impl ReplayError {
     /// True when the error says something about the store rather than about the message
-    /// ([`Unavailable`](Self::Unavailable), [`StateLost`](Self::StateLost),
-    /// [`Misconfigured`](Self::Misconfigured)). Such messages must still be rejected;
+    /// ([`Unavailable`](Self::Unavailable), [`Misconfigured`](Self::Misconfigured)). Such messages must still be rejected;
     /// this is for metrics, alerting and retry policy.
     pub fn is_store_failure(&self) -> bool {
         matches!(
             self,
-            ReplayError::Unavailable { .. }
-                | ReplayError::StateLost
-                | ReplayError::Misconfigured { .. }
+            ReplayError::Unavailable { .. } | ReplayError::Misconfigured { .. }
         )
     }
 }

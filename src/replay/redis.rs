@@ -1,9 +1,9 @@
 //! Shared replay store in Redis (spec/replay.md §6). Cargo feature `redis`.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::{Client, Connection, Script};
 
@@ -29,12 +29,21 @@ pub struct RedisReplayConfig {
     /// Seconds added to `expires_at` when setting key expiry, to absorb differences between
     /// the receivers' clocks and the Redis server's clock. Default 300.
     pub expiry_margin_secs: u64,
-    /// When the marker key is missing at connect: `false` (default) fails with
-    /// [`ReplayError::StateLost`]; `true` writes it. Set `true` only for a key prefix that
-    /// has never accepted a message (first deployment, tests): with `true`, a process that
-    /// starts after Redis lost its state silently re-opens every replay of the last
-    /// session lifetime. After a loss, use
-    /// [`RedisReplayStore::reinitialize_lost_state_after_waiting_out_window_and_skew`].
+    /// Seconds added to the caller's `now` to make the **loss watermark** when the store
+    /// finds its marker key missing (Redis lost its state). Messages with a timestamp at or
+    /// below the watermark are then rejected unless tracked by an entry created after the
+    /// loss. It MUST be at least the receivers' allowed clock skew plus the largest clock
+    /// difference between the receivers sharing the store: every message accepted before
+    /// the loss has `timestamp <= acceptance time + skew <= detection time + skew`.
+    /// Default 300 (the Opener's default skew is 120).
+    pub loss_margin_secs: u64,
+    /// When the marker key is missing at connect: `false` (default) leaves it to the first
+    /// check, which re-creates it with a loss watermark (`now + loss_margin_secs`), so a
+    /// brand-new key prefix rejects every message for `loss_margin_secs` (fails closed);
+    /// `true` writes a marker without watermark. Set `true` only for a key prefix that has
+    /// never accepted a message (first deployment, tests): after a loss, `true` in a
+    /// process that connects before the loss is detected would let replays of the last
+    /// few minutes through.
     pub create_marker_if_absent: bool,
 }
 
@@ -48,6 +57,7 @@ impl RedisReplayConfig {
             command_timeout: Duration::from_secs(1),
             pool_size: 8,
             expiry_margin_secs: 300,
+            loss_margin_secs: 300,
             create_marker_if_absent: false,
         }
     }
@@ -64,10 +74,14 @@ impl RedisReplayConfig {
 ///   `maxmemory-policy` is `noeviction` (an evicting server would forget accepted
 ///   messages). A full server rejects writes, which fails closed.
 /// * Unreachable server, timeouts and protocol errors give [`ReplayError::Unavailable`].
-/// * A marker key without expiry is written at initialisation and checked inside every
-///   script call; if it is gone (restart without persistence, FLUSHALL, failover to an
-///   empty replica) every call fails with [`ReplayError::StateLost`] until an operator
-///   calls [`reinitialize_lost_state_after_waiting_out_window_and_skew`](Self::reinitialize_lost_state_after_waiting_out_window_and_skew).
+/// * A marker key without expiry (`{key_prefix}:marker`, holding the loss watermark in
+///   decimal, `0` for none) is read inside every script call. If it is gone (restart
+///   without persistence, FLUSHALL, failover to an empty replica), the same atomic call
+///   re-creates it with watermark `now + loss_margin_secs`, and from then on a message
+///   with a timestamp at or below the watermark that no entry created after the loss
+///   tracks is rejected ([`ReplayError::BelowWatermark`]); newer messages are accepted.
+///   A replay of a message accepted before the loss is therefore still rejected.
+///   [`losses_detected`](Self::losses_detected) counts the losses this store noticed.
 ///
 /// A command that times out may still have run on the server: the message is rejected
 /// (fail closed) and, if it had been marked, a retry of it is then rejected as a replay.
@@ -80,6 +94,7 @@ pub struct RedisReplayStore {
     pool: Box<[Mutex<Option<Connection>>]>,
     next: AtomicUsize,
     script: Script,
+    losses: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisReplayStore {
@@ -95,28 +110,40 @@ impl std::fmt::Debug for RedisReplayStore {
 const OK: i64 = 0;
 const REPLAYED: i64 = 1;
 const OUTSIDE_WINDOW: i64 = 2;
-const STATE_LOST: i64 = 3;
 const CLOCK_SKEW: i64 = 4;
+const BELOW_WATERMARK: i64 = 5;
 
 /// Largest expiry we hand to EXPIREAT (about year 36 800); keeps Redis and Lua arithmetic
 /// exact.
 const MAX_EXPIRE_AT: u64 = 1 << 40;
 
 /// The check-and-mark script. KEYS[1] marker, KEYS[2] state key. ARGV: mode ("check" or
-/// "mark"), kind ("w" window or "n" nonce), seq_hi, seq_lo, word, bit, expire_at.
+/// "mark"), kind ("w" window or "n" nonce), seq_hi, seq_lo, word, bit, expire_at,
+/// timestamp, loss watermark (the caller's `now + loss_margin_secs`). Returns
+/// `{code, lost}`, `lost` = 1 when this call found the marker missing and re-created it.
 const SCRIPT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
+local lost = 0
+local wms = redis.call('GET', KEYS[1])
+if not wms then
+  wms = ARGV[9]
+  redis.call('SET', KEYS[1], wms)
+  lost = 1
+end
+local wm = tonumber(wms)
+if not wm then return redis.error_reply('rpcseal: corrupt replay marker') end
 local mark = ARGV[1] == 'mark'
 local exp = tonumber(ARGV[7])
+local ts = tonumber(ARGV[8])
 local now = tonumber(redis.call('TIME')[1])
-if exp <= now then return 4 end
+if exp <= now then return {4, lost} end
 if ARGV[2] == 'n' then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {1, lost} end
+  if ts <= wm then return {5, lost} end
   if mark then
-    redis.call('SET', KEYS[2], '1')
+    redis.call('SET', KEYS[2], wms)
     redis.call('EXPIREAT', KEYS[2], ARGV[7])
   end
-  return 0
+  return {0, lost}
 end
 local WINDOW = 1024
 local WORDS = 17
@@ -140,19 +167,23 @@ end
 local function clearword(s, w)
   return string.sub(s, 1, w * 8) .. string.rep('\0', 8) .. string.sub(s, w * 8 + 9)
 end
-local st = redis.call('HMGET', KEYS[2], 'hi', 'lo', 'bits', 'exp')
+local st = redis.call('HMGET', KEYS[2], 'hi', 'lo', 'bits', 'exp', 'floor')
 local hi, lo, bits, e = ARGV[3], ARGV[4], nil, ARGV[7]
+local created = false
 if not st[1] then
-  if not mark then return 0 end
+  if ts <= wm then return {5, lost} end
+  if not mark then return {0, lost} end
   bits = setbit(string.rep('\0', WORDS * 8), word, bit)
+  created = true
 else
   local thi = tonumber(st[1])
   local tlo = tonumber(st[2])
   bits = st[3]
   if string.len(bits) ~= WORDS * 8 then return redis.error_reply('rpcseal: corrupt window state') end
+  if ts <= (tonumber(st[5]) or 0) then return {5, lost} end
   if st[4] and tonumber(st[4]) > exp then e = st[4] end
   if shi > thi or (shi == thi and slo > tlo) then
-    if not mark then return 0 end
+    if not mark then return {0, lost} end
     local n = WORDS
     if shi - thi < 2 then
       n = (shi - thi) * 67108864 + math.floor(slo / 64) - math.floor(tlo / 64)
@@ -162,17 +193,21 @@ else
     bits = setbit(bits, word, bit)
   else
     local hd = thi - shi
-    if hd >= 2 then return 2 end
-    if hd * 4294967296 + tlo - slo >= WINDOW then return 2 end
-    if getbit(bits, word, bit) then return 1 end
-    if not mark then return 0 end
+    if hd >= 2 then return {2, lost} end
+    if hd * 4294967296 + tlo - slo >= WINDOW then return {2, lost} end
+    if getbit(bits, word, bit) then return {1, lost} end
+    if not mark then return {0, lost} end
     bits = setbit(bits, word, bit)
     hi, lo = st[1], st[2]
   end
 end
-redis.call('HSET', KEYS[2], 'hi', hi, 'lo', lo, 'bits', bits, 'exp', e)
+if created then
+  redis.call('HSET', KEYS[2], 'hi', hi, 'lo', lo, 'bits', bits, 'exp', e, 'floor', wms)
+else
+  redis.call('HSET', KEYS[2], 'hi', hi, 'lo', lo, 'bits', bits, 'exp', e)
+end
 redis.call('EXPIREAT', KEYS[2], e)
-return 0
+return {0, lost}
 "#;
 
 fn unavailable(what: &str, e: &redis::RedisError) -> ReplayError {
@@ -188,20 +223,19 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
 }
 
 impl RedisReplayStore {
-    /// Connect, verify `maxmemory-policy` is `noeviction`, and verify (or, with
-    /// [`RedisReplayConfig::create_marker_if_absent`], create) the state marker.
+    /// Connect, verify `maxmemory-policy` is `noeviction`, and, with
+    /// [`RedisReplayConfig::create_marker_if_absent`], create a missing state marker
+    /// without watermark.
     pub fn connect(config: RedisReplayConfig) -> Result<Self, ReplayError> {
         let store = Self::open(config)?;
         let mut con = store.new_connection()?;
-        let present: bool = redis::cmd("EXISTS")
-            .arg(&store.marker_key)
-            .query(&mut con)
-            .map_err(|e| unavailable("EXISTS", &e))?;
-        if !present {
-            if !store.config.create_marker_if_absent {
-                return Err(ReplayError::StateLost);
-            }
-            store.write_marker(&mut con)?;
+        if store.config.create_marker_if_absent {
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&store.marker_key)
+                .arg("0")
+                .arg("NX")
+                .query(&mut con)
+                .map_err(|e| unavailable("SET marker", &e))?;
         }
         store
             .script
@@ -213,20 +247,13 @@ impl RedisReplayStore {
         Ok(store)
     }
 
-    /// **Operator action.** Re-create the state marker after Redis lost its state, so that
-    /// every receiver sharing this key prefix accepts messages again.
-    ///
-    /// Call it only after waiting, from the moment the state was lost, for the longest
-    /// session lifetime plus the allowed clock skew (plus `expiry_margin_secs`): until then,
-    /// messages accepted before the loss can still pass the freshness check, and with the
-    /// state gone they would be accepted a second time. Also call it once for a brand new
-    /// key prefix that has never accepted a message. Does nothing if the marker exists.
-    pub fn reinitialize_lost_state_after_waiting_out_window_and_skew(
-        config: RedisReplayConfig,
-    ) -> Result<(), ReplayError> {
-        let store = Self::open(config)?;
-        let mut con = store.new_connection()?;
-        store.write_marker(&mut con)
+    /// How many times this store found the state marker missing and re-created it with a
+    /// loss watermark: each is a loss of Redis's state (or the first use of a key prefix
+    /// connected without [`RedisReplayConfig::create_marker_if_absent`]). For alerting:
+    /// for `loss_margin_secs` after a loss, older messages of sessions not seen since are
+    /// rejected.
+    pub fn losses_detected(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
     }
 
     fn open(config: RedisReplayConfig) -> Result<Self, ReplayError> {
@@ -253,22 +280,8 @@ impl RedisReplayStore {
             pool,
             next: AtomicUsize::new(0),
             script: Script::new(SCRIPT),
+            losses: AtomicU64::new(0),
         })
-    }
-
-    fn write_marker(&self, con: &mut Connection) -> Result<(), ReplayError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let value = format!("rpcseal replay state v1, initialised at unix time {now}");
-        let _: Option<String> = redis::cmd("SET")
-            .arg(&self.marker_key)
-            .arg(value)
-            .arg("NX")
-            .query(con)
-            .map_err(|e| unavailable("SET marker", &e))?;
-        Ok(())
     }
 
     /// Open a connection with timeouts and check the eviction policy.
@@ -337,37 +350,56 @@ impl RedisReplayStore {
             .arg(item.seq & 0xffff_ffff)
             .arg(word_index(item.seq))
             .arg(item.seq % 64)
-            .arg(expire_at);
+            .arg(expire_at)
+            .arg(item.timestamp.min(MAX_EXPIRE_AT))
+            .arg(
+                now.saturating_add(self.config.loss_margin_secs)
+                    .min(MAX_EXPIRE_AT),
+            );
 
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         // The pool only caches connections: recover it from a poisoned lock.
         let mut slot = self.pool[i].lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(self.new_connection()?);
-        }
-        let Some(con) = slot.as_mut() else {
-            return Err(ReplayError::Unavailable {
-                reason: "no Redis connection".into(),
-            });
-        };
-        let code: i64 = match inv.invoke(con) {
-            Ok(c) => c,
-            Err(e) => {
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error()
-                {
-                    *slot = None;
+        let mut cached = slot.is_some();
+        let (code, lost): (i64, i64) = loop {
+            if slot.is_none() {
+                *slot = Some(self.new_connection()?);
+            }
+            let Some(con) = slot.as_mut() else {
+                return Err(ReplayError::Unavailable {
+                    reason: "no Redis connection".into(),
+                });
+            };
+            match inv.invoke(con) {
+                Ok(r) => break r,
+                Err(e) => {
+                    let broken = e.is_io_error()
+                        || e.is_timeout()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error();
+                    if broken {
+                        *slot = None;
+                    }
+                    // A pooled connection whose server went away (restart, failover) fails
+                    // on first use: retry once on a new connection. Never after a timeout
+                    // (the server may be slow; do not double the wait). Safe even if the
+                    // first attempt had run: the retry would then see the mark and reject.
+                    if broken && cached && !e.is_timeout() {
+                        cached = false;
+                        continue;
+                    }
+                    return Err(unavailable("replay script", &e));
                 }
-                return Err(unavailable("replay script", &e));
             }
         };
+        if lost != 0 {
+            self.losses.fetch_add(1, Ordering::Relaxed);
+        }
         match code {
             OK => Ok(()),
             REPLAYED => Err(ReplayError::Replayed),
             OUTSIDE_WINDOW => Err(ReplayError::OutsideWindow),
-            STATE_LOST => Err(ReplayError::StateLost),
+            BELOW_WATERMARK => Err(ReplayError::BelowWatermark),
             CLOCK_SKEW => Err(ReplayError::Misconfigured {
                 reason: "Redis server clock is past the message's expires_at plus the expiry \
                          margin: receiver and Redis clocks disagree by more than the margin"
