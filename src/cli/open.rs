@@ -144,6 +144,13 @@ fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
 
 #[cfg(not(feature = "redis"))]
 fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
+    if args.replay_redis.is_none()
+        && (args.replay_redis_prefix.is_some() || args.replay_redis_new_prefix)
+    {
+        return Err(Failure::usage(
+            "--replay-redis-prefix and --replay-redis-new-prefix need --replay-redis URL",
+        ));
+    }
     match args.replay_redis {
         None => Ok(builder),
         Some(_) => Err(Failure::usage(
