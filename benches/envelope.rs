@@ -34,6 +34,12 @@ use rpcseal::replay::{
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
 
+// The measuring sticks `rpcseal bench` uses too, so that the two cannot drift.
+#[path = "../src/cli/measure.rs"]
+#[allow(dead_code)]
+mod measure;
+use measure::{PointerChase, ScatteredSessions};
+
 const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 1024 * 1024];
 const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
 
@@ -52,6 +58,15 @@ struct Pair {
 }
 
 fn pair(mode: Mode, n_recipients: usize) -> Pair {
+    pair_n(mode, n_recipients, Arc::new(NoReplayCheck))
+}
+
+/// A 1:1 [`pair`] whose opener uses `store`.
+fn pair_with_store(mode: Mode, store: Arc<dyn ReplayStore>) -> Pair {
+    pair_n(mode, 1, store)
+}
+
+fn pair_n(mode: Mode, n_recipients: usize, store: Arc<dyn ReplayStore>) -> Pair {
     let alice = Identity::generate();
     let bob = Identity::generate();
     let mut rcpts = vec![Recipient::from(bob.public())];
@@ -65,7 +80,7 @@ fn pair(mode: Mode, n_recipients: usize) -> Pair {
     let opener = Opener::builder()
         .identity(&bob)
         .trust(alice.public())
-        .replay_store(Arc::new(NoReplayCheck))
+        .replay_store(store)
         .build()
         .unwrap();
     let first = sealer.seal(b"hello", &meta()).unwrap();
@@ -445,11 +460,12 @@ fn open_session(c: &mut Criterion) {
 
 fn replay(c: &mut Criterion) {
     const NOW: u64 = 1_800_000_000;
+    const SESSIONS: u64 = 1_000_000;
     let store: Arc<dyn ReplayStore> = Arc::new(MemoryReplayStore::new(MemoryReplayConfig {
         max_sessions: 1 << 20,
         ..MemoryReplayConfig::default()
     }));
-    let mut item = ReplayItem {
+    let item = ReplayItem {
         sender: [1; 16],
         session_id: [0; 16],
         seq: 0,
@@ -458,27 +474,61 @@ fn replay(c: &mut Criterion) {
         expires_at: NOW + 3600,
         one_shot: false,
     };
-    let key = |item: &mut ReplayItem, k: u64| {
-        item.session_id[..8].copy_from_slice(&k.to_le_bytes());
-        item.session_id[8..].copy_from_slice(&k.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
-    };
-    for k in 0..1_000_000u64 {
-        key(&mut item, k);
-        store.check_and_mark(&item, NOW).unwrap();
-    }
+    // A million tracked sessions; `cold`: each message on another of them (its state is not
+    // in the CPU caches, as on a busy receiver); `hot`: traffic on a thousand of them.
+    // Sequence numbers in order per session. Per message: the read-only check, then the
+    // mark, as the opener does.
+    let cold = ScatteredSessions::new(store.clone(), SESSIONS);
+    cold.preload(NOW, NOW + 3600).unwrap();
+    let hot = ScatteredSessions::new(store, 1000).with_sender(0x5a);
+    hot.preload(NOW, NOW + 3600).unwrap();
     let mut g = quick(c, "replay");
-    let mut i = 0u64;
-    g.bench_function("memory_check_and_mark_1m_sessions", |b| {
-        b.iter(|| {
-            // A different tracked session each time (cache-unfriendly, as a busy receiver),
-            // the read-only check and the mark, as the opener does per message.
-            i = i.wrapping_add(1);
-            key(&mut item, i.wrapping_mul(0x2545_f491_4f6c_dd1d) % 1_000_000);
-            item.seq = i;
-            black_box(store.check(&item, NOW).is_ok());
-            black_box(store.check_and_mark(&item, NOW).is_ok());
-        })
+    for (name, s) in [("1m_sessions_cold", &cold), ("1m_sessions_hot_1000", &hot)] {
+        g.bench_function(format!("memory_check_and_mark_{name}"), |b| {
+            b.iter(|| {
+                black_box(s.check(&item, NOW)).unwrap();
+                black_box(s.check_and_mark(&item, NOW)).unwrap();
+            })
+        });
+    }
+    // The floor for a cold session: one dependent read of a random cache line of a 256 MiB
+    // array (the store above holds about 270 MB).
+    let mut chase = PointerChase::new(256 << 20);
+    g.bench_function("memory_latency_floor", |b| {
+        b.iter(|| black_box(chase.walk(1)))
     });
+    // Inside `Opener::open`: a MAC-mode 256 B seal + open whose replay store tracks a
+    // million sessions, each message on a cold one, against a thousand; the difference is
+    // what the replay check adds per message.
+    drop((cold, hot));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for sessions in [SESSIONS, 1000] {
+        let scattered = ScatteredSessions::new(
+            MemoryReplayStore::new(MemoryReplayConfig {
+                max_sessions: 1 << 20,
+                ..MemoryReplayConfig::default()
+            }),
+            sessions,
+        );
+        scattered.preload(now - 60, now + 86_400).unwrap();
+        let mut p = pair_with_store(Mode::Mac, Arc::new(scattered));
+        let m = meta();
+        let payload = [0x5a; 256];
+        let mut out = Vec::with_capacity(1024);
+        g.bench_function(
+            format!("roundtrip_256_mac_{sessions}_sessions_tracked"),
+            |b| {
+                b.iter(|| {
+                    out.clear();
+                    p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                    black_box(p.opener.open(&out).unwrap());
+                })
+            },
+        );
+    }
     g.finish();
 }
 

@@ -5,8 +5,12 @@
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rpcseal::replay::{MemoryReplayConfig, MemoryReplayStore, ReplayItem, ReplayStore};
+
+#[path = "../src/cli/measure.rs"]
+#[allow(dead_code)]
+mod measure;
 
 const SESSIONS: u32 = 1_000_000;
 const NOW: u64 = 1_700_000_000;
@@ -25,6 +29,15 @@ fn item(session: u32, seq: u64) -> ReplayItem {
     }
 }
 
+/// Call `n` (from 1) of a scattered round-robin over all sessions: (session, seq).
+fn scattered(n: u64) -> (u32, u64) {
+    let s = u64::from(SESSIONS);
+    // 0x9e37_79b1 is odd and not a multiple of 5, so coprime with 1_000_000.
+    let session = ((n % s) * 0x9e37_79b1) % s;
+    // Sessions were loaded with seq 0.
+    (session as u32, n / s + 1)
+}
+
 fn bench(c: &mut Criterion) {
     let store = MemoryReplayStore::new(MemoryReplayConfig {
         max_sessions: 1 << 20,
@@ -36,15 +49,31 @@ fn bench(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("replay_1M_sessions");
 
-    // Random session each call (worst case for caches), in-order sequence numbers.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut seq: u64 = 1;
+    // A different session each call, in a scattered order that visits every session once
+    // per round (the multiplier is coprime with SESSIONS; the keyed hash scatters the
+    // buckets anyway), so every call misses the CPU caches as on a busy receiver. Each
+    // session's sequence numbers advance by one per round, as a sealer's do: the mark
+    // touches the window's top and one bitmap word.
+    let mut n: u64 = 0;
     g.bench_function("check_and_mark_random_session", |b| {
+        b.iter(|| {
+            n += 1;
+            let (s, seq) = scattered(n);
+            let it = item(s, seq);
+            black_box(store.check_and_mark(black_box(&it), NOW)).unwrap();
+        })
+    });
+
+    // The same, but every message jumps its session's sequence number past the window, so
+    // the mark rewrites the whole bitmap (136 bytes): the worst case for memory traffic.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut seq: u64 = 1 << 40;
+    g.bench_function("check_and_mark_random_session_window_jump", |b| {
         b.iter(|| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            seq += 1;
+            seq += 2 * rpcseal::replay::WINDOW_SIZE;
             let it = item((x % u64::from(SESSIONS)) as u32, seq);
             black_box(store.check_and_mark(black_box(&it), NOW)).unwrap();
         })
@@ -61,18 +90,20 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // Read-only check (the early filter path), random session.
+    // Read-only check (the early filter path), a different session each call.
     g.bench_function("check_random_session", |b| {
-        b.iter_batched(
-            || {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                item((x % u64::from(SESSIONS)) as u32, seq)
-            },
-            |it| black_box(store.check(&it, NOW)).ok(),
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            n += 1;
+            let (s, _) = scattered(n);
+            let it = item(s, u64::MAX);
+            black_box(store.check(black_box(&it), NOW)).unwrap();
+        })
+    });
+    // The floor for the random-session cases: one dependent read of a random cache line of
+    // a 256 MiB array (the store holds about 270 MB). A cold session's check cannot beat it.
+    let mut chase = measure::PointerChase::new(256 << 20);
+    g.bench_function("memory_latency_floor", |b| {
+        b.iter(|| black_box(chase.walk(1)))
     });
     g.finish();
 }

@@ -25,6 +25,16 @@ use rpcseal::replay::{
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
 
+use super::measure::{PointerChase, ScatteredSessions};
+
+/// Unix seconds, as the opener's clock reads them.
+fn rpcseal_now() -> Result<u64, String> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| "the system clock is before 1970".to_string())
+}
+
 /// Runs the measurements, prints a table (or with `json` one JSON object) on stdout and
 /// the progress on stderr.
 pub fn run(quick: bool, json: bool) -> ExitCode {
@@ -61,6 +71,9 @@ struct Results {
     setup_1000: f64,
     hpke_seals_1000: f64,
     replay_check: Option<f64>,
+    replay_check_hot: f64,
+    memory_latency: f64,
+    replay_in_open: ReplayInOpen,
     mac_1mib_seal: f64,
     raw_aead_1mib: f64,
     overhead_bytes_mac_1to1: usize,
@@ -113,6 +126,12 @@ impl Results {
             self.replay_check.map_or("null".into(), num)
         ));
         s.push_str(&format!(
+            "\"replay_in_open_ns\":{},\"replay_check_hot_ns\":{},\"memory_latency_ns\":{},",
+            num(self.replay_in_open.marginal()),
+            num(self.replay_check_hot),
+            num(self.memory_latency)
+        ));
+        s.push_str(&format!(
             "\"overhead_bytes_mac_1to1\":{},",
             self.overhead_bytes_mac_1to1
         ));
@@ -128,6 +147,8 @@ impl Results {
             ("hpke_seals_1000_ns", self.hpke_seals_1000),
             ("mac_1mib_seal_ns", self.mac_1mib_seal),
             ("raw_aead_1mib_ns", self.raw_aead_1mib),
+            ("open_1m_sessions_ns", self.replay_in_open.many),
+            ("open_1000_sessions_ns", self.replay_in_open.few),
         ];
         for (k, v) in raw {
             s.push_str(&format!("\"{k}\":{},", num(v)));
@@ -152,10 +173,23 @@ impl Results {
             s.push_str(&format!("{k:<30} {v:>10.3}  {aim}\n"));
         }
         s.push_str(&format!(
-            "{:<30} {:>10}  < 150 with 1M sessions (check + mark)\n",
+            "{:<30} {:>10}  < 150 with 1M sessions (check + mark, alone)\n",
             "replay_check_ns",
             self.replay_check
                 .map_or("n/a".into(), |v| format!("{v:.0}"))
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>10.0}  < 150 (what 1M sessions add to a 256 B seal+open)\n",
+            "replay_in_open_ns",
+            self.replay_in_open.marginal()
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>10.0}  < 150 (1M tracked, traffic on 1000 of them)\n",
+            "replay_check_hot_ns", self.replay_check_hot
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>10.0}  (floor: one dependent read of a cold cache line)\n",
+            "memory_latency_ns", self.memory_latency
         ));
         s.push_str(&format!(
             "{:<30} {:>10}  <= 100\n\n",
@@ -174,6 +208,8 @@ impl Results {
             ("  1000 HPKE seals", self.hpke_seals_1000),
             ("MAC 1 MiB seal", self.mac_1mib_seal),
             ("  raw ChaCha20-Poly1305 1 MiB", self.raw_aead_1mib),
+            ("MAC 256 B, 1M sessions tracked", self.replay_in_open.many),
+            ("  1000 sessions tracked", self.replay_in_open.few),
         ];
         for (k, v) in rows {
             s.push_str(&format!("{k:<30} {:>12}\n", us(v)));
@@ -240,6 +276,20 @@ fn time<F: FnMut()>(slice: Duration, rounds: usize, mut f: F) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// A MAC-mode 256 B seal + open through an opener whose replay store tracks a million
+/// sessions, against the same with a thousand (src/cli/measure.rs): the difference is what
+/// the replay check costs per message when its state is not in the CPU caches.
+struct ReplayInOpen {
+    many: f64,
+    few: f64,
+}
+
+impl ReplayInOpen {
+    fn marginal(&self) -> f64 {
+        self.many - self.few
+    }
+}
+
 fn meta() -> Metadata {
     let mut m = Metadata::new();
     m.insert("method".into(), "inventory.get".into());
@@ -252,6 +302,17 @@ fn pair(
     bob: &Identity,
     alice: &Identity,
 ) -> Result<(Sealer, Opener), String> {
+    pair_with(mode, rcpts, bob, alice, Arc::new(NoReplayCheck))
+}
+
+/// [`pair`] with the given replay store.
+fn pair_with(
+    mode: Mode,
+    rcpts: &[Recipient],
+    bob: &Identity,
+    alice: &Identity,
+    store: Arc<dyn ReplayStore>,
+) -> Result<(Sealer, Opener), String> {
     let mut sealer = Sealer::new(
         alice,
         rcpts,
@@ -261,7 +322,7 @@ fn pair(
     let opener = Opener::builder()
         .identity(bob)
         .trust(alice.public())
-        .replay_store(Arc::new(NoReplayCheck))
+        .replay_store(store)
         .build()
         .map_err(|e| e.to_string())?;
     let first = sealer.seal(b"hello", &meta()).map_err(|e| e.to_string())?;
@@ -407,7 +468,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     } else {
         (Duration::from_millis(200), 9)
     };
-    let mut p = Progress { step: 0, total: 10 };
+    let mut p = Progress { step: 0, total: 12 };
     let e = |e: rpcseal::Misuse| e.to_string();
     let alice = Identity::generate();
     let bob = Identity::generate();
@@ -496,33 +557,74 @@ fn measure(quick: bool) -> Result<Results, String> {
     });
 
     p.next("replay check");
-    let replay_check = replay_store_under_test().map(|store| {
-        const NOW: u64 = 1_800_000_000;
-        let mut item = ReplayItem {
-            sender: [1; 16],
-            session_id: [0; 16],
-            seq: 0,
-            nonce: [0; 16],
-            timestamp: NOW,
-            expires_at: NOW + 3600,
-            one_shot: false,
-        };
-        for i in 0..REPLAY_SESSIONS {
-            item.session_id[..8].copy_from_slice(&i.to_le_bytes());
-            let _ = store.check_and_mark(&item, NOW);
+    const NOW: u64 = 1_800_000_000;
+    let item = ReplayItem {
+        sender: [1; 16],
+        session_id: [0; 16],
+        seq: 0,
+        nonce: [0; 16],
+        timestamp: NOW,
+        expires_at: NOW + 3600,
+        one_shot: false,
+    };
+    // What the opener does per message: the read-only check, then check-and-mark, sequence
+    // numbers in order. `replay_check`: each message on another of the million tracked
+    // sessions (its state is not in the CPU caches); `replay_check_hot`: a million
+    // tracked, traffic on a thousand of them.
+    let per_message = |store: &dyn ReplayStore| {
+        black_box(store.check(&item, NOW)).expect("fresh");
+        black_box(store.check_and_mark(&item, NOW)).expect("fresh");
+    };
+    let (replay_check, replay_check_hot) = match replay_store_under_test() {
+        None => (None, f64::NAN),
+        Some(inner) => {
+            let cold = ScatteredSessions::new(inner.clone(), REPLAY_SESSIONS);
+            cold.preload(NOW, NOW + 3600).map_err(|e| e.to_string())?;
+            let cold_ns = time(slice, rounds, || per_message(&cold));
+            let hot = ScatteredSessions::new(inner, 1000).with_sender(0x5a);
+            hot.preload(NOW, NOW + 3600).map_err(|e| e.to_string())?;
+            let hot_ns = time(slice, rounds, || per_message(&hot));
+            (Some(cold_ns), hot_ns)
         }
-        // What the opener does per message: the read-only check, then check-and-mark, on a
-        // different tracked session each time (cache-unfriendly, as a busy receiver).
-        let mut i = 0u64;
+    };
+
+    p.next("memory latency floor");
+    let memory_latency = {
+        let mut chase = PointerChase::new(256 << 20);
+        const HOPS: usize = 10_000;
         time(slice, rounds, || {
-            i += 1;
-            let s = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % REPLAY_SESSIONS;
-            item.session_id[..8].copy_from_slice(&s.to_le_bytes());
-            item.seq = i;
-            let _ = black_box(store.check(&item, NOW));
-            let _ = black_box(store.check_and_mark(&item, NOW));
-        })
-    });
+            black_box(chase.walk(HOPS));
+        }) / HOPS as f64
+    };
+
+    p.next("replay check inside open: 1M sessions tracked vs 1000");
+    let replay_in_open = {
+        let mut per = [0.0f64; 2];
+        for (slot, sessions) in [(0usize, REPLAY_SESSIONS), (1, 1000)] {
+            let now = rpcseal_now()?;
+            let store = ScatteredSessions::new(
+                MemoryReplayStore::new(MemoryReplayConfig {
+                    max_sessions: 1 << 20,
+                    ..MemoryReplayConfig::default()
+                }),
+                sessions,
+            );
+            store
+                .preload(now.saturating_sub(60), now + 86_400)
+                .map_err(|e| e.to_string())?;
+            let (mut sealer, opener) =
+                pair_with(Mode::Mac, &to_bob, &bob, &alice, Arc::new(store))?;
+            per[slot] = time(slice, rounds, || {
+                out.clear();
+                sealer.seal_into(&payload, &m, &mut out).expect("sealable");
+                black_box(opener.open(&out).expect("opens"));
+            });
+        }
+        ReplayInOpen {
+            many: per[0],
+            few: per[1],
+        }
+    };
 
     p.next("1 MiB: MAC-mode seal and the raw AEAD");
     let big_payload = vec![0x5a; 1 << 20];
@@ -567,6 +669,9 @@ fn measure(quick: bool) -> Result<Results, String> {
         setup_1000,
         hpke_seals_1000,
         replay_check,
+        replay_check_hot,
+        memory_latency,
+        replay_in_open,
         mac_1mib_seal,
         raw_aead_1mib,
         overhead_bytes_mac_1to1,

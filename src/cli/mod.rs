@@ -11,6 +11,7 @@ pub mod bench;
 pub mod demo;
 pub mod inspect;
 pub mod keys;
+pub mod measure;
 pub mod open;
 pub mod seal;
 pub mod vectors;

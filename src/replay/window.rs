@@ -34,6 +34,12 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// Placeholder state of a vacant table slot; never consulted.
+    pub(crate) const EMPTY: Window = Window {
+        top: 0,
+        bits: [0u64; WORDS],
+    };
+
     /// A window whose only accepted sequence number is `seq`.
     pub(crate) fn new(seq: u64) -> Self {
         let mut bits = [0u64; WORDS];
