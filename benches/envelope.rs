@@ -5,9 +5,10 @@
 //!   receiver), payloads 64 B to 1 MiB, with byte throughput.
 //! - `floor/*`: the same AEAD, hash, tag/signature and encoding work done directly with the
 //!   crates, no envelope around it; `aead_raw/*`: the chacha20poly1305 crate alone.
-//! - `roundtrip_256/*`: seal + open of a 256-byte payload: rpcseal (MAC and signed), the
-//!   floor, the usual hybrid design (HPKE single-shot seal + Ed25519 signature per message),
-//!   age (one X25519 recipient) and a libsodium-style sealed box (crypto_box).
+//! - `roundtrip/<size>/*`: seal + open of one message, 64 B to 1 MiB: rpcseal (each mode),
+//!   the floor, the usual hybrid design (HPKE single-shot seal + Ed25519 signature per
+//!   message), age (one X25519 recipient) and a libsodium-style sealed box (crypto_box).
+//!   `python3 benches/chart.py` draws `benches/roundtrip.svg` from these results.
 //! - `setup/*`: a session to N recipients against N HPKE seals.
 //! - `open_session/*`: a session block seen for the first time against a cached one.
 //! - `replay/*`: the replay check against the in-memory store with a million sessions.
@@ -331,63 +332,70 @@ fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Vec<u8> {
     buf
 }
 
-fn roundtrip_256(c: &mut Criterion) {
-    let payload = vec![0x5a; 256];
+/// Seal + open of one message, per payload size, for each rpcseal mode and each peer: the
+/// data behind the chart (`benches/chart.py` draws `benches/roundtrip.svg` from it).
+fn roundtrip(c: &mut Criterion) {
     let m = meta();
-    let mut g = quick(c, "roundtrip_256");
-    g.throughput(Throughput::Bytes(256));
-    for mode in [Mode::Mac, Mode::Signed] {
-        let mut p = pair(mode, 1);
-        let mut out = Vec::with_capacity(1024);
-        g.bench_function(format!("rpcseal_{mode}"), |b| {
-            b.iter(|| {
-                out.clear();
-                p.sealer.seal_into(&payload, &m, &mut out).unwrap();
-                black_box(p.opener.open(&out).unwrap());
-            })
-        });
-    }
-    let mut f = floor::Floor::new();
-    let mut out = Vec::with_capacity(1024);
-    g.bench_function("floor_mac", |b| {
-        b.iter(|| {
-            out.clear();
-            f.seal_mac(&payload, &mut out);
-            black_box(f.open_mac(&out, payload.len()));
-        })
-    });
     // The usual hybrid: an HPKE single-shot seal of the payload and an Ed25519 signature
     // over the ciphertext, per message; the receiver verifies and opens.
     let (sk, pk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
     let signer = SigningKey::generate(&mut OsRng);
     let verifier = signer.verifying_key();
-    g.bench_function("hybrid_hpke_ed25519", |b| {
-        b.iter(|| {
-            let (enc, ct) = hpke_seal(&pk, b"", &payload);
-            let mut signed = enc.to_vec();
-            signed.extend_from_slice(&ct);
-            let sig = signer.sign(&signed);
-            verifier.verify(&signed, &sig).unwrap();
-            black_box(hpke_open(&sk, &enc, b"", &ct));
-        })
-    });
     let age_id = age::x25519::Identity::generate();
     let age_to = age_id.to_public();
-    g.bench_function("age_x25519", |b| {
-        b.iter(|| {
-            let ct = age::encrypt(&age_to, &payload).unwrap();
-            black_box(age::decrypt(&age_id, &ct).unwrap());
-        })
-    });
     let box_sk = crypto_box::SecretKey::generate(&mut OsRng);
     let box_pk = box_sk.public_key();
-    g.bench_function("sealed_box", |b| {
-        b.iter(|| {
-            let ct = box_pk.seal(&mut OsRng, &payload).unwrap();
-            black_box(box_sk.unseal(&ct).unwrap());
-        })
-    });
-    g.finish();
+    let mut f = floor::Floor::new();
+    for size in SIZES {
+        let payload = vec![0x5a; size];
+        let mut g = quick(c, &format!("roundtrip/{size}"));
+        if size >= 1 << 20 {
+            g.sample_size(10);
+        }
+        g.throughput(Throughput::Bytes(size as u64));
+        for mode in MODES {
+            let mut p = pair(mode, 1);
+            let mut out = Vec::with_capacity(size + 1024);
+            g.bench_function(format!("rpcseal_{mode}"), |b| {
+                b.iter(|| {
+                    out.clear();
+                    p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                    black_box(p.opener.open(&out).unwrap());
+                })
+            });
+        }
+        let mut out = Vec::with_capacity(size + 1024);
+        g.bench_function("floor_mac", |b| {
+            b.iter(|| {
+                out.clear();
+                f.seal_mac(&payload, &mut out);
+                black_box(f.open_mac(&out, payload.len()));
+            })
+        });
+        g.bench_function("hybrid_hpke_ed25519", |b| {
+            b.iter(|| {
+                let (enc, ct) = hpke_seal(&pk, b"", &payload);
+                let mut signed = enc.to_vec();
+                signed.extend_from_slice(&ct);
+                let sig = signer.sign(&signed);
+                verifier.verify(&signed, &sig).unwrap();
+                black_box(hpke_open(&sk, &enc, b"", &ct));
+            })
+        });
+        g.bench_function("age_x25519", |b| {
+            b.iter(|| {
+                let ct = age::encrypt(&age_to, &payload).unwrap();
+                black_box(age::decrypt(&age_id, &ct).unwrap());
+            })
+        });
+        g.bench_function("sealed_box", |b| {
+            b.iter(|| {
+                let ct = box_pk.seal(&mut OsRng, &payload).unwrap();
+                black_box(box_sk.unseal(&ct).unwrap());
+            })
+        });
+        g.finish();
+    }
 }
 
 fn setup(c: &mut Criterion) {
@@ -614,7 +622,7 @@ mod group {
         benches,
         seal_open,
         floor_and_raw,
-        roundtrip_256,
+        roundtrip,
         setup,
         open_session,
         replay,
