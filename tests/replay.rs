@@ -419,3 +419,115 @@ fn no_replay_check_accepts_everything() {
     s.check_and_mark(&m, NOW).unwrap();
     s.check(&m, u64::MAX).unwrap();
 }
+
+/// One step of the model test below: a message offered to the store at some time.
+#[derive(Clone, Debug)]
+struct Offer {
+    sender: u8,
+    /// Sessions 0..6 are ordinary (windows), 100..104 one-shot (nonces).
+    session: u8,
+    seq: u64,
+    nonce: u8,
+    /// The receiver's clock, seconds after NOW (may step back).
+    now: u64,
+    check_first: bool,
+}
+
+fn offer() -> impl proptest::strategy::Strategy<Value = Offer> {
+    use proptest::prelude::*;
+    (
+        1u8..3,
+        prop_oneof![0u8..6, 100u8..104],
+        prop_oneof![0u64..40, 500u64..540, 1000u64..1040, 2000u64..2100],
+        0u8..6,
+        0u64..100,
+        any::<bool>(),
+    )
+        .prop_map(|(sender, session, seq, nonce, now, check_first)| Offer {
+            sender,
+            session,
+            seq,
+            nonce,
+            now,
+            check_first,
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+    /// The store's safety property under eviction, expiry and clock steps: whatever
+    /// sequence of messages arrives, tiny tables that must evict all the time never accept
+    /// the same message twice, a message being (sender, session, seq), or for one-shot
+    /// sessions (sender, session, nonce), with its timestamp (a replay carries the
+    /// authenticated timestamp of the original: each message here has one, derived from
+    /// its identity and the case's `salt`); `check` never marks.
+    #[test]
+    fn never_accepts_a_message_twice_under_eviction(
+        max_sessions in 1usize..5,
+        max_nonces in 1usize..5,
+        shards in 1usize..3,
+        salt in 0u64..30,
+        offers in proptest::collection::vec(offer(), 1..200),
+    ) {
+        use std::collections::HashSet;
+        let s = small(max_sessions, max_nonces, shards);
+        let mut accepted: HashSet<(u8, u8, u64, u8)> = HashSet::new();
+        for o in &offers {
+            let one_shot = o.session >= 100;
+            let (seq, nonce) = if one_shot { (0, o.nonce) } else { (o.seq, 0) };
+            // Later sequence numbers tend to carry later timestamps, as a sealer's do.
+            let ts = salt
+                + 2 * (seq / 100)
+                + (31 * u64::from(o.sender) + 17 * u64::from(o.session) + 13 * u64::from(nonce))
+                    % 7;
+            let it = ReplayItem {
+                sender: [o.sender; 16],
+                session_id: [o.session; 16],
+                seq,
+                nonce: [nonce; 16],
+                timestamp: NOW + ts,
+                // The same for every message of a session, as the opener guarantees.
+                expires_at: NOW + 40 + 7 * u64::from(o.session % 8),
+                one_shot,
+            };
+            let key = (o.sender, o.session, seq, nonce);
+            let now = NOW + o.now;
+            if o.check_first {
+                let before = s.check(&it, now).is_ok();
+                // check never marks: asking twice gives the same answer.
+                proptest::prop_assert_eq!(before, s.check(&it, now).is_ok());
+            }
+            if s.check_and_mark(&it, now).is_ok() {
+                proptest::prop_assert!(accepted.insert(key), "accepted twice: {:?}", o);
+                // And now it is known.
+                proptest::prop_assert!(s.check(&it, now).is_err());
+            }
+        }
+    }
+}
+
+/// The floor boundary: a session evicted while live and re-created keeps as its floor the
+/// watermark its eviction raised, which is exactly the timestamp of its newest accepted
+/// message; that message, replayed, must hit the floor (timestamp equal to it), not the
+/// fresh window of the new incarnation.
+#[test]
+fn a_replay_dated_exactly_at_the_floor_is_refused() {
+    let s = small(1, 1, 1);
+    let at = |session: u32, seq: u64, ts: u64| ReplayItem {
+        timestamp: NOW + ts,
+        ..item(session, seq)
+    };
+    let m1 = at(1, 5, 10);
+    s.check_and_mark(&m1, NOW + 10).unwrap();
+    // Session 2 evicts session 1 (live): the watermark becomes 10.
+    s.check_and_mark(&at(2, 0, 11), NOW + 11).unwrap();
+    // Session 1 again, newer: re-created with floor 10 (its insert evicts session 2 and
+    // raises the watermark to 11, after the floor was taken).
+    s.check_and_mark(&at(1, 600, 12), NOW + 12).unwrap();
+    // m1 again: inside the new incarnation's window, but dated at the floor.
+    assert!(matches!(
+        s.check_and_mark(&m1, NOW + 12),
+        Err(ReplayError::BelowWatermark)
+    ));
+}

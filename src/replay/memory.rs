@@ -340,8 +340,10 @@ impl<E: Entry> Table<E> {
     }
 
     /// CLOCK sweep. Terminates within `buckets + len` steps: until it returns it only
-    /// clears reference bits. An expired entry is taken first, whatever its reference bit;
-    /// a live victim raises the watermark.
+    /// clears reference bits. An expired entry is taken first, whatever its reference bit.
+    /// Before a live entry is evicted (which raises the watermark), the next
+    /// [`EXPIRED_LOOKAHEAD`] entries are searched for an expired one to take instead
+    /// (spec/replay.md §5: stores SHOULD prefer evicting expired entries).
     fn pick_victim(&mut self, now: u64) -> usize {
         let n = self.tags.len();
         loop {
@@ -360,11 +362,40 @@ impl<E: Entry> Table<E> {
                 self.tags[i] = t & !REFERENCED;
                 continue;
             }
-            self.watermark = self.watermark.max(e.newest_ts());
+            if let Some(j) = self.expired_after(i, now) {
+                return j;
+            }
+            let newest = self.slots[i].newest_ts();
+            self.watermark = self.watermark.max(newest);
             return i;
         }
     }
+
+    /// An expired entry among the [`EXPIRED_LOOKAHEAD`] entries after bucket `i`.
+    fn expired_after(&self, i: usize, now: u64) -> Option<usize> {
+        let n = self.tags.len();
+        let mut j = i;
+        let mut seen = 0;
+        while seen < EXPIRED_LOOKAHEAD.min(self.len) {
+            j = if j + 1 >= n { 0 } else { j + 1 };
+            if j == i {
+                return None;
+            }
+            if self.tags[j] == EMPTY {
+                continue;
+            }
+            seen += 1;
+            if self.slots[j].expires_at() < now {
+                return Some(j);
+            }
+        }
+        None
+    }
 }
+
+/// How many entries past a live eviction candidate are searched for an expired one. Bounds
+/// the cost of an insert into a full table (each step may read a slot from memory).
+const EXPIRED_LOOKAHEAD: usize = 32;
 
 #[derive(Clone)]
 #[repr(C)]
