@@ -291,6 +291,53 @@ fn redis_evicting_policy_is_refused_at_connect() {
     }
 }
 
+/// A policy changed on a running server (`CONFIG SET`) is noticed by pooled connections
+/// at their next re-check, and the store then refuses to answer (fails closed) until the
+/// policy is back.
+#[test]
+fn redis_evicting_policy_set_later_is_noticed() {
+    let Some((_g, url)) = setup("redis_evicting_policy_set_later_is_noticed") else {
+        return;
+    };
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _: Result<(), _> = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory-policy")
+                .arg("noeviction")
+                .query(&mut raw(&self.0));
+        }
+    }
+    let _restore = Restore(url.clone());
+    let set = |policy: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query(&mut raw(&url))
+            .unwrap();
+    };
+    let mut c = config(&url, "recheck");
+    c.pool_size = 1;
+    c.policy_recheck = std::time::Duration::ZERO;
+    let store = RedisReplayStore::connect(c).unwrap();
+    let now = now();
+    store.check_and_mark(&item(1, 0), now).unwrap();
+    set("allkeys-lru");
+    match store.check_and_mark(&item(1, 1), now) {
+        Err(ReplayError::Misconfigured { reason }) => assert!(reason.contains("allkeys-lru")),
+        other => panic!("expected Misconfigured, got {other:?}"),
+    }
+    set("noeviction");
+    // Nothing was marked while misconfigured.
+    store.check_and_mark(&item(1, 1), now).unwrap();
+    assert!(matches!(
+        store.check_and_mark(&item(1, 1), now),
+        Err(ReplayError::Replayed)
+    ));
+}
+
 #[test]
 fn redis_unreachable_server_is_unavailable() {
     let Some((_g, _url)) = setup("redis_unreachable_server_is_unavailable") else {

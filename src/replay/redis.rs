@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, Script};
 
@@ -26,6 +26,11 @@ pub struct RedisReplayConfig {
     pub command_timeout: Duration,
     /// Number of pooled connections (at least 1). Default 8.
     pub pool_size: usize,
+    /// How often a pooled connection checks again that the server's `maxmemory-policy` is
+    /// still `noeviction` (it is checked when the connection opens, and then before the
+    /// first call after this interval): a `CONFIG SET` on a running server is noticed
+    /// within this time. Default 10 s; zero checks before every call.
+    pub policy_recheck: Duration,
     /// Seconds added to `expires_at` when setting key expiry, to absorb differences between
     /// the receivers' clocks and the Redis server's clock. Default 300.
     pub expiry_margin_secs: u64,
@@ -56,12 +61,16 @@ impl RedisReplayConfig {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             pool_size: 8,
+            policy_recheck: Duration::from_secs(10),
             expiry_margin_secs: 300,
             loss_margin_secs: 300,
             create_marker_if_absent: false,
         }
     }
 }
+
+/// A cached connection and when its server's eviction policy was last checked.
+type Pooled = (Connection, Instant);
 
 /// A [`ReplayStore`] in a (standalone or primary) Redis server, shared by every receiver
 /// that uses the same server and key prefix.
@@ -72,7 +81,9 @@ impl RedisReplayConfig {
 /// * Keys expire at `expires_at + expiry_margin_secs`, never earlier.
 /// * Connecting fails with [`ReplayError::Misconfigured`] unless the server's
 ///   `maxmemory-policy` is `noeviction` (an evicting server would forget accepted
-///   messages). A full server rejects writes, which fails closed.
+///   messages), and so does any call once a pooled connection, re-checking every
+///   [`policy_recheck`](RedisReplayConfig::policy_recheck), finds it changed. A full server
+///   rejects writes, which fails closed.
 /// * Unreachable server, timeouts and protocol errors give [`ReplayError::Unavailable`].
 /// * A marker key without expiry (`{key_prefix}:marker`, holding the loss watermark in
 ///   decimal, `0` for none) is read inside every script call. If it is gone (restart
@@ -91,7 +102,7 @@ pub struct RedisReplayStore {
     client: Client,
     config: RedisReplayConfig,
     marker_key: String,
-    pool: Box<[Mutex<Option<Connection>>]>,
+    pool: Box<[Mutex<Option<Pooled>>]>,
     next: AtomicUsize,
     script: Script,
     losses: AtomicU64,
@@ -242,7 +253,7 @@ impl RedisReplayStore {
             .load(&mut con)
             .map_err(|e| unavailable("SCRIPT LOAD", &e))?;
         if let Ok(mut slot) = store.pool[0].lock() {
-            *slot = Some(con);
+            *slot = Some((con, Instant::now()));
         }
         Ok(store)
     }
@@ -294,16 +305,22 @@ impl RedisReplayStore {
         con.set_read_timeout(t)
             .and_then(|_| con.set_write_timeout(t))
             .map_err(|e| unavailable("set timeouts", &e))?;
+        Self::check_policy(&mut con)?;
+        Ok(con)
+    }
+
+    /// The server's `maxmemory-policy` must be `noeviction` (spec/replay.md §6.1).
+    fn check_policy(con: &mut Connection) -> Result<(), ReplayError> {
         let info: String = redis::cmd("INFO")
             .arg("memory")
-            .query(&mut con)
+            .query(con)
             .map_err(|e| unavailable("INFO memory", &e))?;
         let policy = info
             .lines()
             .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
             .map(str::trim);
         match policy {
-            Some("noeviction") => Ok(con),
+            Some("noeviction") => Ok(()),
             Some(p) => Err(ReplayError::Misconfigured {
                 reason: format!(
                     "Redis maxmemory-policy is {p:?}; the replay store requires \"noeviction\" \
@@ -363,13 +380,20 @@ impl RedisReplayStore {
         let mut cached = slot.is_some();
         let (code, lost): (i64, i64) = loop {
             if slot.is_none() {
-                *slot = Some(self.new_connection()?);
+                *slot = Some((self.new_connection()?, Instant::now()));
             }
-            let Some(con) = slot.as_mut() else {
+            let Some((con, checked)) = slot.as_mut() else {
                 return Err(ReplayError::Unavailable {
                     reason: "no Redis connection".into(),
                 });
             };
+            if checked.elapsed() >= self.config.policy_recheck {
+                if let Err(e) = Self::check_policy(con) {
+                    *slot = None;
+                    return Err(e);
+                }
+                *checked = Instant::now();
+            }
             match inv.invoke(con) {
                 Ok(r) => break r,
                 Err(e) => {
