@@ -43,6 +43,29 @@ fn raw(url: &str) -> redis::Connection {
     redis::Client::open(url).unwrap().get_connection().unwrap()
 }
 
+/// Puts the server's `maxmemory-policy` back to `noeviction` when dropped, also when the
+/// test fails.
+struct RestorePolicy(String);
+
+impl Drop for RestorePolicy {
+    fn drop(&mut self) {
+        let _: Result<(), _> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory-policy")
+            .arg("noeviction")
+            .query(&mut raw(&self.0));
+    }
+}
+
+fn set_policy(url: &str, policy: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg(policy)
+        .query(&mut raw(url))
+        .unwrap();
+}
+
 fn item(session: u32, seq: u64) -> ReplayItem {
     let mut session_id = [0u8; 16];
     session_id[..4].copy_from_slice(&session.to_le_bytes());
@@ -265,24 +288,9 @@ fn redis_evicting_policy_is_refused_at_connect() {
     let Some((_g, url)) = setup("redis_evicting_policy_is_refused_at_connect") else {
         return;
     };
-    struct Restore(String);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _: Result<(), _> = redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg("noeviction")
-                .query(&mut raw(&self.0));
-        }
-    }
-    let _restore = Restore(url.clone());
+    let _restore = RestorePolicy(url.clone());
     for policy in ["allkeys-lru", "volatile-ttl"] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("maxmemory-policy")
-            .arg(policy)
-            .query(&mut raw(&url))
-            .unwrap();
+        set_policy(&url, policy);
         let r = RedisReplayStore::connect(config(&url, "policy"));
         match r {
             Err(ReplayError::Misconfigured { reason }) => assert!(reason.contains(policy)),
@@ -299,37 +307,19 @@ fn redis_evicting_policy_set_later_is_noticed() {
     let Some((_g, url)) = setup("redis_evicting_policy_set_later_is_noticed") else {
         return;
     };
-    struct Restore(String);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _: Result<(), _> = redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("maxmemory-policy")
-                .arg("noeviction")
-                .query(&mut raw(&self.0));
-        }
-    }
-    let _restore = Restore(url.clone());
-    let set = |policy: &str| {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("maxmemory-policy")
-            .arg(policy)
-            .query(&mut raw(&url))
-            .unwrap();
-    };
+    let _restore = RestorePolicy(url.clone());
     let mut c = config(&url, "recheck");
     c.pool_size = 1;
     c.policy_recheck = std::time::Duration::ZERO;
     let store = RedisReplayStore::connect(c).unwrap();
     let now = now();
     store.check_and_mark(&item(1, 0), now).unwrap();
-    set("allkeys-lru");
+    set_policy(&url, "allkeys-lru");
     match store.check_and_mark(&item(1, 1), now) {
         Err(ReplayError::Misconfigured { reason }) => assert!(reason.contains("allkeys-lru")),
         other => panic!("expected Misconfigured, got {other:?}"),
     }
-    set("noeviction");
+    set_policy(&url, "noeviction");
     // Nothing was marked while misconfigured.
     store.check_and_mark(&item(1, 1), now).unwrap();
     assert!(matches!(
