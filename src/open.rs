@@ -249,8 +249,17 @@ struct Prepared<'a> {
     sender_name: Arc<str>,
     item: ReplayItem,
     payload_len: usize,
-    mh: [u8; 32],
 }
+
+impl Prepared<'_> {
+    /// The message hash that step 10's authenticator covers (spec §7.2).
+    fn message_hash(&self) -> [u8; 32] {
+        envelope::message_hash(&self.session.header_hash, self.env.covered)
+    }
+}
+
+/// A prepared envelope of a batch and its message hash.
+type Hashed<'a> = (Prepared<'a>, [u8; 32]);
 
 const SHARDS: usize = 16;
 
@@ -506,8 +515,10 @@ impl Opener {
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
         let prepared = self.prepare(bytes, now, &[])?;
         // Step 10: the authenticator over every byte before it.
-        self.check_authenticator(&prepared.session, &prepared.mh, prepared.env.authenticator)?;
-        self.finish(prepared, now)
+        let mh = prepared.message_hash();
+        self.check_authenticator(&prepared.session, &mh, prepared.env.authenticator)?;
+        let payload = self.decrypt(&prepared)?;
+        self.accept(prepared, payload, now)
     }
 
     /// Opens a batch of envelopes, with one `now` for all of them. Results are in input
@@ -551,10 +562,13 @@ impl Opener {
         // this batch are visible to the envelopes after it (as they would be to sequential
         // opens once that envelope is accepted: checked again in the last loop).
         let mut fresh: Vec<([u8; 16], Arc<CachedSession>, usize)> = Vec::new();
-        let mut prepared: Vec<Result<Prepared<'_>, Error>> = Vec::with_capacity(envelopes.len());
+        let mut prepared: Vec<Result<Hashed<'_>, Error>> = Vec::with_capacity(envelopes.len());
         for (i, bytes) in envelopes.iter().enumerate() {
-            let p = self.prepare(bytes, now, &fresh);
-            if let Ok(p) = &p {
+            let p = self.prepare(bytes, now, &fresh).map(|p| {
+                let mh = p.message_hash();
+                (p, mh)
+            });
+            if let Ok((p, _)) = &p {
                 if p.fresh {
                     fresh.push((p.env.session_ref, p.session.clone(), i));
                 }
@@ -566,12 +580,12 @@ impl Opener {
         let mut signed = Vec::new();
         for (i, p) in prepared.iter().enumerate() {
             match p {
-                Ok(p) if p.session.verify.is_some() => {
+                Ok((p, _)) if p.session.verify.is_some() => {
                     auth.push(Ok(()));
                     signed.push(i);
                 }
-                Ok(p) => {
-                    auth.push(self.check_authenticator(&p.session, &p.mh, p.env.authenticator))
+                Ok((p, mh)) => {
+                    auth.push(self.check_authenticator(&p.session, mh, p.env.authenticator))
                 }
                 Err(_) => auth.push(Ok(())),
             }
@@ -580,7 +594,7 @@ impl Opener {
         // Steps 11 to 13 in input order: decrypt, mark, cache.
         let mut out: Vec<Result<Opened, Error>> = Vec::with_capacity(envelopes.len());
         for (p, a) in prepared.into_iter().zip(auth) {
-            let r = p.and_then(|p| {
+            let r = p.and_then(|(p, _)| {
                 a?;
                 if let Some(origin) = p.batch_origin {
                     if out[origin].is_err() {
@@ -590,7 +604,8 @@ impl Opener {
                         ));
                     }
                 }
-                self.finish(p, now)
+                let payload = self.decrypt(&p)?;
+                self.accept(p, payload, now)
             });
             out.push(r);
         }
@@ -601,7 +616,7 @@ impl Opener {
     /// sessions), with one batch verification, and one by one when that fails.
     fn check_signatures(
         &self,
-        prepared: &[Result<Prepared<'_>, Error>],
+        prepared: &[Result<Hashed<'_>, Error>],
         indices: &[usize],
         auth: &mut [Result<(), Error>],
     ) {
@@ -610,12 +625,12 @@ impl Opener {
         let mut sigs = Vec::with_capacity(indices.len());
         let mut keys = Vec::with_capacity(indices.len());
         for &i in indices {
-            let Ok(p) = &prepared[i] else { continue };
+            let Ok((p, mh)) = &prepared[i] else { continue };
             let vk = p.session.verify.expect("signed session");
             match <&[u8; SIG_LEN]>::try_from(p.env.authenticator) {
                 Ok(sig) => {
                     batch.push(i);
-                    inputs.push(envelope::signature_input(&p.mh));
+                    inputs.push(envelope::signature_input(mh));
                     sigs.push(Signature::from_bytes(sig));
                     keys.push(vk);
                 }
@@ -641,7 +656,8 @@ impl Opener {
         }
     }
 
-    /// Spec §8 steps 1 to 9: every check before the authenticator. Changes no state.
+    /// Spec §8 steps 1 to 9: every check before the authenticator (whose message hash the
+    /// caller computes: [`Prepared::message_hash`]). Changes no state.
     /// `batch` holds sessions established earlier in the same batch.
     fn prepare<'a>(
         &self,
@@ -734,8 +750,6 @@ impl Opener {
             one_shot: h.max_messages == 1,
         };
         self.replay.check(&item, now).map_err(replay_error)?;
-        // The message hash that step 10's authenticator covers.
-        let mh = envelope::message_hash(&session.header_hash, env.covered);
         Ok(Prepared {
             env,
             session,
@@ -744,38 +758,49 @@ impl Opener {
             sender_name,
             item,
             payload_len,
-            mh,
         })
     }
 
-    /// Spec §8 steps 11 to 13, for a message whose authenticator verified: decrypt, mark
-    /// as seen, remember the session.
-    fn finish(&self, prepared: Prepared<'_>, now: u64) -> Result<Opened, Error> {
+    /// Spec §8 step 11, for a message whose authenticator verified: decrypt, from the
+    /// envelope straight into the payload (a copy in sign-only mode). The plaintext of a
+    /// message whose AEAD tag does not verify is zeroized and never returned.
+    fn decrypt(&self, prepared: &Prepared<'_>) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let env = &prepared.env;
+        let (body, tag) = env.body.split_at(prepared.payload_len);
+        let Some(cipher) = &prepared.session.cipher else {
+            return Ok(Zeroizing::new(body.to_vec()));
+        };
+        let tag: &[u8; AEAD_TAG_LEN] = tag.try_into().map_err(|_| {
+            err(
+                ErrorKind::Malformed,
+                "the ciphertext is shorter than its tag",
+            )
+        })?;
+        let mut payload = Zeroizing::new(vec![0u8; prepared.payload_len]);
+        cipher
+            .decrypt_b2b(&envelope::aead_nonce(env.seq), b"", body, &mut payload, tag)
+            .map_err(|()| bad_aead_tag())?;
+        Ok(payload)
+    }
+
+    /// Spec §8 steps 12 and 13, for a message that passed every check and whose payload is
+    /// decrypted: mark as seen, remember the session. The payload is zeroized if this
+    /// fails.
+    fn accept(
+        &self,
+        prepared: Prepared<'_>,
+        mut payload: Zeroizing<Vec<u8>>,
+        now: u64,
+    ) -> Result<Opened, Error> {
         let Prepared {
             env,
             session,
             fresh,
             sender_name,
             item,
-            payload_len,
             ..
         } = prepared;
         let h = &session.header;
-        // Step 11: decrypt.
-        let mut payload = env.body[..payload_len].to_vec();
-        if let Some(cipher) = &session.cipher {
-            let tag: &[u8; AEAD_TAG_LEN] = env.body[payload_len..]
-                .try_into()
-                .expect("the body's length was checked against the tag's");
-            cipher
-                .decrypt(&envelope::aead_nonce(env.seq), b"", &mut payload, tag)
-                .map_err(|_| {
-                    err(
-                        ErrorKind::BadAuthenticator,
-                        "the payload's AEAD tag does not verify",
-                    )
-                })?;
-        }
         // Step 12: mark as seen, last: only a fully verified message changes replay state.
         self.replay
             .check_and_mark(&item, now)
@@ -797,7 +822,7 @@ impl Opener {
             .fetch_add(1, Ordering::Relaxed);
         let metadata = env.metadata.to_metadata();
         Ok(Opened {
-            payload,
+            payload: std::mem::take(&mut *payload),
             metadata,
             sender: h.sender,
             sender_name,
@@ -1203,6 +1228,13 @@ fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+fn bad_aead_tag() -> Error {
+    err(
+        ErrorKind::BadAuthenticator,
+        "the payload's AEAD tag does not verify",
+    )
 }
 
 fn bad_signature() -> Error {

@@ -6,7 +6,7 @@ use rand_core::{CryptoRng, OsRng, RngCore};
 
 use zeroize::Zeroizing;
 
-use crate::aead::PayloadCipher;
+use crate::aead::{self, PayloadCipher};
 use crate::envelope::{self, Metadata, NONCE_LEN, SIG_LEN};
 use crate::error::Misuse;
 use crate::keys::{Identity, Recipient};
@@ -405,12 +405,29 @@ impl Sealer {
             body_len,
         );
         let body_start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(cipher) = &a.cipher {
-            let tag = cipher.encrypt(&envelope::aead_nonce(seq), b"", &mut out[body_start..]);
-            out.extend_from_slice(&tag);
-        }
-        let mh = envelope::message_hash(&a.s.header_hash, &out[start..]);
+        let header_hash = &a.s.header_hash;
+        let mh = match &a.cipher {
+            None => {
+                out.extend_from_slice(payload);
+                envelope::message_hash(header_hash, &out[start..])
+            }
+            Some(cipher) => {
+                // The ciphertext goes from the payload straight into the envelope.
+                let nonce = envelope::aead_nonce(seq);
+                out.resize(body_start + payload.len(), 0);
+                let body = &mut out[body_start..];
+                let Ok(tag) = cipher.encrypt_b2b(&nonce, b"", payload, body) else {
+                    // Only a text longer than one nonce can encrypt gets here.
+                    out.truncate(start);
+                    return Err(Misuse::PayloadTooLarge {
+                        size: payload.len(),
+                        limit: aead::MAX_TEXT,
+                    });
+                };
+                out.extend_from_slice(&tag);
+                envelope::message_hash(header_hash, &out[start..])
+            }
+        };
         wire::put_bin_header(out, auth_len);
         if let Some(signing) = &a.s.signing {
             out.extend_from_slice(&crate::sign::sign(signing, &envelope::signature_input(&mh)));
