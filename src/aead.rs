@@ -8,8 +8,8 @@
 //! is encrypted. [`AeadStream`] is the same construction, built from the same crates
 //! (`chacha20` 0.9 for the keystream, `poly1305` 0.8 for the authenticator, the versions
 //! `chacha20poly1305` 0.10 uses): it encrypts from one buffer into another, in pieces of
-//! any length, so a caller can hand each finished piece of ciphertext on while it
-//! encrypts the next one.
+//! any length, so a caller can hand each finished piece of ciphertext on (to the message
+//! hash on a second thread, see `src/parallel.rs`) while it encrypts the next one.
 //!
 //! And the `poly1305` crate picks its AVX2 backend at run time. Part of that backend, the
 //! per-key setup (`R^2`, the precomputed multipliers) and some of the finalisation, lives
@@ -477,14 +477,11 @@ mod tests {
         assert_eq!(&back[..], &pt[..]);
     }
 
-    /// A piece size a caller may feed the stream in.
-    const PIECE: usize = 32 * 1024;
-
     /// Lengths that cross every boundary the code has: every length up to 300, the scalar
-    /// Poly1305 crossover, the interleaving slice, a piece a caller may feed, and a little
-    /// over 1 MiB.
+    /// Poly1305 crossover, the interleaving slice, the piece the parallel hash receives, and
+    /// a little over 1 MiB.
     fn interesting_lengths() -> Vec<usize> {
-        let piece = PIECE;
+        let piece = crate::parallel::PIECE;
         let mut lengths: Vec<usize> = (0..300).collect();
         lengths.extend([1023, 1024, 1025]);
         lengths.extend([SCALAR_BELOW - 1, SCALAR_BELOW, SCALAR_BELOW + 1]);
@@ -557,9 +554,18 @@ mod tests {
             &[63, 64, 65],
             &[16, 48, 7],
             &[4095, 4097],
-            &[PIECE],
+            &[crate::parallel::PIECE],
         ];
-        for len in [0usize, 1, 16, 100, 300, 5000, 70_000, 3 * PIECE + 17] {
+        for len in [
+            0usize,
+            1,
+            16,
+            100,
+            300,
+            5000,
+            70_000,
+            3 * crate::parallel::PIECE + 17,
+        ] {
             let pt = random(len);
             let mut whole = vec![0u8; len];
             let tag = c.encrypt_b2b(&nonce, b"ad", &pt, &mut whole).unwrap();
