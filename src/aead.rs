@@ -8,8 +8,10 @@
 //! is encrypted. [`AeadStream`] is the same construction, built from the same crates
 //! (`chacha20` 0.9 for the keystream, `poly1305` 0.8 for the authenticator, the versions
 //! `chacha20poly1305` 0.10 uses): it encrypts from one buffer into another, in pieces of
-//! any length, so a caller can hand each finished piece of ciphertext on (to the message
-//! hash on a second thread, see `src/parallel.rs`) while it encrypts the next one.
+//! any length, so a caller can hand each finished piece of ciphertext on while it
+//! encrypts the next one; and it splits into its two halves, the ChaCha20 keystream
+//! ([`Keystream`]) and the Poly1305 authenticator ([`Authenticator`]), so that they can
+//! run on two threads (`src/parallel.rs`).
 //!
 //! And the `poly1305` crate picks its AVX2 backend at run time. Part of that backend, the
 //! per-key setup (`R^2`, the precomputed multipliers) and some of the finalisation, lives
@@ -104,6 +106,13 @@ impl PayloadCipher {
         Err(())
     }
 
+    /// The tag of `ciphertext` (with `aad`) under `nonce`, without decrypting it.
+    pub(crate) fn tag_of(&self, nonce: &[u8; 12], aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] {
+        let (_, mut auth) = self.stream(nonce, aad, ciphertext.len()).split();
+        auth.absorb(ciphertext);
+        auth.tag()
+    }
+
     /// A stream over one message of `len` bytes of text (the length chooses the Poly1305
     /// implementation; the tag covers the bytes actually fed), `aad` already absorbed.
     pub(crate) fn stream(&self, nonce: &[u8; 12], aad: &[u8], len: usize) -> AeadStream {
@@ -115,12 +124,14 @@ impl PayloadCipher {
         };
         mac.update_padded(aad);
         AeadStream {
-            cipher,
-            mac,
-            aad_len: aad.len() as u64,
-            len: 0,
-            pending: [0; 16],
-            pending_len: 0,
+            keystream: Keystream { cipher },
+            auth: Authenticator {
+                mac,
+                aad_len: aad.len() as u64,
+                len: 0,
+                pending: [0; 16],
+                pending_len: 0,
+            },
         }
     }
 
@@ -145,14 +156,8 @@ impl PayloadCipher {
 /// stream is dropped (the `zeroize` features of `chacha20` and `poly1305`, and
 /// [`Poly1305`]'s `Drop`). No `Debug`.
 pub(crate) struct AeadStream {
-    cipher: ChaCha20,
-    mac: Mac,
-    aad_len: u64,
-    /// Bytes of text so far.
-    len: u64,
-    /// Ciphertext bytes not yet absorbed because they do not fill a Poly1305 block yet.
-    pending: [u8; 16],
-    pending_len: usize,
+    keystream: Keystream,
+    auth: Authenticator,
 }
 
 impl AeadStream {
@@ -164,10 +169,9 @@ impl AeadStream {
             return Err(());
         }
         for (i, o) in input.chunks(INTERLEAVE).zip(output.chunks_mut(INTERLEAVE)) {
-            self.cipher.apply_keystream_b2b(i, o).map_err(|_| ())?;
-            self.absorb(o);
+            self.keystream.apply(i, o)?;
+            self.auth.absorb(o);
         }
-        self.len += input.len() as u64;
         Ok(())
     }
 
@@ -180,16 +184,62 @@ impl AeadStream {
             return Err(());
         }
         for (i, o) in input.chunks(INTERLEAVE).zip(output.chunks_mut(INTERLEAVE)) {
-            self.absorb(i);
-            self.cipher.apply_keystream_b2b(i, o).map_err(|_| ())?;
+            self.auth.absorb(i);
+            self.keystream.apply(i, o)?;
         }
-        self.len += input.len() as u64;
         Ok(())
     }
 
-    /// Feeds ciphertext to Poly1305 in whole 16-byte blocks, keeping a partial block for
-    /// the next piece.
-    fn absorb(&mut self, mut data: &[u8]) {
+    /// The tag of what was fed.
+    pub(crate) fn tag(self) -> [u8; TAG_LEN] {
+        self.auth.tag()
+    }
+
+    /// True when `tag` is the tag of what was fed; a constant-time comparison.
+    pub(crate) fn verify(self, tag: &[u8; TAG_LEN]) -> bool {
+        self.auth.verify(tag)
+    }
+
+    /// The two halves, for two threads: the keystream (encryption or decryption) and the
+    /// authenticator over the ciphertext. Together they are the stream.
+    pub(crate) fn split(self) -> (Keystream, Authenticator) {
+        (self.keystream, self.auth)
+    }
+}
+
+/// The ChaCha20 half of an [`AeadStream`]: the keystream from block 1 on.
+pub(crate) struct Keystream {
+    cipher: ChaCha20,
+}
+
+impl Keystream {
+    /// XORs the next bytes of keystream into `input`, writing `output` (of the same
+    /// length): encryption and decryption alike. Fails when the lengths differ or the
+    /// keystream would run past [`MAX_TEXT`].
+    pub(crate) fn apply(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), ()> {
+        self.cipher
+            .apply_keystream_b2b(input, output)
+            .map_err(|_| ())
+    }
+}
+
+/// The Poly1305 half of an [`AeadStream`]: the authenticator over the AAD (absorbed at the
+/// start) and the ciphertext, fed in pieces of any length.
+pub(crate) struct Authenticator {
+    mac: Mac,
+    aad_len: u64,
+    /// Bytes of ciphertext so far.
+    len: u64,
+    /// Ciphertext bytes not yet absorbed because they do not fill a Poly1305 block yet.
+    pending: [u8; 16],
+    pending_len: usize,
+}
+
+impl Authenticator {
+    /// Feeds the next ciphertext bytes to Poly1305 in whole 16-byte blocks, keeping a
+    /// partial block for the next piece.
+    pub(crate) fn absorb(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
         if self.pending_len > 0 {
             let take = (16 - self.pending_len).min(data.len());
             self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
@@ -601,6 +651,45 @@ mod tests {
         }
     }
 
+    /// The two halves used apart, the keystream over the text in one split and the
+    /// authenticator over the ciphertext in another, give the one-shot ciphertext and tag;
+    /// `tag_of` gives the tag without decrypting.
+    #[test]
+    fn the_halves_apart_give_the_one_shot_result() {
+        let c = PayloadCipher::new(&[9; 32]);
+        let nonce = [3; 12];
+        for len in [
+            0usize,
+            1,
+            15,
+            17,
+            1000,
+            5000,
+            3 * crate::parallel::PIECE + 17,
+        ] {
+            let pt = random(len);
+            let mut whole = vec![0u8; len];
+            let tag = c.encrypt_b2b(&nonce, b"", &pt, &mut whole).unwrap();
+            assert_eq!(c.tag_of(&nonce, b"", &whole), tag, "length {len}");
+            let (mut ks, mut auth) = c.stream(&nonce, b"", len).split();
+            let mut ct = vec![0u8; len];
+            for (i, o) in pt.chunks(4097).zip(ct.chunks_mut(4097)) {
+                ks.apply(i, o).unwrap();
+            }
+            for piece in ct.chunks(333) {
+                auth.absorb(piece);
+            }
+            assert_eq!(ct, whole, "length {len}");
+            assert!(auth.verify(&tag), "length {len}");
+            let (mut ks, mut auth) = c.stream(&nonce, b"", len).split();
+            let mut back = vec![0u8; len];
+            auth.absorb(&ct);
+            ks.apply(&ct, &mut back).unwrap();
+            assert_eq!(auth.tag(), tag);
+            assert_eq!(back, pt);
+        }
+    }
+
     /// The scalar and the crate's Poly1305 give one tag over the same stream (the declared
     /// length picks the implementation in builds without AVX2; with AVX2 both are the
     /// crate's).
@@ -613,8 +702,8 @@ mod tests {
             let mut y = vec![0u8; len];
             let mut small = c.stream(&[1; 12], b"", 0);
             let mut large = c.stream(&[1; 12], b"", 1 << 20);
-            assert!(matches!(small.mac, Mac::Scalar(_)) == !cfg!(target_feature = "avx2"));
-            assert!(matches!(large.mac, Mac::Crate(_)));
+            assert!(matches!(small.auth.mac, Mac::Scalar(_)) == !cfg!(target_feature = "avx2"));
+            assert!(matches!(large.auth.mac, Mac::Crate(_)));
             small.encrypt(&pt, &mut x).unwrap();
             large.encrypt(&pt, &mut y).unwrap();
             assert_eq!(x, y);

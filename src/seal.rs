@@ -116,23 +116,24 @@ impl SealerConfig {
     ///
     /// Sealing a message in signed or MAC mode is ChaCha20-Poly1305 over the payload and a
     /// BLAKE3 pass over every byte before the authenticator, ciphertext included (spec
-    /// §7.2). One after the other, a 1 MiB payload costs about a fifth more than the AEAD
+    /// §7.2). One after the other, a 1 MiB payload costs about a quarter more than the AEAD
     /// alone. With this set, [`Sealer::seal`] and [`Sealer::seal_into`] start one scoped
-    /// thread ([`std::thread::scope`]) for each such message: the caller's thread encrypts
-    /// the payload in pieces of 32 KiB and hands each finished piece to that thread, which
-    /// hashes it while the next one is encrypted; the thread has finished before the call
-    /// returns. While it waits for the next piece, the thread polls for up to 100 us before
-    /// it sleeps (a wake-up per piece would cost more than hashing it). On a machine with a
-    /// second core free, a large seal then costs little more than the AEAD alone. The
-    /// envelope is byte for byte the same as without this setting. If the thread cannot be
-    /// spawned, or does not return a hash, the message is hashed on the caller's thread as
-    /// without this setting: no error, no panic.
+    /// thread ([`std::thread::scope`]) for each such message: the caller's thread runs the
+    /// ChaCha20 keystream over the payload in pieces of 32 KiB and hands each finished piece
+    /// of ciphertext to that thread, which runs both hashes over it, Poly1305 (the AEAD's
+    /// authenticator) and BLAKE3, while the next piece is encrypted; the thread has finished
+    /// before the call returns. While it waits for the next piece, the thread polls for up
+    /// to 100 us before it sleeps (a wake-up per piece would cost more than hashing it). On
+    /// a machine with a second core free, a large seal then costs about the ChaCha20 pass
+    /// alone, less than the AEAD alone on one core. The envelope is byte for byte the same
+    /// as without this setting. If the thread cannot be spawned, or does not return its
+    /// results, the caller's thread computes them: no error, no panic.
     ///
     /// Starting the thread costs tens of microseconds, and a second core reading the
     /// output slows the next writes into the same buffer, so this pays only for large
     /// payloads: README.perf.md has the measurements (on the machine measured there, from
-    /// about 512 KiB on; the `rpcseal` command-line tool uses 640 KiB). Sign-only payloads
-    /// are not encrypted and are always hashed on the caller's thread.
+    /// about 256 to 384 KiB on; the `rpcseal` command-line tool uses 512 KiB). Sign-only
+    /// payloads are not encrypted and are always hashed on the caller's thread.
     pub fn parallel_hash_from(mut self, min_payload: Option<usize>) -> Self {
         self.parallel_hash_from = min_payload;
         self

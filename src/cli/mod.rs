@@ -18,7 +18,7 @@ pub mod vectors;
 /// `rpcseal seal` hashes payloads from this size on on a second thread while it encrypts
 /// them ([`rpcseal::SealerConfig::parallel_hash_from`]); below it, the thread costs more
 /// than it saves. Measured crossover on the reference machine: README.perf.md.
-pub const SEAL_PARALLEL_HASH_FROM: usize = 640 * 1024;
+pub const SEAL_PARALLEL_HASH_FROM: usize = 512 * 1024;
 /// `rpcseal open` hashes envelopes with payloads from this size on on a second thread while
 /// it decrypts them ([`rpcseal::Policy::parallel_hash_from`]). README.perf.md.
 pub const OPEN_PARALLEL_HASH_FROM: usize = 256 * 1024;
