@@ -2,7 +2,9 @@
 //!
 //! Groups:
 //! - `seal/<mode>`, `open/<mode>`: steady state (session by reference, cached at the
-//!   receiver), payloads 64 B to 1 MiB, with byte throughput.
+//!   receiver), payloads 64 B to 1 MiB, with byte throughput; for the modes that encrypt,
+//!   also `2_threads/1048576`: 1 MiB with the message hash on a second thread
+//!   (`parallel_hash_from(Some(0))`, as the CLI runs for payloads this large).
 //! - `floor/*`: the same AEAD, hash, tag/signature and encoding work done directly with the
 //!   crates, no envelope around it; `aead_raw/*`: the chacha20poly1305 crate alone.
 //! - `roundtrip/<size>/*`: seal + open of one message, 64 B to 1 MiB: rpcseal (each mode),
@@ -14,6 +16,8 @@
 //! - `replay/*`: the replay check against the in-memory store with a million sessions.
 //! - `batch_open/*`: 64 signed messages, `open_batch` against 64 `open` calls.
 //! - `threads/*`: 1 and 2 threads opening messages of different sessions.
+//! - `crossover/*`: MAC-mode seal and open from 64 KiB to 768 KiB with the message hash on
+//!   the caller's thread and on a second thread: where the second thread starts to pay.
 //!
 //! Run: `cargo bench --bench envelope`, and for the AVX2 build see README.perf.md.
 
@@ -33,7 +37,7 @@ use rand_core::{OsRng, RngCore};
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
-use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 // The measuring sticks `rpcseal bench` uses too, so that the two cannot drift.
 #[path = "../src/cli/measure.rs"]
@@ -59,15 +63,25 @@ struct Pair {
 }
 
 fn pair(mode: Mode, n_recipients: usize) -> Pair {
-    pair_n(mode, n_recipients, Arc::new(NoReplayCheck))
+    pair_n(mode, n_recipients, Arc::new(NoReplayCheck), None)
 }
 
 /// A 1:1 [`pair`] whose opener uses `store`.
 fn pair_with_store(mode: Mode, store: Arc<dyn ReplayStore>) -> Pair {
-    pair_n(mode, 1, store)
+    pair_n(mode, 1, store, None)
 }
 
-fn pair_n(mode: Mode, n_recipients: usize, store: Arc<dyn ReplayStore>) -> Pair {
+/// [`pair`] with the sealer's and the opener's `parallel_hash_from`.
+fn pair_with(mode: Mode, n_recipients: usize, parallel: Option<usize>) -> Pair {
+    pair_n(mode, n_recipients, Arc::new(NoReplayCheck), parallel)
+}
+
+fn pair_n(
+    mode: Mode,
+    n_recipients: usize,
+    store: Arc<dyn ReplayStore>,
+    parallel: Option<usize>,
+) -> Pair {
     let alice = Identity::generate();
     let bob = Identity::generate();
     let mut rcpts = vec![Recipient::from(bob.public())];
@@ -75,13 +89,16 @@ fn pair_n(mode: Mode, n_recipients: usize, store: Arc<dyn ReplayStore>) -> Pair 
     let mut sealer = Sealer::new(
         &alice,
         &rcpts,
-        SealerConfig::new(mode).inline(Inline::FirstMessage),
+        SealerConfig::new(mode)
+            .inline(Inline::FirstMessage)
+            .parallel_hash_from(parallel),
     )
     .unwrap();
     let opener = Opener::builder()
         .identity(&bob)
         .trust(alice.public())
         .replay_store(store)
+        .policy(Policy::default().parallel_hash_from(parallel))
         .build()
         .unwrap();
     let first = sealer.seal(b"hello", &meta()).unwrap();
@@ -120,6 +137,21 @@ fn seal_open(c: &mut Criterion) {
                 })
             });
         }
+        if mode.encrypts() {
+            let size = 1 << 20;
+            g.sample_size(10).throughput(Throughput::Bytes(size as u64));
+            let mut p = pair_with(mode, 1, Some(0));
+            let payload = vec![0x5a; size];
+            let m = meta();
+            let mut out = Vec::with_capacity(size + 1024);
+            g.bench_with_input(BenchmarkId::new("2_threads", size), &size, |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                    black_box(&out);
+                })
+            });
+        }
         g.finish();
         let mut g = quick(c, &format!("open/{mode}"));
         for size in SIZES {
@@ -130,6 +162,15 @@ fn seal_open(c: &mut Criterion) {
             let mut p = pair(mode, 1);
             let env = p.sealer.seal(&vec![0x5a; size], &meta()).unwrap();
             g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+                b.iter(|| black_box(p.opener.open(&env).unwrap()))
+            });
+        }
+        if mode.encrypts() {
+            let size = 1 << 20;
+            g.sample_size(10).throughput(Throughput::Bytes(size as u64));
+            let mut p = pair_with(mode, 1, Some(0));
+            let env = p.sealer.seal(&vec![0x5a; size], &meta()).unwrap();
+            g.bench_with_input(BenchmarkId::new("2_threads", size), &size, |b, _| {
                 b.iter(|| black_box(p.opener.open(&env).unwrap()))
             });
         }
@@ -615,6 +656,47 @@ fn threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// Where the message hash on a second thread starts to pay: MAC-mode seal and open from
+/// 64 KiB to 1 MiB with `parallel_hash_from` off (`1_thread`) and on (`2_threads`). The
+/// CLI's thresholds (`src/cli/mod.rs`) come from this.
+fn crossover(c: &mut Criterion) {
+    const SIZES: [usize; 7] = [
+        64 << 10,
+        128 << 10,
+        256 << 10,
+        384 << 10,
+        512 << 10,
+        640 << 10,
+        768 << 10,
+    ];
+    for (what, seal) in [("seal", true), ("open", false)] {
+        let mut g = quick(c, &format!("crossover/{what}_mac"));
+        g.sample_size(20);
+        for size in SIZES {
+            g.throughput(Throughput::Bytes(size as u64));
+            for (label, knob) in [("1_thread", None), ("2_threads", Some(0))] {
+                let mut p = pair_with(Mode::Mac, 1, knob);
+                let payload = vec![0x5a; size];
+                let m = meta();
+                let env = p.sealer.seal(&payload, &m).unwrap();
+                let mut out = Vec::with_capacity(size + 1024);
+                g.bench_with_input(BenchmarkId::new(label, size), &size, |b, _| {
+                    b.iter(|| {
+                        if seal {
+                            out.clear();
+                            p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                            black_box(&out);
+                        } else {
+                            black_box(p.opener.open(&env).unwrap());
+                        }
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
 #[allow(missing_docs)]
 mod group {
     use super::*;
@@ -627,7 +709,8 @@ mod group {
         open_session,
         replay,
         batch_open,
-        threads
+        threads,
+        crossover
     );
 }
 criterion_main!(group::benches);

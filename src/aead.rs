@@ -1,28 +1,41 @@
 //! The payload AEAD: ChaCha20-Poly1305 of RFC 8439 (spec/envelope-v3.md §6), unchanged,
-//! with a Poly1305 that is fast in builds without AVX2 enabled at compile time.
+//! computed from the input straight into the output (no copy of the payload first) and in
+//! pieces, with a Poly1305 that is fast in builds without AVX2 enabled at compile time.
 //!
-//! Why this module exists: the `poly1305` crate (0.8, and 0.9 alike) picks its AVX2 backend
-//! at run time. Part of that backend, the per-key setup (`R^2`, the precomputed
-//! multipliers) and some of the finalisation, lives in trait impls and helper functions that
-//! cannot carry `#[target_feature(enable = "avx2")]`. In a build without AVX2 enabled at
-//! compile time, every AVX2 intrinsic in them is then an out-of-line call with its vectors
-//! passed through memory. ChaCha20-Poly1305 derives a new Poly1305 key for every message, so
-//! every message pays that setup: about 1 us per call whatever the length, ten times the
-//! rest of the work for a 64-byte payload. With `-C target-feature=+avx2` the same code is
-//! inlined and the cost disappears, but a library cannot choose its users' compile flags.
+//! Why this module exists: the `chacha20poly1305` crate (0.10) encrypts in place, so a
+//! sealer that keeps the caller's payload must copy it into the envelope first, and it
+//! takes the whole text in one call, so nothing can look at the ciphertext before all of it
+//! is encrypted. [`AeadStream`] is the same construction, built from the same crates
+//! (`chacha20` 0.9 for the keystream, `poly1305` 0.8 for the authenticator, the versions
+//! `chacha20poly1305` 0.10 uses): it encrypts from one buffer into another, in pieces of
+//! any length, so a caller can hand each finished piece of ciphertext on while it
+//! encrypts the next one; and it splits into its two halves, the ChaCha20 keystream
+//! ([`Keystream`]) and the Poly1305 authenticator ([`Authenticator`]), so that they can
+//! run on two threads (`src/parallel.rs`).
+//!
+//! And the `poly1305` crate picks its AVX2 backend at run time. Part of that backend, the
+//! per-key setup (`R^2`, the precomputed multipliers) and some of the finalisation, lives
+//! in trait impls and helper functions that cannot carry `#[target_feature(enable =
+//! "avx2")]`. In a build without AVX2 enabled at compile time, every AVX2 intrinsic in
+//! them is then an out-of-line call with its vectors passed through memory. ChaCha20-Poly1305
+//! derives a new Poly1305 key for every message, so every message pays that setup: about
+//! 1 us per call whatever the length, ten times the rest of the work for a 64-byte
+//! payload. With `-C target-feature=+avx2` the same code is inlined and the cost
+//! disappears, but a library cannot choose its users' compile flags.
 //!
 //! So, in builds without AVX2 at compile time, this module computes Poly1305 itself for
 //! messages shorter than [`SCALAR_BELOW`]: the textbook scalar algorithm (three limbs of
 //! 44/44/42 bits, 64x64->128-bit products), safe code, no secret-dependent branches or
-//! indices. The keystream still comes from the `chacha20` crate (whose run-time detected
-//! AVX2 backend is fully inlined and fast). From [`SCALAR_BELOW`] bytes on, the crate's
-//! AVX2 block function wins over the scalar code despite its setup cost (measured
-//! crossover: 4 KiB), and in builds with AVX2 at compile time the `chacha20poly1305` crate
-//! is used for every length. The tests check both against RFC 8439's vectors and against
-//! each other.
+//! indices. From [`SCALAR_BELOW`] bytes on, the crate's AVX2 block function wins over the
+//! scalar code despite its setup cost (measured crossover: 4 KiB), and in builds with AVX2
+//! at compile time the `poly1305` crate is used for every length. The keystream always
+//! comes from the `chacha20` crate (whose run-time detected AVX2 backend is fully inlined
+//! and fast). The tests check every path against RFC 8439's vectors and against the
+//! `chacha20poly1305` crate.
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::ChaCha20;
+use poly1305::universal_hash::{KeyInit as _, UniversalHash as _};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -33,6 +46,15 @@ pub(crate) const TAG_LEN: usize = 16;
 /// at compile time. Measured crossover on x86_64 with AVX2: 4 KiB (README.perf.md).
 pub(crate) const SCALAR_BELOW: usize = 4096;
 
+/// The longest text one nonce can encrypt (RFC 8439 §2.8): ChaCha20's 32-bit block counter
+/// starts at 1 for the text, so `(2^32 - 1)` blocks of 64 bytes.
+pub(crate) const MAX_TEXT: u64 = ((1 << 32) - 1) * 64;
+
+/// [`AeadStream`] works through long pieces in slices of this many bytes, ChaCha20 then
+/// Poly1305 on each, so Poly1305 reads what ChaCha20 just wrote (or is about to read) from
+/// the L1 cache. A multiple of the ChaCha20 block (64 bytes) and of the Poly1305 block (16).
+const INTERLEAVE: usize = 4096;
+
 /// True when a message of `len` bytes goes through this module's own Poly1305.
 fn scalar(len: usize) -> bool {
     !cfg!(target_feature = "avx2") && len < SCALAR_BELOW
@@ -41,54 +63,76 @@ fn scalar(len: usize) -> bool {
 /// A ChaCha20-Poly1305 key, ready to seal or open many messages.
 pub(crate) struct PayloadCipher {
     key: Zeroizing<[u8; 32]>,
-    inner: chacha20poly1305::ChaCha20Poly1305,
 }
 
 impl PayloadCipher {
     pub(crate) fn new(key: &[u8; 32]) -> PayloadCipher {
-        use chacha20poly1305::KeyInit;
         PayloadCipher {
             key: Zeroizing::new(*key),
-            inner: chacha20poly1305::ChaCha20Poly1305::new(key.into()),
         }
     }
 
-    /// Encrypts `buf` in place; returns the tag. `aad` is authenticated, not encrypted.
-    pub(crate) fn encrypt(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        if scalar(aad.len() + buf.len()) {
-            let (mut cipher, poly_key) = self.start(nonce);
-            cipher.apply_keystream(buf);
-            return poly1305_aead_tag(&poly_key, aad, buf);
-        }
-        use chacha20poly1305::aead::AeadInPlace;
-        self.inner
-            .encrypt_in_place_detached(nonce.into(), aad, buf)
-            .expect("payload lengths are bounded far below the AEAD's limit")
-            .into()
-    }
-
-    /// Checks the tag over `aad` and the ciphertext in `buf`, then decrypts it in place.
-    /// On failure `buf` is left as it was.
-    pub(crate) fn decrypt(
+    /// Encrypts `input` into `output` (of the same length); returns the tag. `aad` is
+    /// authenticated, not encrypted. Fails only when the lengths differ or the text is
+    /// longer than [`MAX_TEXT`]; `output` then holds no meaning.
+    pub(crate) fn encrypt_b2b(
         &self,
         nonce: &[u8; 12],
         aad: &[u8],
-        buf: &mut [u8],
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], ()> {
+        let mut s = self.stream(nonce, aad, input.len());
+        s.encrypt(input, output)?;
+        Ok(s.tag())
+    }
+
+    /// Checks the tag over `aad` and the ciphertext `input` and decrypts it into `output`
+    /// (of the same length), in one pass. On failure `output` is zeroed: no plaintext of a
+    /// message that does not verify is left behind.
+    pub(crate) fn decrypt_b2b(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        input: &[u8],
+        output: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), ()> {
-        if scalar(aad.len() + buf.len()) {
-            let (mut cipher, poly_key) = self.start(nonce);
-            let expected = poly1305_aead_tag(&poly_key, aad, buf);
-            if !bool::from(expected.ct_eq(tag)) {
-                return Err(());
-            }
-            cipher.apply_keystream(buf);
+        let mut s = self.stream(nonce, aad, input.len());
+        if s.decrypt(input, output).is_ok() && s.verify(tag) {
             return Ok(());
         }
-        use chacha20poly1305::aead::AeadInPlace;
-        self.inner
-            .decrypt_in_place_detached(nonce.into(), aad, buf, tag.into())
-            .map_err(|_| ())
+        output.zeroize();
+        Err(())
+    }
+
+    /// The tag of `ciphertext` (with `aad`) under `nonce`, without decrypting it.
+    pub(crate) fn tag_of(&self, nonce: &[u8; 12], aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] {
+        let (_, mut auth) = self.stream(nonce, aad, ciphertext.len()).split();
+        auth.absorb(ciphertext);
+        auth.tag()
+    }
+
+    /// A stream over one message of `len` bytes of text (the length chooses the Poly1305
+    /// implementation; the tag covers the bytes actually fed), `aad` already absorbed.
+    pub(crate) fn stream(&self, nonce: &[u8; 12], aad: &[u8], len: usize) -> AeadStream {
+        let (cipher, poly_key) = self.start(nonce);
+        let mut mac = if scalar(aad.len().saturating_add(len)) {
+            Mac::Scalar(Poly1305::new(&poly_key))
+        } else {
+            Mac::Crate(poly1305::Poly1305::new((&*poly_key).into()))
+        };
+        mac.update_padded(aad);
+        AeadStream {
+            keystream: Keystream { cipher },
+            auth: Authenticator {
+                mac,
+                aad_len: aad.len() as u64,
+                len: 0,
+                pending: [0; 16],
+                pending_len: 0,
+            },
+        }
     }
 
     /// The cipher positioned at block 1, and the one-time Poly1305 key from block 0
@@ -104,17 +148,158 @@ impl PayloadCipher {
     }
 }
 
-/// RFC 8439 §2.8: Poly1305 over `aad`, zero padding, the ciphertext, zero padding, and the
-/// two lengths as 64-bit little-endian numbers.
-fn poly1305_aead_tag(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] {
-    let mut p = Poly1305::new(key);
-    p.update_padded(aad);
-    p.update_padded(ciphertext);
-    let mut lengths = [0u8; 16];
-    lengths[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
-    lengths[8..].copy_from_slice(&(ciphertext.len() as u64).to_le_bytes());
-    p.block(&lengths, 1 << 40);
-    p.finish()
+/// ChaCha20-Poly1305 of one message, fed in pieces of any length: encrypt (or decrypt)
+/// piece after piece, then take the tag (or verify it). The same bytes as the
+/// `chacha20poly1305` crate's one-shot calls, whatever the split.
+///
+/// The cipher's state and the Poly1305 state are secrets: both are zeroized when the
+/// stream is dropped (the `zeroize` features of `chacha20` and `poly1305`, and
+/// [`Poly1305`]'s `Drop`). No `Debug`.
+pub(crate) struct AeadStream {
+    keystream: Keystream,
+    auth: Authenticator,
+}
+
+impl AeadStream {
+    /// Encrypts the next piece of text from `input` into `output` (of the same length).
+    /// Fails when the lengths differ or the text grows past [`MAX_TEXT`]; the stream must
+    /// not be used after a failure.
+    pub(crate) fn encrypt(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), ()> {
+        if input.len() != output.len() {
+            return Err(());
+        }
+        for (i, o) in input.chunks(INTERLEAVE).zip(output.chunks_mut(INTERLEAVE)) {
+            self.keystream.apply(i, o)?;
+            self.auth.absorb(o);
+        }
+        Ok(())
+    }
+
+    /// Decrypts the next piece of ciphertext from `input` into `output` (of the same
+    /// length), absorbing the ciphertext. The plaintext is not authenticated until
+    /// [`AeadStream::verify`] says so: a caller zeroizes it when that fails. Fails as
+    /// [`AeadStream::encrypt`] does.
+    pub(crate) fn decrypt(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), ()> {
+        if input.len() != output.len() {
+            return Err(());
+        }
+        for (i, o) in input.chunks(INTERLEAVE).zip(output.chunks_mut(INTERLEAVE)) {
+            self.auth.absorb(i);
+            self.keystream.apply(i, o)?;
+        }
+        Ok(())
+    }
+
+    /// The tag of what was fed.
+    pub(crate) fn tag(self) -> [u8; TAG_LEN] {
+        self.auth.tag()
+    }
+
+    /// True when `tag` is the tag of what was fed; a constant-time comparison.
+    pub(crate) fn verify(self, tag: &[u8; TAG_LEN]) -> bool {
+        self.auth.verify(tag)
+    }
+
+    /// The two halves, for two threads: the keystream (encryption or decryption) and the
+    /// authenticator over the ciphertext. Together they are the stream.
+    pub(crate) fn split(self) -> (Keystream, Authenticator) {
+        (self.keystream, self.auth)
+    }
+}
+
+/// The ChaCha20 half of an [`AeadStream`]: the keystream from block 1 on.
+pub(crate) struct Keystream {
+    cipher: ChaCha20,
+}
+
+impl Keystream {
+    /// XORs the next bytes of keystream into `input`, writing `output` (of the same
+    /// length): encryption and decryption alike. Fails when the lengths differ or the
+    /// keystream would run past [`MAX_TEXT`].
+    pub(crate) fn apply(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), ()> {
+        self.cipher
+            .apply_keystream_b2b(input, output)
+            .map_err(|_| ())
+    }
+}
+
+/// The Poly1305 half of an [`AeadStream`]: the authenticator over the AAD (absorbed at the
+/// start) and the ciphertext, fed in pieces of any length.
+pub(crate) struct Authenticator {
+    mac: Mac,
+    aad_len: u64,
+    /// Bytes of ciphertext so far.
+    len: u64,
+    /// Ciphertext bytes not yet absorbed because they do not fill a Poly1305 block yet.
+    pending: [u8; 16],
+    pending_len: usize,
+}
+
+impl Authenticator {
+    /// Feeds the next ciphertext bytes to Poly1305 in whole 16-byte blocks, keeping a
+    /// partial block for the next piece.
+    pub(crate) fn absorb(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.pending_len > 0 {
+            let take = (16 - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            self.pending_len += take;
+            data = &data[take..];
+            if self.pending_len < 16 {
+                return;
+            }
+            self.mac.update_padded(&self.pending);
+            self.pending_len = 0;
+        }
+        let whole = data.len() - data.len() % 16;
+        self.mac.update_padded(&data[..whole]);
+        let rest = &data[whole..];
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    /// The tag (RFC 8439 §2.8): the last ciphertext bytes zero-padded, then the two
+    /// lengths as 64-bit little-endian numbers.
+    pub(crate) fn tag(mut self) -> [u8; TAG_LEN] {
+        let pending = self.pending;
+        self.mac.update_padded(&pending[..self.pending_len]);
+        let mut lengths = [0u8; 16];
+        lengths[..8].copy_from_slice(&self.aad_len.to_le_bytes());
+        lengths[8..].copy_from_slice(&self.len.to_le_bytes());
+        self.mac.update_padded(&lengths);
+        self.mac.finalize()
+    }
+
+    /// True when `tag` is the tag of what was fed; a constant-time comparison.
+    pub(crate) fn verify(self, tag: &[u8; TAG_LEN]) -> bool {
+        bool::from(self.tag().ct_eq(tag))
+    }
+}
+
+/// The Poly1305 of one message: this module's scalar code or the crate's. Unboxed on
+/// purpose although the crate's state is larger: a stream lives on the stack for one
+/// message, and a box would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Mac {
+    Scalar(Poly1305),
+    Crate(poly1305::Poly1305),
+}
+
+impl Mac {
+    /// Absorbs `data` in 16-byte blocks, the last one zero-padded (the AEAD's padding).
+    fn update_padded(&mut self, data: &[u8]) {
+        match self {
+            Mac::Scalar(p) => p.update_padded(data),
+            Mac::Crate(p) => p.update_padded(data),
+        }
+    }
+
+    fn finalize(self) -> [u8; TAG_LEN] {
+        match self {
+            Mac::Scalar(p) => p.finish(),
+            Mac::Crate(p) => p.finalize().into(),
+        }
+    }
 }
 
 const MASK44: u64 = (1 << 44) - 1;
@@ -332,54 +517,217 @@ mod tests {
         let nonce: [u8; 12] = unhex("070000004041424344454647").try_into().unwrap();
         let aad = unhex("50515253c0c1c2c3c4c5c6c7");
         let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
-        let mut buf = pt.to_vec();
+        let mut ct = vec![0u8; pt.len()];
         let c = PayloadCipher::new(&key);
-        let tag = c.encrypt(&nonce, &aad, &mut buf);
+        let tag = c.encrypt_b2b(&nonce, &aad, pt, &mut ct).unwrap();
         assert_eq!(tag.to_vec(), unhex("1ae10b594f09e26a7e902ecbd0600691"));
-        assert_eq!(&buf[..16], &unhex("d31a8d34648e60db7b86afbc53ef7ec2")[..]);
-        c.decrypt(&nonce, &aad, &mut buf, &tag).unwrap();
-        assert_eq!(&buf[..], &pt[..]);
+        assert_eq!(&ct[..16], &unhex("d31a8d34648e60db7b86afbc53ef7ec2")[..]);
+        let mut back = vec![0u8; pt.len()];
+        c.decrypt_b2b(&nonce, &aad, &ct, &mut back, &tag).unwrap();
+        assert_eq!(&back[..], &pt[..]);
     }
 
-    /// Both paths agree with the `chacha20poly1305` crate on random keys, nonces, lengths
-    /// (every length up to 300 bytes, then some large ones) and reject every bad tag.
+    /// Lengths that cross every boundary the code has: every length up to 300, the scalar
+    /// Poly1305 crossover, the interleaving slice, the piece the parallel hash receives, and
+    /// a little over 1 MiB.
+    fn interesting_lengths() -> Vec<usize> {
+        let piece = crate::parallel::PIECE;
+        let mut lengths: Vec<usize> = (0..300).collect();
+        lengths.extend([1023, 1024, 1025]);
+        lengths.extend([SCALAR_BELOW - 1, SCALAR_BELOW, SCALAR_BELOW + 1]);
+        lengths.extend([INTERLEAVE - 1, INTERLEAVE + 1, 2 * INTERLEAVE + 15]);
+        lengths.extend([piece - 1, piece, piece + 1, 2 * piece + 17]);
+        lengths.push((1 << 20) + 5);
+        lengths
+    }
+
+    fn random(len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        OsRng.fill_bytes(&mut v);
+        v
+    }
+
+    /// Encrypting from one buffer into another gives the `chacha20poly1305` crate's
+    /// ciphertext and tag on random keys, nonces and texts, with and without AAD; opening
+    /// restores the text and rejects a flipped bit in the tag or the ciphertext, leaving
+    /// the output zeroed.
     #[test]
     fn agrees_with_the_chacha20poly1305_crate() {
-        let mut lengths: Vec<usize> = (0..300).collect();
-        lengths.extend([1023, 1024, 1025, 4096 + 7, 65536, 1 << 20]);
-        for len in lengths {
-            let mut key = [0u8; 32];
-            let mut nonce = [0u8; 12];
-            OsRng.fill_bytes(&mut key);
-            OsRng.fill_bytes(&mut nonce);
-            let mut aad = vec![0u8; len % 37];
-            OsRng.fill_bytes(&mut aad);
-            let mut pt = vec![0u8; len];
-            OsRng.fill_bytes(&mut pt);
+        for len in interesting_lengths() {
+            let key: [u8; 32] = random(32).try_into().unwrap();
+            let nonce: [u8; 12] = random(12).try_into().unwrap();
+            let aad = random(len % 37);
+            let pt = random(len);
             let ours = PayloadCipher::new(&key);
             let theirs = chacha20poly1305::ChaCha20Poly1305::new((&key).into());
-            let mut a = pt.clone();
-            let ta = ours.encrypt(&nonce, &aad, &mut a);
+            let mut a = vec![0u8; len];
+            let ta = ours.encrypt_b2b(&nonce, &aad, &pt, &mut a).unwrap();
             let mut b = pt.clone();
             let tb = theirs
                 .encrypt_in_place_detached((&nonce).into(), &aad, &mut b)
                 .unwrap();
             assert_eq!(a, b, "ciphertext, length {len}");
             assert_eq!(ta.to_vec(), tb.to_vec(), "tag, length {len}");
+
             let mut bad = ta;
             bad[len % 16] ^= 1 << (len % 8);
-            let mut c = a.clone();
-            assert!(ours.decrypt(&nonce, &aad, &mut c, &bad).is_err());
-            assert_eq!(c, a, "a failed open leaves the buffer as it was");
-            ours.decrypt(&nonce, &aad, &mut c, &ta).unwrap();
-            assert_eq!(c, pt);
+            let mut out = vec![0xa5u8; len];
+            assert!(ours.decrypt_b2b(&nonce, &aad, &a, &mut out, &bad).is_err());
+            assert!(
+                out.iter().all(|&x| x == 0),
+                "a failed open zeroes its output"
+            );
+            if len > 0 {
+                let mut flipped = a.clone();
+                flipped[len / 2] ^= 0x10;
+                out.fill(0xa5);
+                assert!(ours
+                    .decrypt_b2b(&nonce, &aad, &flipped, &mut out, &ta)
+                    .is_err());
+                assert!(out.iter().all(|&x| x == 0), "length {len}");
+            }
+            ours.decrypt_b2b(&nonce, &aad, &a, &mut out, &ta).unwrap();
+            assert_eq!(out, pt, "length {len}");
         }
+    }
+
+    /// A stream fed in pieces of any lengths (odd ones, ones that split Poly1305 and
+    /// ChaCha20 blocks) gives the one-shot ciphertext and tag, both ways.
+    #[test]
+    fn pieces_of_any_length_give_the_one_shot_result() {
+        let key: [u8; 32] = random(32).try_into().unwrap();
+        let nonce: [u8; 12] = random(12).try_into().unwrap();
+        let c = PayloadCipher::new(&key);
+        let splits: [&[usize]; 6] = [
+            &[1],
+            &[15, 1, 17],
+            &[63, 64, 65],
+            &[16, 48, 7],
+            &[4095, 4097],
+            &[crate::parallel::PIECE],
+        ];
+        for len in [
+            0usize,
+            1,
+            16,
+            100,
+            300,
+            5000,
+            70_000,
+            3 * crate::parallel::PIECE + 17,
+        ] {
+            let pt = random(len);
+            let mut whole = vec![0u8; len];
+            let tag = c.encrypt_b2b(&nonce, b"ad", &pt, &mut whole).unwrap();
+            for split in splits {
+                let mut s = c.stream(&nonce, b"ad", len);
+                let mut ct = vec![0u8; len];
+                let mut at = 0;
+                for &n in split.iter().cycle() {
+                    if at == len {
+                        break;
+                    }
+                    let n = n.min(len - at);
+                    s.encrypt(&pt[at..at + n], &mut ct[at..at + n]).unwrap();
+                    at += n;
+                }
+                assert_eq!(ct, whole, "length {len}, split {split:?}");
+                assert_eq!(s.tag(), tag, "length {len}, split {split:?}");
+
+                let mut s = c.stream(&nonce, b"ad", len);
+                let mut back = vec![0u8; len];
+                let mut at = 0;
+                for &n in split.iter().cycle() {
+                    if at == len {
+                        break;
+                    }
+                    let n = n.min(len - at);
+                    s.decrypt(&ct[at..at + n], &mut back[at..at + n]).unwrap();
+                    at += n;
+                }
+                assert!(s.verify(&tag), "length {len}, split {split:?}");
+                assert_eq!(back, pt);
+            }
+        }
+    }
+
+    /// The two halves used apart, the keystream over the text in one split and the
+    /// authenticator over the ciphertext in another, give the one-shot ciphertext and tag;
+    /// `tag_of` gives the tag without decrypting.
+    #[test]
+    fn the_halves_apart_give_the_one_shot_result() {
+        let c = PayloadCipher::new(&[9; 32]);
+        let nonce = [3; 12];
+        for len in [
+            0usize,
+            1,
+            15,
+            17,
+            1000,
+            5000,
+            3 * crate::parallel::PIECE + 17,
+        ] {
+            let pt = random(len);
+            let mut whole = vec![0u8; len];
+            let tag = c.encrypt_b2b(&nonce, b"", &pt, &mut whole).unwrap();
+            assert_eq!(c.tag_of(&nonce, b"", &whole), tag, "length {len}");
+            let (mut ks, mut auth) = c.stream(&nonce, b"", len).split();
+            let mut ct = vec![0u8; len];
+            for (i, o) in pt.chunks(4097).zip(ct.chunks_mut(4097)) {
+                ks.apply(i, o).unwrap();
+            }
+            for piece in ct.chunks(333) {
+                auth.absorb(piece);
+            }
+            assert_eq!(ct, whole, "length {len}");
+            assert!(auth.verify(&tag), "length {len}");
+            let (mut ks, mut auth) = c.stream(&nonce, b"", len).split();
+            let mut back = vec![0u8; len];
+            auth.absorb(&ct);
+            ks.apply(&ct, &mut back).unwrap();
+            assert_eq!(auth.tag(), tag);
+            assert_eq!(back, pt);
+        }
+    }
+
+    /// The scalar and the crate's Poly1305 give one tag over the same stream (the declared
+    /// length picks the implementation in builds without AVX2; with AVX2 both are the
+    /// crate's).
+    #[test]
+    fn both_poly1305_paths_give_one_tag() {
+        let c = PayloadCipher::new(&[7; 32]);
+        for len in [0usize, 1, 17, 1000, SCALAR_BELOW - 1, SCALAR_BELOW + 1] {
+            let pt = random(len);
+            let mut x = vec![0u8; len];
+            let mut y = vec![0u8; len];
+            let mut small = c.stream(&[1; 12], b"", 0);
+            let mut large = c.stream(&[1; 12], b"", 1 << 20);
+            assert!(matches!(small.auth.mac, Mac::Scalar(_)) == !cfg!(target_feature = "avx2"));
+            assert!(matches!(large.auth.mac, Mac::Crate(_)));
+            small.encrypt(&pt, &mut x).unwrap();
+            large.encrypt(&pt, &mut y).unwrap();
+            assert_eq!(x, y);
+            assert_eq!(small.tag(), large.tag(), "length {len}");
+        }
+    }
+
+    /// Inconsistent lengths are an error, not a panic.
+    #[test]
+    fn mismatched_lengths_fail_without_panicking() {
+        let c = PayloadCipher::new(&[7; 32]);
+        let mut out = [0u8; 10];
+        assert!(c.encrypt_b2b(&[0; 12], b"", &[1; 11], &mut out).is_err());
+        assert!(c
+            .decrypt_b2b(&[0; 12], b"", &[1; 9], &mut out, &[0; 16])
+            .is_err());
+        let mut s = c.stream(&[0; 12], b"", 10);
+        assert!(s.encrypt(&[1; 10], &mut out[..9]).is_err());
+        assert!(s.decrypt(&[1; 10], &mut out[..9]).is_err());
     }
 
     /// The scalar Poly1305 is what builds without AVX2 use; check it even in builds with it.
     #[test]
     fn scalar_poly1305_agrees_with_the_poly1305_crate() {
-        use poly1305::universal_hash::KeyInit as _;
         for len in (0..200).chain([4096, 100_003]) {
             let mut key = [0u8; 32];
             OsRng.fill_bytes(&mut key);

@@ -163,6 +163,14 @@ pub(crate) fn message_hash(header_hash: &[u8; 32], covered: &[u8]) -> [u8; 32] {
     h(CTX_MESSAGE, &[header_hash, covered])
 }
 
+/// [`message_hash`] to be fed piece by piece: the hasher has absorbed `header_hash`; the
+/// covered bytes follow in order, then `finalize`.
+pub(crate) fn message_hasher(header_hash: &[u8; 32]) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new_derive_key(CTX_MESSAGE);
+    hasher.update(header_hash);
+    hasher
+}
+
 /// The AEAD nonce of message `seq`: four zero bytes then `seq` big-endian (spec §7.2).
 pub(crate) fn aead_nonce(seq: u64) -> [u8; 12] {
     let mut n = [0u8; 12];

@@ -46,6 +46,7 @@ mod keyring;
 mod keys;
 mod legacy;
 mod open;
+mod parallel;
 pub mod replay;
 mod seal;
 mod session;

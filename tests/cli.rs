@@ -747,6 +747,9 @@ fn bench_quick_json_reports_every_ratio() {
         "setup_1000_vs_hpke",
         "replay_check_ns",
         "aead_1mib_vs_raw",
+        "aead_1mib_vs_raw_one_thread",
+        "aead_1mib_open_vs_raw",
+        "aead_1mib_open_vs_raw_one_thread",
         "overhead_bytes_mac_1to1",
     ] {
         assert!(v[key].is_number(), "{key}: {}", v[key]);

@@ -3,8 +3,11 @@
 //!
 //! Uses only the library's public API, std and the library's normal dependencies (the
 //! criterion benches in `benches/envelope.rs` add the dev-only peers: age, crypto_box).
-//! Ratios are rpcseal's time divided by the other's: lower is better, except
-//! `aead_1mib_vs_raw`, which is rpcseal's throughput over the raw AEAD's.
+//! Ratios are rpcseal's time divided by the other's: lower is better, except the
+//! `aead_1mib_*` ones, which are rpcseal's throughput over the raw AEAD's. Those are
+//! measured as the command-line tool runs (the message hash on a second thread for large
+//! payloads, [`super::SEAL_PARALLEL_HASH_FROM`] and [`super::OPEN_PARALLEL_HASH_FROM`]) and,
+//! `*_one_thread`, as a library user gets it by default (everything on the caller's thread).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -23,7 +26,7 @@ use rand_core::{OsRng, RngCore};
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
-use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 use super::measure::{PointerChase, ScatteredSessions};
 
@@ -74,8 +77,15 @@ struct Results {
     replay_check_hot: f64,
     memory_latency: f64,
     replay_in_open: ReplayInOpen,
+    /// With the message hash on a second thread, as the CLI seals.
     mac_1mib_seal: f64,
+    /// Everything on the caller's thread (the library's default).
+    mac_1mib_seal_one_thread: f64,
     raw_aead_1mib: f64,
+    /// With the message hash on a second thread, as the CLI opens.
+    mac_1mib_open: f64,
+    mac_1mib_open_one_thread: f64,
+    raw_aead_1mib_open: f64,
     overhead_bytes_mac_1to1: usize,
     avx2_compiled: bool,
 }
@@ -113,6 +123,21 @@ impl Results {
                 self.raw_aead_1mib / self.mac_1mib_seal,
                 ">= 0.85 (throughput)",
             ),
+            (
+                "aead_1mib_vs_raw_one_thread",
+                self.raw_aead_1mib / self.mac_1mib_seal_one_thread,
+                "(one core: <= AEAD/(AEAD+BLAKE3))",
+            ),
+            (
+                "aead_1mib_open_vs_raw",
+                self.raw_aead_1mib_open / self.mac_1mib_open,
+                "(throughput)",
+            ),
+            (
+                "aead_1mib_open_vs_raw_one_thread",
+                self.raw_aead_1mib_open / self.mac_1mib_open_one_thread,
+                "(throughput)",
+            ),
         ]
     }
 
@@ -146,9 +171,13 @@ impl Results {
             ("setup_1000_ns", self.setup_1000),
             ("hpke_seals_1000_ns", self.hpke_seals_1000),
             ("mac_1mib_seal_ns", self.mac_1mib_seal),
+            ("mac_1mib_seal_one_thread_ns", self.mac_1mib_seal_one_thread),
             ("raw_aead_1mib_ns", self.raw_aead_1mib),
             ("open_1m_sessions_ns", self.replay_in_open.many),
             ("open_1000_sessions_ns", self.replay_in_open.few),
+            ("mac_1mib_open_ns", self.mac_1mib_open),
+            ("mac_1mib_open_one_thread_ns", self.mac_1mib_open_one_thread),
+            ("raw_aead_1mib_open_ns", self.raw_aead_1mib_open),
         ];
         for (k, v) in raw {
             s.push_str(&format!("\"{k}\":{},", num(v)));
@@ -170,7 +199,7 @@ impl Results {
             "aim"
         );
         for (k, v, aim) in self.ratios() {
-            s.push_str(&format!("{k:<30} {v:>10.3}  {aim}\n"));
+            s.push_str(&format!("{k:<32} {v:>10.3}  {aim}\n"));
         }
         s.push_str(&format!(
             "{:<30} {:>10}  < 150 with 1M sessions (check + mark, alone)\n",
@@ -206,10 +235,14 @@ impl Results {
             ("  in a batch of 64", self.signed_batch_open_per_msg),
             ("session to 1000 recipients", self.setup_1000),
             ("  1000 HPKE seals", self.hpke_seals_1000),
-            ("MAC 1 MiB seal", self.mac_1mib_seal),
+            ("MAC 1 MiB seal, 2 threads", self.mac_1mib_seal),
+            ("MAC 1 MiB seal, 1 thread", self.mac_1mib_seal_one_thread),
             ("  raw ChaCha20-Poly1305 1 MiB", self.raw_aead_1mib),
             ("MAC 256 B, 1M sessions tracked", self.replay_in_open.many),
             ("  1000 sessions tracked", self.replay_in_open.few),
+            ("MAC 1 MiB open, 2 threads", self.mac_1mib_open),
+            ("MAC 1 MiB open, 1 thread", self.mac_1mib_open_one_thread),
+            ("  raw decryption 1 MiB", self.raw_aead_1mib_open),
         ];
         for (k, v) in rows {
             s.push_str(&format!("{k:<30} {:>12}\n", us(v)));
@@ -290,6 +323,41 @@ impl ReplayInOpen {
     }
 }
 
+/// [`time`] for several closures at once, for ratios on a machine whose load changes: each
+/// round times a batch of every closure in turn, and each gets the median of its rounds.
+fn time_interleaved(slice: Duration, rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let batches: Vec<u64> = fs
+        .iter_mut()
+        .map(|f| {
+            let start = Instant::now();
+            let mut calls = 0u64;
+            while start.elapsed() < slice / 2 || calls == 0 {
+                f();
+                calls += 1;
+            }
+            let per = start.elapsed().as_secs_f64() / calls as f64;
+            ((slice.as_secs_f64() / per) as u64).max(1)
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(rounds); fs.len()];
+    for _ in 0..rounds {
+        for ((f, &batch), out) in fs.iter_mut().zip(&batches).zip(&mut samples) {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            out.push(t.elapsed().as_secs_f64() * 1e9 / batch as f64);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
 fn meta() -> Metadata {
     let mut m = Metadata::new();
     m.insert("method".into(), "inventory.get".into());
@@ -302,27 +370,33 @@ fn pair(
     bob: &Identity,
     alice: &Identity,
 ) -> Result<(Sealer, Opener), String> {
-    pair_with(mode, rcpts, bob, alice, Arc::new(NoReplayCheck))
+    pair_with(mode, rcpts, bob, alice, Arc::new(NoReplayCheck), None, None)
 }
 
-/// [`pair`] with the given replay store.
+/// [`pair`] with the given replay store and the sealer's and the opener's
+/// `parallel_hash_from`.
 fn pair_with(
     mode: Mode,
     rcpts: &[Recipient],
     bob: &Identity,
     alice: &Identity,
     store: Arc<dyn ReplayStore>,
+    seal_parallel: Option<usize>,
+    open_parallel: Option<usize>,
 ) -> Result<(Sealer, Opener), String> {
     let mut sealer = Sealer::new(
         alice,
         rcpts,
-        SealerConfig::new(mode).inline(Inline::FirstMessage),
+        SealerConfig::new(mode)
+            .inline(Inline::FirstMessage)
+            .parallel_hash_from(seal_parallel),
     )
     .map_err(|e| e.to_string())?;
     let opener = Opener::builder()
         .identity(bob)
         .trust(alice.public())
         .replay_store(store)
+        .policy(Policy::default().parallel_hash_from(open_parallel))
         .build()
         .map_err(|e| e.to_string())?;
     let first = sealer.seal(b"hello", &meta()).map_err(|e| e.to_string())?;
@@ -468,7 +542,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     } else {
         (Duration::from_millis(200), 9)
     };
-    let mut p = Progress { step: 0, total: 12 };
+    let mut p = Progress { step: 0, total: 13 };
     let e = |e: rpcseal::Misuse| e.to_string();
     let alice = Identity::generate();
     let bob = Identity::generate();
@@ -612,8 +686,15 @@ fn measure(quick: bool) -> Result<Results, String> {
             store
                 .preload(now.saturating_sub(60), now + 86_400)
                 .map_err(|e| e.to_string())?;
-            let (mut sealer, opener) =
-                pair_with(Mode::Mac, &to_bob, &bob, &alice, Arc::new(store))?;
+            let (mut sealer, opener) = pair_with(
+                Mode::Mac,
+                &to_bob,
+                &bob,
+                &alice,
+                Arc::new(store),
+                None,
+                None,
+            )?;
             per[slot] = time(slice, rounds, || {
                 out.clear();
                 sealer.seal_into(&payload, &m, &mut out).expect("sealable");
@@ -626,28 +707,95 @@ fn measure(quick: bool) -> Result<Results, String> {
         }
     };
 
-    p.next("1 MiB: MAC-mode seal and the raw AEAD");
+    p.next("1 MiB: MAC-mode seal, 2 threads and 1, and the raw AEAD");
     let big_payload = vec![0x5a; 1 << 20];
-    let mut big_out = Vec::with_capacity((1 << 20) + 4096);
-    let mac_1mib_seal = time(slice * 2, rounds, || {
-        big_out.clear();
-        sealer
-            .seal_into(&big_payload, &m, &mut big_out)
-            .expect("sealable");
-        black_box(&big_out);
-    });
+    let (mut par_sealer, par_opener) = pair_with(
+        Mode::Mac,
+        &to_bob,
+        &bob,
+        &alice,
+        Arc::new(NoReplayCheck),
+        Some(super::SEAL_PARALLEL_HASH_FROM),
+        Some(super::OPEN_PARALLEL_HASH_FROM),
+    )?;
     let raw = ChaCha20Poly1305::new(&[3u8; 32].into());
     let mut buf = big_payload.clone();
     let mut seq = 0u64;
-    let raw_aead_1mib = time(slice * 2, rounds, || {
-        seq += 1;
-        let mut n = [0u8; 12];
-        n[4..].copy_from_slice(&seq.to_be_bytes());
-        black_box(
-            raw.encrypt_in_place_detached(&n.into(), b"", &mut buf)
-                .expect("1 MiB"),
-        );
-    });
+    let big_slice = slice * 2;
+    let mut par_out = Vec::with_capacity((1 << 20) + 4096);
+    let mut one_out = Vec::with_capacity((1 << 20) + 4096);
+    let seal_times = time_interleaved(
+        big_slice,
+        rounds,
+        &mut [
+            &mut || {
+                par_out.clear();
+                par_sealer
+                    .seal_into(&big_payload, &m, &mut par_out)
+                    .expect("sealable");
+                black_box(&par_out);
+            },
+            &mut || {
+                one_out.clear();
+                sealer
+                    .seal_into(&big_payload, &m, &mut one_out)
+                    .expect("sealable");
+                black_box(&one_out);
+            },
+            &mut || {
+                seq += 1;
+                let mut n = [0u8; 12];
+                n[4..].copy_from_slice(&seq.to_be_bytes());
+                black_box(
+                    raw.encrypt_in_place_detached(&n.into(), b"", &mut buf)
+                        .expect("1 MiB"),
+                );
+            },
+        ],
+    );
+    let (mac_1mib_seal, mac_1mib_seal_one_thread, raw_aead_1mib) =
+        (seal_times[0], seal_times[1], seal_times[2]);
+
+    p.next("1 MiB: MAC-mode open, 2 threads and 1, and the raw AEAD");
+    let big_env = par_sealer.seal(&big_payload, &m).map_err(e)?;
+    // The one-thread opener meets this session here (the other opened its first message).
+    opener
+        .import_session(par_sealer.session_block().map_err(e)?)
+        .map_err(|e| e.to_string())?;
+    // The raw decryption, in place, of a buffer that must be ciphertext again for the
+    // next round: decrypting the plaintext (as if it were ciphertext, with its own tag)
+    // gives the ciphertext back, so the rounds alternate between two valid inputs.
+    let n = [0u8; 12];
+    let mut buf = big_payload.clone();
+    let tag_ct = raw
+        .encrypt_in_place_detached(&n.into(), b"", &mut buf)
+        .map_err(|_| "1 MiB")?;
+    let mut back = buf.clone();
+    let tag_pt = raw
+        .encrypt_in_place_detached(&n.into(), b"", &mut back)
+        .map_err(|_| "1 MiB")?;
+    let mut holds_ct = true;
+    let open_times = time_interleaved(
+        big_slice,
+        rounds,
+        &mut [
+            &mut || {
+                black_box(par_opener.open(&big_env).expect("opens"));
+            },
+            &mut || {
+                black_box(opener.open(&big_env).expect("opens"));
+            },
+            &mut || {
+                let tag = if holds_ct { &tag_ct } else { &tag_pt };
+                raw.decrypt_in_place_detached(&n.into(), b"", &mut buf, tag)
+                    .expect("valid");
+                holds_ct = !holds_ct;
+                black_box(&buf);
+            },
+        ],
+    );
+    let (mac_1mib_open, mac_1mib_open_one_thread, raw_aead_1mib_open) =
+        (open_times[0], open_times[1], open_times[2]);
 
     p.next("wire overhead");
     let (mut s1, _) = pair(Mode::Mac, &to_bob, &bob, &alice)?;
@@ -673,7 +821,11 @@ fn measure(quick: bool) -> Result<Results, String> {
         memory_latency,
         replay_in_open,
         mac_1mib_seal,
+        mac_1mib_seal_one_thread,
         raw_aead_1mib,
+        mac_1mib_open,
+        mac_1mib_open_one_thread,
+        raw_aead_1mib_open,
         overhead_bytes_mac_1to1,
         avx2_compiled: cfg!(target_feature = "avx2"),
     })

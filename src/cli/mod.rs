@@ -16,6 +16,14 @@ pub mod open;
 pub mod seal;
 pub mod vectors;
 
+/// `rpcseal seal` hashes payloads from this size on on a second thread while it encrypts
+/// them ([`rpcseal::SealerConfig::parallel_hash_from`]); below it, the thread costs more
+/// than it saves. Measured crossover on the reference machine: README.perf.md.
+pub const SEAL_PARALLEL_HASH_FROM: usize = 512 * 1024;
+/// `rpcseal open` hashes envelopes with payloads from this size on on a second thread while
+/// it decrypts them ([`rpcseal::Policy::parallel_hash_from`]). README.perf.md.
+pub const OPEN_PARALLEL_HASH_FROM: usize = 256 * 1024;
+
 /// Exit code: the envelope was rejected (tampered, not for us, replayed, ...).
 pub const EXIT_REJECTED: u8 = 1;
 /// Exit code: the command line or the request is wrong (clap uses 2 for its own errors).

@@ -50,7 +50,7 @@ pub fn run(args: Args) -> Result<()> {
             .map_err(|e| Failure::file(format!("cannot use the keyring: {e}")))?;
         builder = builder.keyring(ring);
     }
-    let mut policy = Policy::default();
+    let mut policy = Policy::default().parallel_hash_from(Some(super::OPEN_PARALLEL_HASH_FROM));
     if args.dangerous_accept_mac_via_group {
         policy = policy.dangerous_accept_mac_via_group_key();
     }

@@ -37,7 +37,8 @@ pub fn run(args: Args) -> Result<()> {
 
     // The default config carries the session block in every envelope (Inline::Always), so
     // an envelope written by this command opens on its own.
-    let mut config = SealerConfig::new(args.mode);
+    let mut config =
+        SealerConfig::new(args.mode).parallel_hash_from(Some(super::SEAL_PARALLEL_HASH_FROM));
     if args.dangerous_allow_mac_to_group {
         config = config.dangerous_allow_mac_to_group();
     }
