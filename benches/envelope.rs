@@ -33,7 +33,7 @@ use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
@@ -43,7 +43,7 @@ use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Seale
 #[path = "../src/cli/measure.rs"]
 #[allow(dead_code)]
 mod measure;
-use measure::{PointerChase, ScatteredSessions};
+use measure::{Floor, PointerChase, ScatteredSessions};
 
 const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 1024 * 1024];
 const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
@@ -178,109 +178,6 @@ fn seal_open(c: &mut Criterion) {
     }
 }
 
-/// The floor: what one message costs done directly with the crates. The same bytes as a
-/// steady-state MAC-mode envelope to one recipient: the cleartext fields, the AEAD, the
-/// BLAKE3 message hash over header hash and covered bytes, one keyed-BLAKE3 tag.
-mod floor {
-    use super::*;
-
-    pub struct Floor {
-        pub aead: ChaCha20Poly1305,
-        pub header_hash: [u8; 32],
-        pub mac_key: [u8; 32],
-        pub signing: SigningKey,
-        pub seq: u64,
-    }
-
-    impl Floor {
-        pub fn new() -> Floor {
-            let mut k = [0u8; 32];
-            OsRng.fill_bytes(&mut k);
-            Floor {
-                aead: ChaCha20Poly1305::new(&k.into()),
-                header_hash: [7; 32],
-                mac_key: [9; 32],
-                signing: SigningKey::generate(&mut OsRng),
-                seq: 0,
-            }
-        }
-
-        /// Cleartext fields (the same length as rpcseal's), payload encrypted, message hash.
-        fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
-            let mut nonce = [0u8; 16];
-            OsRng.fill_bytes(&mut nonce);
-            // Roughly the envelope's cleartext: array, version, suite, ref, nil, seq, ts,
-            // nonce, metadata, bin header.
-            out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
-            out.extend_from_slice(&self.header_hash[..16]);
-            out.push(0xc0);
-            out.push(0xcf);
-            out.extend_from_slice(&self.seq.to_be_bytes());
-            out.push(0xce);
-            out.extend_from_slice(&1_800_000_000u32.to_be_bytes());
-            out.extend_from_slice(&[0xc4, 16]);
-            out.extend_from_slice(&nonce);
-            out.push(0x82);
-            for (k, v) in &meta() {
-                out.push(0xa0 | k.len() as u8);
-                out.extend_from_slice(k.as_bytes());
-                out.push(0xa0 | v.len() as u8);
-                out.extend_from_slice(v.as_bytes());
-            }
-            out.push(0xc6);
-            out.extend_from_slice(&((payload.len() + 16) as u32).to_be_bytes());
-            let start = out.len();
-            out.extend_from_slice(payload);
-            let mut n = [0u8; 12];
-            n[4..].copy_from_slice(&self.seq.to_be_bytes());
-            let tag = self
-                .aead
-                .encrypt_in_place_detached(&n.into(), b"", &mut out[start..])
-                .unwrap();
-            out.extend_from_slice(&tag);
-            self.seq += 1;
-            let mut h = blake3::Hasher::new_derive_key("floor message");
-            h.update(&self.header_hash);
-            h.update(out);
-            *h.finalize().as_bytes()
-        }
-
-        pub fn seal_mac(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-            let mh = self.body(payload, out);
-            out.extend_from_slice(&[0xc4, 16]);
-            out.extend_from_slice(&blake3::keyed_hash(&self.mac_key, &mh).as_bytes()[..16]);
-        }
-
-        pub fn seal_signed(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-            let mh = self.body(payload, out);
-            out.extend_from_slice(&[0xc4, 64]);
-            out.extend_from_slice(&self.signing.sign(&mh).to_bytes());
-        }
-
-        /// The receiver's side of `seal_mac`: hash, tag check, decrypt into a new buffer.
-        pub fn open_mac(&self, env: &[u8], payload_len: usize) -> Vec<u8> {
-            let covered = &env[..env.len() - 18];
-            let mut h = blake3::Hasher::new_derive_key("floor message");
-            h.update(&self.header_hash);
-            h.update(covered);
-            let mh = h.finalize();
-            let tag = blake3::keyed_hash(&self.mac_key, mh.as_bytes());
-            let ok: bool =
-                subtle::ConstantTimeEq::ct_eq(&tag.as_bytes()[..16], &env[env.len() - 16..]).into();
-            assert!(ok);
-            let body = &covered[covered.len() - payload_len - 16..];
-            let mut out = body[..payload_len].to_vec();
-            let seq = u64::from_be_bytes(env[23..31].try_into().unwrap());
-            let mut n = [0u8; 12];
-            n[4..].copy_from_slice(&seq.to_be_bytes());
-            self.aead
-                .decrypt_in_place_detached(&n.into(), b"", &mut out, body[payload_len..].into())
-                .unwrap();
-            out
-        }
-    }
-}
-
 fn floor_and_raw(c: &mut Criterion) {
     let mut g = quick(c, "floor/mac_seal");
     for size in SIZES {
@@ -288,7 +185,7 @@ fn floor_and_raw(c: &mut Criterion) {
             g.sample_size(10);
         }
         g.throughput(Throughput::Bytes(size as u64));
-        let mut f = floor::Floor::new();
+        let mut f = Floor::new(&meta());
         let payload = vec![0x5a; size];
         let mut out = Vec::with_capacity(size + 1024);
         g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
@@ -303,7 +200,7 @@ fn floor_and_raw(c: &mut Criterion) {
     let mut g = quick(c, "floor/signed_seal");
     for size in [64usize, 256] {
         g.throughput(Throughput::Bytes(size as u64));
-        let mut f = floor::Floor::new();
+        let mut f = Floor::new(&meta());
         let payload = vec![0x5a; size];
         let mut out = Vec::with_capacity(size + 1024);
         g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
@@ -386,7 +283,7 @@ fn roundtrip(c: &mut Criterion) {
     let age_to = age_id.to_public();
     let box_sk = crypto_box::SecretKey::generate(&mut OsRng);
     let box_pk = box_sk.public_key();
-    let mut f = floor::Floor::new();
+    let mut f = Floor::new(&meta());
     for size in SIZES {
         let payload = vec![0x5a; size];
         let mut g = quick(c, &format!("roundtrip/{size}"));
@@ -410,7 +307,7 @@ fn roundtrip(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 f.seal_mac(&payload, &mut out);
-                black_box(f.open_mac(&out, payload.len()));
+                black_box(f.open_mac(&out, payload.len()).unwrap());
             })
         });
         g.bench_function("hybrid_hpke_ed25519", |b| {

@@ -22,13 +22,13 @@ use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{OsRng, RngCore};
+use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
-use super::measure::{PointerChase, ScatteredSessions};
+use super::measure::{Floor, PointerChase, ScatteredSessions};
 
 /// Unix seconds, as the opener's clock reads them.
 fn rpcseal_now() -> Result<u64, String> {
@@ -438,92 +438,6 @@ fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], ct: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// The floor of one message: the envelope's cleartext bytes written by hand, the AEAD, the
-/// BLAKE3 message hash and one keyed-BLAKE3 tag (or one Ed25519 signature).
-struct Floor {
-    aead: ChaCha20Poly1305,
-    header_hash: [u8; 32],
-    mac_key: [u8; 32],
-    signing: SigningKey,
-    seq: u64,
-}
-
-impl Floor {
-    fn new() -> Floor {
-        let mut k = [0u8; 32];
-        OsRng.fill_bytes(&mut k);
-        Floor {
-            aead: ChaCha20Poly1305::new(&k.into()),
-            header_hash: [7; 32],
-            mac_key: [9; 32],
-            signing: SigningKey::generate(&mut OsRng),
-            seq: 0,
-        }
-    }
-
-    fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
-        let mut nonce = [0u8; 16];
-        OsRng.fill_bytes(&mut nonce);
-        out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
-        out.extend_from_slice(&self.header_hash[..16]);
-        out.push(0xc0);
-        out.push(0xcf);
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.push(0xce);
-        out.extend_from_slice(&1_800_000_000u32.to_be_bytes());
-        out.extend_from_slice(&[0xc4, 16]);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(b"\x81\xa6method\xadinventory.get");
-        out.push(0xc6);
-        out.extend_from_slice(&((payload.len() + 16) as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(payload);
-        let mut n = [0u8; 12];
-        n[4..].copy_from_slice(&self.seq.to_be_bytes());
-        let tag = self
-            .aead
-            .encrypt_in_place_detached(&n.into(), b"", &mut out[start..])
-            .expect("short payload");
-        out.extend_from_slice(&tag);
-        self.seq += 1;
-        let mut h = blake3::Hasher::new_derive_key("floor message");
-        h.update(&self.header_hash);
-        h.update(out);
-        *h.finalize().as_bytes()
-    }
-
-    fn seal_mac(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        let mh = self.body(payload, out);
-        out.extend_from_slice(&[0xc4, 16]);
-        out.extend_from_slice(&blake3::keyed_hash(&self.mac_key, &mh).as_bytes()[..16]);
-    }
-
-    fn seal_signed(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        let mh = self.body(payload, out);
-        out.extend_from_slice(&[0xc4, 64]);
-        out.extend_from_slice(&self.signing.sign(&mh).to_bytes());
-    }
-
-    fn open_mac(&self, env: &[u8], payload_len: usize) -> Option<Vec<u8>> {
-        let covered = &env[..env.len() - 18];
-        let mut h = blake3::Hasher::new_derive_key("floor message");
-        h.update(&self.header_hash);
-        h.update(covered);
-        let tag = blake3::keyed_hash(&self.mac_key, h.finalize().as_bytes());
-        if tag.as_bytes()[..16] != env[env.len() - 16..] {
-            return None;
-        }
-        let body = &covered[covered.len() - payload_len - 16..];
-        let mut out = body[..payload_len].to_vec();
-        let mut n = [0u8; 12];
-        n[4..].copy_from_slice(&env[23..31]);
-        self.aead
-            .decrypt_in_place_detached(&n.into(), b"", &mut out, body[payload_len..].into())
-            .ok()?;
-        Some(out)
-    }
-}
-
 /// Sessions tracked by the replay store while its check is timed (the brief's aim: under
 /// 150 ns per message with a million sessions in memory).
 const REPLAY_SESSIONS: u64 = 1_000_000;
@@ -560,7 +474,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     });
 
     p.next("floor: 256 B seal + open with the crates");
-    let mut floor = Floor::new();
+    let mut floor = Floor::new(&m);
     let floor_mac_256_roundtrip = time(slice, rounds, || {
         out.clear();
         floor.seal_mac(&payload, &mut out);

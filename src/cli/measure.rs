@@ -137,3 +137,133 @@ impl PointerChase {
         at
     }
 }
+
+/// The floor of one message: what a user would write with the crates directly, no
+/// envelope around it. The same bytes as a steady-state MAC-mode (or signed-mode)
+/// envelope to one recipient: the cleartext fields written by hand, the payload encrypted
+/// with the `chacha20poly1305` crate, the BLAKE3 message hash over everything before the
+/// authenticator, then one keyed-BLAKE3 tag (or one Ed25519 signature).
+pub struct Floor {
+    aead: chacha20poly1305::ChaCha20Poly1305,
+    header_hash: [u8; 32],
+    mac_key: [u8; 32],
+    signing: ed25519_dalek::SigningKey,
+    /// The metadata map, encoded once (MessagePack, as the envelope carries it).
+    metadata: Vec<u8>,
+    seq: u64,
+}
+
+impl Floor {
+    /// A floor whose messages carry `metadata` (keys and values under 256 bytes).
+    pub fn new(metadata: &rpcseal::Metadata) -> Floor {
+        use chacha20poly1305::KeyInit;
+        use rand_core::{OsRng, RngCore};
+        let mut k = [0u8; 32];
+        OsRng.fill_bytes(&mut k);
+        let mut encoded = vec![0x80 | metadata.len().min(15) as u8];
+        let mut str_into = |s: &str| {
+            if s.len() < 32 {
+                encoded.push(0xa0 | s.len() as u8);
+            } else {
+                encoded.extend_from_slice(&[0xd9, s.len().min(255) as u8]);
+            }
+            encoded.extend_from_slice(&s.as_bytes()[..s.len().min(255)]);
+        };
+        for (key, value) in metadata.iter().take(15) {
+            str_into(key);
+            str_into(value);
+        }
+        Floor {
+            aead: chacha20poly1305::ChaCha20Poly1305::new(&k.into()),
+            header_hash: [7; 32],
+            mac_key: [9; 32],
+            signing: ed25519_dalek::SigningKey::generate(&mut OsRng),
+            metadata: encoded,
+            seq: 0,
+        }
+    }
+
+    /// Cleartext fields (the same lengths as rpcseal's), the payload encrypted, and the
+    /// message hash over all of it.
+    fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
+        use chacha20poly1305::aead::AeadInPlace;
+        use rand_core::{OsRng, RngCore};
+        let mut nonce = [0u8; 16];
+        OsRng.fill_bytes(&mut nonce);
+        // Array of 10, version, suite, session reference, nil block, seq, timestamp,
+        // nonce, metadata, body header.
+        out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
+        out.extend_from_slice(&self.header_hash[..16]);
+        out.push(0xc0);
+        out.push(0xcf);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(0xce);
+        out.extend_from_slice(&1_800_000_000u32.to_be_bytes());
+        out.extend_from_slice(&[0xc4, 16]);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&self.metadata);
+        out.push(0xc6);
+        out.extend_from_slice(&((payload.len() + 16) as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(&Self::nonce(self.seq).into(), b"", &mut out[start..])
+            .expect("payload far below the AEAD's limit");
+        out.extend_from_slice(&tag);
+        self.seq += 1;
+        let mut h = blake3::Hasher::new_derive_key("floor message");
+        h.update(&self.header_hash);
+        h.update(out);
+        *h.finalize().as_bytes()
+    }
+
+    fn nonce(seq: u64) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&seq.to_be_bytes());
+        n
+    }
+
+    /// A MAC-mode message: body, then a 16-byte keyed-BLAKE3 tag over the message hash.
+    pub fn seal_mac(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let mh = self.body(payload, out);
+        out.extend_from_slice(&[0xc4, 16]);
+        out.extend_from_slice(&blake3::keyed_hash(&self.mac_key, &mh).as_bytes()[..16]);
+    }
+
+    /// A signed-mode message: body, then an Ed25519 signature over the message hash.
+    pub fn seal_signed(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        use ed25519_dalek::Signer;
+        let mh = self.body(payload, out);
+        out.extend_from_slice(&[0xc4, 64]);
+        out.extend_from_slice(&self.signing.sign(&mh).to_bytes());
+    }
+
+    /// The receiver's side of [`Floor::seal_mac`]: hash, tag check (constant time),
+    /// decrypt into a new buffer. `None` when anything does not verify.
+    pub fn open_mac(&self, env: &[u8], payload_len: usize) -> Option<Vec<u8>> {
+        use chacha20poly1305::aead::AeadInPlace;
+        let covered = env.get(..env.len().checked_sub(18)?)?;
+        let mut h = blake3::Hasher::new_derive_key("floor message");
+        h.update(&self.header_hash);
+        h.update(covered);
+        let tag = blake3::keyed_hash(&self.mac_key, h.finalize().as_bytes());
+        let ok: bool =
+            subtle::ConstantTimeEq::ct_eq(&tag.as_bytes()[..16], &env[env.len() - 16..]).into();
+        if !ok {
+            return None;
+        }
+        let body = covered.get(covered.len().checked_sub(payload_len + 16)?..)?;
+        let mut out = body[..payload_len].to_vec();
+        let seq = u64::from_be_bytes(env.get(23..31)?.try_into().ok()?);
+        self.aead
+            .decrypt_in_place_detached(
+                &Self::nonce(seq).into(),
+                b"",
+                &mut out,
+                body[payload_len..].into(),
+            )
+            .ok()?;
+        Some(out)
+    }
+}
