@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use lru::LruCache;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::PayloadCipher;
 use crate::envelope::{self, DecodeLimits, Envelope, Metadata, AEAD_TAG_LEN, SIG_LEN};
@@ -290,6 +290,26 @@ impl Prepared<'_> {
     }
 }
 
+/// A decrypted payload on its way out: zeroized when dropped, so a message that fails
+/// after decryption (its AEAD tag, its authenticator, the replay mark) leaves no plaintext
+/// behind. Not `Zeroizing<Vec<u8>>`, whose drop wipes the (empty) vector left behind by a
+/// successful open too: measurable on short messages.
+struct Plaintext(Vec<u8>);
+
+impl Plaintext {
+    fn into_vec(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        if self.0.capacity() > 0 {
+            self.0.zeroize();
+        }
+    }
+}
+
 /// A prepared envelope of a batch and its message hash.
 type Hashed<'a> = (Prepared<'a>, [u8; 32]);
 
@@ -562,7 +582,7 @@ impl Opener {
                     "the ciphertext is shorter than its tag",
                 )
             })?;
-            let mut payload = Zeroizing::new(vec![0u8; prepared.payload_len]);
+            let mut payload = Plaintext(vec![0u8; prepared.payload_len]);
             let (verdict, mh) = parallel::open_body(
                 cipher,
                 &envelope::aead_nonce(env.seq),
@@ -570,7 +590,7 @@ impl Opener {
                 &prepared.session.header_hash,
                 env.covered,
                 ciphertext,
-                &mut payload,
+                &mut payload.0,
             );
             self.check_authenticator(&prepared.session, &mh, env.authenticator)?;
             verdict.map_err(|()| bad_aead_tag())?;
@@ -826,11 +846,11 @@ impl Opener {
     /// Spec §8 step 11, for a message whose authenticator verified: decrypt, from the
     /// envelope straight into the payload (a copy in sign-only mode). The plaintext of a
     /// message whose AEAD tag does not verify is zeroized and never returned.
-    fn decrypt(&self, prepared: &Prepared<'_>) -> Result<Zeroizing<Vec<u8>>, Error> {
+    fn decrypt(&self, prepared: &Prepared<'_>) -> Result<Plaintext, Error> {
         let env = &prepared.env;
         let (body, tag) = env.body.split_at(prepared.payload_len);
         let Some(cipher) = &prepared.session.cipher else {
-            return Ok(Zeroizing::new(body.to_vec()));
+            return Ok(Plaintext(body.to_vec()));
         };
         let tag: &[u8; AEAD_TAG_LEN] = tag.try_into().map_err(|_| {
             err(
@@ -838,9 +858,15 @@ impl Opener {
                 "the ciphertext is shorter than its tag",
             )
         })?;
-        let mut payload = Zeroizing::new(vec![0u8; prepared.payload_len]);
+        let mut payload = Plaintext(vec![0u8; prepared.payload_len]);
         cipher
-            .decrypt_b2b(&envelope::aead_nonce(env.seq), b"", body, &mut payload, tag)
+            .decrypt_b2b(
+                &envelope::aead_nonce(env.seq),
+                b"",
+                body,
+                &mut payload.0,
+                tag,
+            )
             .map_err(|()| bad_aead_tag())?;
         Ok(payload)
     }
@@ -851,7 +877,7 @@ impl Opener {
     fn accept(
         &self,
         prepared: Prepared<'_>,
-        mut payload: Zeroizing<Vec<u8>>,
+        payload: Plaintext,
         now: u64,
     ) -> Result<Opened, Error> {
         let Prepared {
@@ -884,7 +910,7 @@ impl Opener {
             .fetch_add(1, Ordering::Relaxed);
         let metadata = env.metadata.to_metadata();
         Ok(Opened {
-            payload: std::mem::take(&mut *payload),
+            payload: payload.into_vec(),
             metadata,
             sender: h.sender,
             sender_name,
