@@ -70,6 +70,7 @@ pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
 pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts};
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
+    MAX_WIRE_PAYLOAD,
 };
 pub use suite::{Mode, Suite};
 

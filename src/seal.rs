@@ -33,6 +33,10 @@ pub(crate) const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
 pub(crate) const DEFAULT_MAX_METADATA_BYTES: usize = 8 * 1024;
 /// Default largest payload: 16 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// The largest payload an envelope can carry: the body (payload plus the 16-byte AEAD tag)
+/// is a byte string with a 32-bit length (spec/envelope-v3.md §3).
+pub const MAX_WIRE_PAYLOAD: u64 = u32::MAX as u64 - aead::TAG_LEN as u64;
 /// Default largest recipient list.
 pub const DEFAULT_MAX_RECIPIENTS: usize = 4096;
 
@@ -90,10 +94,20 @@ impl SealerConfig {
         self
     }
 
-    /// The largest payload [`Sealer::seal`] accepts.
+    /// The largest payload [`Sealer::seal`] accepts. Values above [`MAX_WIRE_PAYLOAD`]
+    /// (what a body's 32-bit length can carry) act as [`MAX_WIRE_PAYLOAD`].
     pub fn max_payload(mut self, n: usize) -> Self {
         self.max_payload = n;
         self
+    }
+
+    /// The payload size [`Sealer::seal`] checks against: `max_payload` and the session's
+    /// byte limit, never more than the wire can carry (a larger body would not fit its
+    /// 32-bit length and would be written corrupt).
+    fn payload_limit(&self) -> u64 {
+        (self.max_payload as u64)
+            .min(self.max_bytes)
+            .min(MAX_WIRE_PAYLOAD)
     }
 
     /// When the session block travels inside envelopes.
@@ -391,7 +405,7 @@ impl Sealer {
         now: u64,
         rng: &mut R,
     ) -> Result<(), Misuse> {
-        let limit = (self.config.max_payload as u64).min(self.config.max_bytes);
+        let limit = self.config.payload_limit();
         if payload.len() as u64 > limit {
             return Err(Misuse::PayloadTooLarge {
                 size: payload.len(),
@@ -490,4 +504,21 @@ pub(crate) fn unix_now() -> Result<u64, Misuse> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .map_err(|_| Misuse::Clock)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn payload_limit_never_exceeds_what_the_wire_carries() {
+        let huge = SealerConfig::new(Mode::Mac)
+            .max_payload(usize::MAX)
+            .max_bytes(u64::MAX);
+        assert_eq!(huge.payload_limit(), MAX_WIRE_PAYLOAD);
+        let small = SealerConfig::new(Mode::Mac).max_payload(1000);
+        assert_eq!(small.payload_limit(), 1000);
+        let bytes = SealerConfig::new(Mode::Mac).max_bytes(10);
+        assert_eq!(bytes.payload_limit(), 10);
+    }
 }

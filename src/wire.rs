@@ -51,7 +51,9 @@ pub(crate) fn put_bin_header(out: &mut Vec<u8>, len: usize) {
         out.push(BIN16);
         out.extend_from_slice(&(len as u16).to_be_bytes());
     } else {
-        // Callers bound every length far below 4 GiB before encoding.
+        // Callers bound every length below 4 GiB before encoding (the sealer caps payloads
+        // at MAX_WIRE_PAYLOAD); a larger one would be written truncated.
+        debug_assert!(u32::try_from(len).is_ok(), "bin32 length out of range");
         out.push(BIN32);
         out.extend_from_slice(&(len as u32).to_be_bytes());
     }
