@@ -35,6 +35,9 @@ use crate::rpc::CONTENT_TYPE;
 use crate::seal::Sealer;
 use crate::Metadata;
 
+/// The deepest nesting a MessagePack payload may have (serde_json's limit for JSON).
+const MAX_DEPTH: usize = 128;
+
 /// How a typed payload is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -83,9 +86,13 @@ impl Format {
         };
         match self {
             Format::MessagePack => {
-                let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+                let mut rest = bytes;
+                let mut de = rmp_serde::Deserializer::new(&mut rest);
+                // As serde_json's limit: deep enough for any real message, shallow enough
+                // for a small thread stack.
+                de.set_max_depth(MAX_DEPTH);
                 let value = T::deserialize(&mut de).map_err(|e| invalid(e.to_string()))?;
-                if !de.get_ref().is_empty() {
+                if !rest.is_empty() {
                     return Err(invalid("trailing bytes after the value".into()));
                 }
                 Ok(value)

@@ -217,3 +217,19 @@ fn sealing_refuses_a_conflicting_content_type_and_unserializable_values() {
         Err(EncodeError::Serialize(_))
     ));
 }
+
+#[test]
+fn messagepack_nesting_is_bounded_at_128() {
+    let nested = |depth: usize| {
+        let mut v = vec![0x91u8; depth];
+        v.push(0xc0);
+        v
+    };
+    assert!(Format::MessagePack
+        .decode::<serde_json::Value>(&nested(100))
+        .is_ok());
+    assert!(matches!(
+        Format::MessagePack.decode::<serde_json::Value>(&nested(200)),
+        Err(DecodeError::Invalid { .. })
+    ));
+}
