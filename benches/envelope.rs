@@ -40,7 +40,7 @@ use rpcseal::replay::{
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 // The measuring sticks `rpcseal bench` uses too, so that the two cannot drift.
-#[path = "../src/cli/measure.rs"]
+#[path = "../rpcseal-cli/src/cli/measure.rs"]
 #[allow(dead_code)]
 mod measure;
 use measure::{Floor, PointerChase, ScatteredSessions};
