@@ -24,7 +24,7 @@
 //! let mut meta = Metadata::new();
 //! meta.insert(rpc::METHOD.into(), "inventory.get".into());
 //! meta.insert(rpc::REPLY_TO.into(), "_INBOX.client.1".into());
-//! let (request, pending) = requests.seal_request(b"{\"sku\": 42}", &meta, &service.public())?;
+//! let (request, pending) = requests.seal_request(b"{\"sku\": 42}", &meta, service.public())?;
 //!
 //! // The service opens the request and replies to the address the client authenticated.
 //! let opened = incoming.open(&request)?;

@@ -63,7 +63,7 @@ impl World {
     fn call(&mut self, payload: &[u8]) -> (Vec<u8>, PendingReply) {
         let m = meta(&[(rpc::METHOD, "inventory.get"), (REPLY_TO, "_INBOX.c.1")]);
         self.requests
-            .seal_request(payload, &m, &self.service.public())
+            .seal_request(payload, &m, self.service.public())
             .unwrap()
     }
 
@@ -222,7 +222,7 @@ fn the_reply_address_is_the_authenticated_one() {
     // A request that names no reply address matches only a delivery without one.
     let (req, _) = w
         .requests
-        .seal_request(b"cast", &Metadata::new(), &w.service.public())
+        .seal_request(b"cast", &Metadata::new(), w.service.public())
         .unwrap();
     let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
     assert_eq!(ctx.reply_to(), None);
@@ -239,7 +239,7 @@ fn reserved_metadata_keys_are_refused_where_they_do_not_belong() {
     let svc = w.service.public();
     for (k, v) in [(IN_REPLY_TO, "00"), ("rpc.unknown", "x")] {
         assert!(matches!(
-            w.requests.seal_request(b"q", &meta(&[(k, v)]), &svc),
+            w.requests.seal_request(b"q", &meta(&[(k, v)]), svc),
             Err(Misuse::InvalidMetadata(_))
         ));
     }
@@ -317,7 +317,7 @@ fn replies_carry_their_block_only_when_the_client_may_lack_it() {
         .unwrap();
     for (i, block) in [(0u8, true), (1, false)] {
         let (req, pending) = requests
-            .seal_request(&[i], &Metadata::new(), &w.service.public())
+            .seal_request(&[i], &Metadata::new(), w.service.public())
             .unwrap();
         let reply = w.serve(&req, b"after restart");
         assert_eq!(carries_block(&reply), block, "reply {i}");
@@ -348,7 +348,7 @@ impl World {
                     config(),
                 )
                 .unwrap();
-                s.seal_request(b"x", &Metadata::new(), &self.service.public())
+                s.seal_request(b"x", &Metadata::new(), self.service.public())
                     .unwrap()
             };
             refs.insert(inspect(&self.serve(&req, b"y")).unwrap().session_ref);
