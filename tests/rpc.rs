@@ -472,3 +472,63 @@ fn the_request_id_is_the_message_hash_both_sides_see() {
         .collect();
     assert_eq!(pending.request_id_hex(), hex);
 }
+
+#[test]
+fn the_rpc_types_cross_threads_and_await_points() {
+    fn send_static<T: Send + 'static>() {}
+    fn shared<T: Send + Sync + 'static>() {}
+    send_static::<rpcseal::DeferredMark>();
+    shared::<PendingReply>();
+    shared::<RequestContext>();
+    shared::<Responder>();
+    shared::<RpcError>();
+    shared::<NeedSession>();
+}
+
+#[test]
+fn a_block_of_another_session_does_not_open_the_envelope() {
+    let mut w = world();
+    let (first, _) = w.call(b"0");
+    w.incoming.open(&first).unwrap();
+    let (second, _) = w.call(b"1");
+    // Another session of the same client, whose block a hostile party sends instead.
+    let mut other =
+        Sealer::new(&w.client, &[Recipient::from(w.service.public())], config()).unwrap();
+    other.seal(b"x", &Metadata::new()).unwrap();
+    let wrong_block = other
+        .session_block_for(&other.session_ref().unwrap())
+        .unwrap()
+        .to_vec();
+    let replica = Opener::builder()
+        .identity(&w.service)
+        .trust(w.client.public())
+        .build()
+        .unwrap();
+    replica.import_session(&wrong_block).unwrap();
+    assert_eq!(
+        replica.open(&second).unwrap_err().kind(),
+        ErrorKind::UnknownSession
+    );
+    // Garbage as a block is rejected and changes nothing.
+    assert!(replica.import_session(b"\x93garbage").is_err());
+    let right = w
+        .requests
+        .session_block_for(&w.requests.session_ref().unwrap())
+        .unwrap();
+    replica.import_session(right).unwrap();
+    replica.open(&second).unwrap();
+}
+
+#[test]
+fn after_the_reply_session_rotates_the_next_reply_carries_the_new_block() {
+    let mut w = world();
+    w.responder = Responder::new(&w.service, config().max_messages(2), 10).unwrap();
+    let mut seen = Vec::new();
+    for i in 0..5u8 {
+        let (req, pending) = w.call(&[i]);
+        let reply = w.serve(&req, &[i]);
+        seen.push(carries_block(&reply));
+        pending.open_reply(&w.replies, &reply).unwrap();
+    }
+    assert_eq!(seen, [true, false, true, false, true]);
+}
