@@ -105,7 +105,7 @@ impl Cluster {
         let slot: i64 = redis_query(PORTS[0], redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
             .expect("CLUSTER KEYSLOT");
         let slots: redis::Value =
-            redis_query(PORTS[0], &redis::cmd("CLUSTER").arg("SLOTS")).expect("CLUSTER SLOTS");
+            redis_query(PORTS[0], redis::cmd("CLUSTER").arg("SLOTS")).expect("CLUSTER SLOTS");
         let redis::Value::Array(ranges) = slots else {
             panic!("CLUSTER SLOTS: {slots:?}")
         };
