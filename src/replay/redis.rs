@@ -42,7 +42,8 @@ pub struct RedisReplayConfig {
     pub connect_timeout: Duration,
     /// Read and write timeout of every command. Default 1 s.
     pub command_timeout: Duration,
-    /// Number of pooled connections (at least 1). Default 8.
+    /// Number of pooled connections (at least 1). Default 8. In a cluster each pooled
+    /// connection holds one TCP connection per master it has talked to.
     pub pool_size: usize,
     /// How often a pooled connection checks again that the server's `maxmemory-policy` is
     /// still `noeviction` (it is checked when the connection opens, and then before the
