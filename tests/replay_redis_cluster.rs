@@ -324,3 +324,243 @@ fn fleet_on_a_three_master_cluster_spreads_and_detects_a_lost_master() {
     assert!(losses >= 1, "the lost master's shards were not detected");
     println!("sessions on the lost master: {lost_sessions} of {SESSIONS}");
 }
+
+/// Ports of the second cluster: three masters and one replica each.
+const REPLICATED_PORTS: [u16; 6] = [7140, 7141, 7142, 7143, 7144, 7145];
+
+/// `CLUSTER NODES` from `port`: (port, id, is_master, master id) per node.
+fn cluster_nodes(port: u16) -> Vec<(u16, String, bool, String)> {
+    let text: String = redis_query(port, redis::cmd("CLUSTER").arg("NODES")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let addr_port = f
+                .get(1)?
+                .split('@')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((
+                addr_port,
+                f.first()?.to_string(),
+                f.get(2)?.split(',').any(|x| x == "master"),
+                f.get(3)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// spec/replay.md §6.5 on a Redis Cluster with a replica per master: with
+/// `durable_replicas = 1`, the `WAIT` goes to the master that ran the script (the slot's
+/// master), so when one master's replica lags (SIGSTOP, and its replication connection
+/// cut: see tests/replay_redis_failover.rs for why both), marks in that master's shards are
+/// rejected while the other masters' shards go on accepting; then the master is SIGKILLed,
+/// the cluster promotes the replica, and no accepted message is accepted again.
+#[test]
+fn durable_marks_on_a_cluster_with_replicas_survive_a_master_failover() {
+    let test = "durable_marks_on_a_cluster_with_replicas_survive_a_master_failover";
+    if !procs::have("redis-server", test) || !procs::have("redis-cli", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Proc> = REPLICATED_PORTS
+        .iter()
+        .map(|&p| start_node(dir.path(), p))
+        .collect();
+    let mut create = std::process::Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for p in REPLICATED_PORTS {
+        create.arg(format!("127.0.0.1:{p}"));
+    }
+    let out = create
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Formed: every node sees the cluster ok, every master has its replica in sync.
+    let pairs: Vec<(u16, u16)> =
+        procs::wait_for(Duration::from_secs(30), "cluster with replicas", || {
+            if !REPLICATED_PORTS.iter().all(|&p| cluster_ok(p)) {
+                return None;
+            }
+            let nodes = cluster_nodes(REPLICATED_PORTS[0]);
+            let pairs: Vec<(u16, u16)> = nodes
+                .iter()
+                .filter(|n| n.2)
+                .filter_map(|m| {
+                    let r = nodes.iter().find(|n| !n.2 && n.3 == m.1)?;
+                    (redis_info(r.0, "replication", "master_link_status").as_deref() == Some("up"))
+                        .then_some((m.0, r.0))
+                })
+                .collect();
+            (pairs.len() == 3).then_some(pairs)
+        });
+
+    let prefix = format!("rpcseal-test:cluster-durable:{}", std::process::id());
+    let mut c = RedisReplayConfig::new(
+        REPLICATED_PORTS[..3]
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    c.topology = RedisTopology::Cluster;
+    c.key_prefix = prefix.clone();
+    c.create_marker_if_absent = true;
+    c.pool_size = 2;
+    c.durable_replicas = 1;
+    // Long enough for a loaded CI machine; each refused mark waits this long.
+    c.durable_timeout = Duration::from_millis(500);
+    c.command_timeout = Duration::from_secs(2);
+    let stores: Vec<Arc<RedisReplayStore>> = (0..2)
+        .map(|_| Arc::new(RedisReplayStore::connect(c.clone()).expect("connect")))
+        .collect();
+    let alice = Identity::generate();
+    let svc = Identity::generate();
+    let fleet: Vec<Opener> = stores
+        .iter()
+        .map(|s| common::opener_with(&svc, &alice, s.clone() as Arc<dyn ReplayStore>))
+        .collect();
+    let t = now();
+    let master_of_session = |env: &[u8]| {
+        let id = rpcseal::inspect(env).unwrap().session.unwrap().session_id;
+        let key = format!("{{{prefix}:{:02x}}}:marker", id[0]);
+        let slot: i64 = redis_query(
+            REPLICATED_PORTS[0],
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key),
+        )
+        .unwrap();
+        let slots: redis::Value =
+            redis_query(REPLICATED_PORTS[0], redis::cmd("CLUSTER").arg("SLOTS")).unwrap();
+        let redis::Value::Array(ranges) = slots else {
+            panic!()
+        };
+        ranges
+            .iter()
+            .find_map(|r| {
+                let redis::Value::Array(r) = r else {
+                    return None;
+                };
+                let (redis::Value::Int(lo), redis::Value::Int(hi)) = (&r[0], &r[1]) else {
+                    return None;
+                };
+                let redis::Value::Array(m) = &r[2] else {
+                    return None;
+                };
+                let redis::Value::Int(port) = &m[1] else {
+                    return None;
+                };
+                (*lo..=*hi).contains(&slot).then_some(*port as u16)
+            })
+            .unwrap()
+    };
+
+    // Healthy: every mark confirmed by its master's replica.
+    let mut accepted: Vec<Vec<u8>> = Vec::new();
+    for i in 0..24 {
+        let mut s = common::sealer(&alice, &[&svc], Mode::Mac);
+        for j in 0..3 {
+            let e = common::seal(&mut s, b"healthy", t);
+            if let Err(err) = fleet[(i + j) % 2].open_at(&e, t) {
+                panic!("session {i}, message {j}: {err}");
+            }
+            accepted.push(e);
+        }
+    }
+
+    // One master's replica lags: marks in that master's shards are not confirmed.
+    let (victim, victim_replica) = pairs[0];
+    let replica_proc = REPLICATED_PORTS
+        .iter()
+        .position(|&p| p == victim_replica)
+        .unwrap();
+    nodes[replica_proc].signal("STOP");
+    let killed: i64 = redis_query(
+        victim,
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"),
+    )
+    .unwrap();
+    assert_eq!(killed, 1);
+    let (mut refused, mut confirmed) = (0, 0);
+    for i in 0..200 {
+        if refused >= 3 && confirmed >= 3 {
+            break;
+        }
+        let mut s = common::sealer(&alice, &[&svc], Mode::Mac);
+        let e = common::seal(&mut s, b"lagging", t);
+        let on_victim = master_of_session(&e) == victim;
+        let r = kind(fleet[i % 2].open_at(&e, t));
+        if on_victim {
+            assert_eq!(
+                r,
+                Err(ErrorKind::ReplayUnavailable),
+                "unconfirmed mark accepted"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(r, Ok(()), "a healthy master's shard must go on accepting");
+            accepted.push(e);
+            confirmed += 1;
+        }
+    }
+    assert!(
+        refused >= 3 && confirmed >= 3,
+        "{refused} refused, {confirmed} confirmed"
+    );
+
+    // The master dies; its replica resumes and the cluster promotes it.
+    let failover_start = std::time::Instant::now();
+    let victim_proc = REPLICATED_PORTS.iter().position(|&p| p == victim).unwrap();
+    nodes[victim_proc].kill();
+    nodes[replica_proc].signal("CONT");
+    procs::wait_for(
+        Duration::from_secs(60),
+        "the cluster promotes the replica",
+        || {
+            (redis_info(victim_replica, "replication", "role").as_deref() == Some("master")
+                && REPLICATED_PORTS
+                    .iter()
+                    .filter(|&&p| p != victim)
+                    .all(|&p| cluster_ok(p)))
+            .then_some(())
+        },
+    );
+    let failover = failover_start.elapsed();
+
+    let mut replays_accepted = 0;
+    let mut retried = 0;
+    for e in &accepted {
+        for r in &fleet {
+            let mut res = kind(r.open_at(e, t + 1));
+            for _ in 0..50 {
+                if res != Err(ErrorKind::ReplayUnavailable) {
+                    break;
+                }
+                retried += 1;
+                std::thread::sleep(Duration::from_millis(100));
+                res = kind(r.open_at(e, t + 1));
+            }
+            match res {
+                Ok(()) => replays_accepted += 1,
+                Err(ErrorKind::Replayed) => {}
+                Err(k) => panic!("replay after the cluster failover: {k:?}"),
+            }
+        }
+    }
+    println!(
+        "cluster with replicas, durable_replicas=1: {} accepted, {refused} refused while \
+         master {victim}'s replica lagged; cluster failover took {failover:?}; replays \
+         accepted after it: {replays_accepted} ({retried} retries while unavailable)",
+        accepted.len()
+    );
+    assert_eq!(
+        replays_accepted, 0,
+        "a replay was accepted after the failover"
+    );
+}

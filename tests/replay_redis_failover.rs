@@ -155,7 +155,9 @@ impl Replicated {
         c.pool_size = 2;
         if durable {
             c.durable_replicas = 1;
-            c.durable_timeout = Duration::from_millis(200);
+            // Long enough for a loaded CI machine; each refused mark waits this long.
+            c.durable_timeout = Duration::from_millis(400);
+            c.command_timeout = Duration::from_secs(2);
         }
         c
     }
