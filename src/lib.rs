@@ -67,7 +67,10 @@ pub use keys::{
     GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient, SymmetricKey,
 };
 pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
-pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts};
+pub use open::{
+    Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts,
+    DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_SESSION_MESSAGES, MAX_RECIPIENTS_LIMIT,
+};
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
     MAX_WIRE_PAYLOAD,

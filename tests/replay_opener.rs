@@ -127,6 +127,7 @@ fn flooding_the_store_with_sessions_does_not_reopen_a_replay() {
         max_sessions: 8,
         max_nonces: 8,
         shards: 1,
+        ..MemoryReplayConfig::default()
     }));
     let o = Opener::builder()
         .identity(&bob)

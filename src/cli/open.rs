@@ -59,14 +59,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     builder = builder.policy(policy);
     if let Some(path) = &args.replay_state {
-        let (store, created) = FileReplayStore::open_or_create(path)
+        let store = FileReplayStore::open(path)
             .map_err(|e| Failure::file(format!("cannot use the replay state: {e}")))?;
-        if created {
-            eprintln!(
-                "rpcseal: note: created a new replay state file {}",
-                path.display()
-            );
-        }
         builder = builder.replay_store(Arc::new(store));
     }
     let opener = builder
