@@ -360,9 +360,10 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     for (j, r) in replicas.iter().enumerate() {
         for at in [detect, t + 120] {
             for e in old.iter().chain([&old_one_shot]) {
+                // Below the loss watermark: "cannot prove it is new" (spec/replay.md §8).
                 assert_eq!(
                     kind(r.open_at(e, at)),
-                    Err(ErrorKind::Replayed),
+                    Err(ErrorKind::ReplayUnavailable),
                     "replica {j} at {at}"
                 );
             }
@@ -379,7 +380,7 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     let early = seal(&mut s, b"early", watermark);
     assert_eq!(
         kind(replicas[1].open_at(&early, watermark)),
-        Err(ErrorKind::Replayed)
+        Err(ErrorKind::ReplayUnavailable)
     );
     // After the watermark: accepted, once, on any replica, in the old session and in new ones.
     let late = seal(&mut s, b"late", watermark + 1);
@@ -417,7 +418,7 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     // after the loss, keeps the watermark as its floor.
     assert_eq!(
         kind(replicas[0].open_at(&early, watermark + 3)),
-        Err(ErrorKind::Replayed)
+        Err(ErrorKind::ReplayUnavailable)
     );
 }
 

@@ -898,9 +898,19 @@ mod tests {
         ));
         s.check_and_mark(&item(20_000, 9000), 5000).unwrap();
         assert!(matches!(
-            s.check(&item(1, 4000), 3000),
+            s.check(&item(1, 4800), 4500),
             Err(ReplayError::Expired)
         ));
+        // §1.2: a step back of more than the limit re-bases the clock, with a watermark.
+        let other = ReplayItem {
+            sender: [7; 16],
+            ..item(1, 4000)
+        };
+        assert!(matches!(
+            s.check(&other, 3000),
+            Err(ReplayError::BelowWatermark)
+        ));
+        assert_eq!(s.watermark().unwrap(), 3000 + DEFAULT_LOSS_MARGIN_SECS);
     }
 
     #[test]
