@@ -179,6 +179,7 @@ fn one_to_one_round_trip_through_files_and_through_pipes() {
             .arg(k.path("msg.env"))
             .arg("-o")
             .arg(k.path("msg.out"))
+            .arg("--force") // one file for every mode: replaced each time
             .assert()
             .success();
         assert_eq!(fs::read(k.path("msg.out")).unwrap(), b"hello bob");
