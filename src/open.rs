@@ -736,9 +736,7 @@ impl Opener {
         for (p, a) in prepared.into_iter().zip(auth) {
             let r = p.and_then(|(p, _)| {
                 a?;
-                if p.batch_origin.is_some()
-                    && !accepted_blocks.contains(&p.session.header_hash)
-                {
+                if p.batch_origin.is_some() && !accepted_blocks.contains(&p.session.header_hash) {
                     return Err(err(
                         ErrorKind::UnknownSession,
                         "no session with this reference is known: send its block",

@@ -528,7 +528,11 @@ fn item_20_a_never_used_prefix_says_cannot_prove_and_what_to_do() {
     let e = o.open_at(&seal(&mut s, b"x", t), t).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ReplayUnavailable);
     let text = e.to_string();
-    for needle in ["cannot prove", "used for the first time", "--replay-redis-new-prefix"] {
+    for needle in [
+        "cannot prove",
+        "used for the first time",
+        "--replay-redis-new-prefix",
+    ] {
         assert!(text.contains(needle), "{needle:?} not in {text}");
     }
 }

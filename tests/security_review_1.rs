@@ -219,7 +219,11 @@ fn item_06_planted_tmp_and_lock_symlinks_leave_the_victim_unchanged() {
     let path = dir.path().join("state");
     symlink(&v, dir.path().join("state.tmp")).unwrap();
     let _ = FileReplayStore::create(&path);
-    let o = opener(&bob, &alice, Arc::new(FileReplayStore::open(&path).unwrap()));
+    let o = opener(
+        &bob,
+        &alice,
+        Arc::new(FileReplayStore::open(&path).unwrap()),
+    );
     assert!(o.open_at(&seal(&mut s, b"a", T0), T0).is_ok());
     assert_eq!(fs::read(&v).unwrap(), text);
 
@@ -371,10 +375,7 @@ fn item_15_a_far_ahead_clock_does_not_poison_the_stores() {
         assert!(o.open_at(&env, T0).is_err());
         let env = seal(&mut fresh, b"later", T0 + 400);
         assert_eq!(kind(o.open_at(&env, T0 + 400)), Ok(b"later".to_vec()));
-        assert_eq!(
-            kind(o.open_at(&env, T0 + 401)),
-            Err(ErrorKind::Replayed)
-        );
+        assert_eq!(kind(o.open_at(&env, T0 + 401)), Err(ErrorKind::Replayed));
     }
 }
 

@@ -763,10 +763,7 @@ fn item_08_allow_legacy_exits_4_in_every_output_mode() {
         c.arg("--allow-legacy").write_stdin(v2.clone());
         c
     };
-    legacy()
-        .assert()
-        .code(4)
-        .stdout(r#"{"method": "ping"}"#);
+    legacy().assert().code(4).stdout(r#"{"method": "ping"}"#);
     let out = k.path("legacy.out");
     legacy().arg("-o").arg(&out).assert().code(4).stdout("");
     assert_eq!(fs::read_to_string(&out).unwrap(), r#"{"method": "ping"}"#);
@@ -780,11 +777,7 @@ fn item_08_allow_legacy_exits_4_in_every_output_mode() {
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(v["authenticated"], false);
     let out = k.path("legacy.json");
-    legacy()
-        .args(["--json", "-o"])
-        .arg(&out)
-        .assert()
-        .code(4);
+    legacy().args(["--json", "-o"]).arg(&out).assert().code(4);
     let v: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["authenticated"], false);
     // A verified envelope with the same flag: 0, "authenticated": true.
@@ -855,7 +848,6 @@ fn item_09_open_output_is_private_and_follows_no_symlink() {
     // A device is written as it is.
     open_to(Path::new("/dev/null")).assert().success();
 }
-
 
 #[test]
 fn vectors_verify_closes_with_the_counts_and_fails_on_a_damaged_vector() {

@@ -204,7 +204,11 @@ fn item_16_the_default_prefix_is_the_receivers_own() {
         .stderr
         .clone();
     let carol = String::from_utf8(carol).unwrap();
-    let carol = carol.trim().strip_prefix("Public key: ").unwrap().to_owned();
+    let carol = carol
+        .trim()
+        .strip_prefix("Public key: ")
+        .unwrap()
+        .to_owned();
     let env = rpcseal()
         .arg("seal")
         .arg("--from")

@@ -135,7 +135,11 @@ impl RedisReplayConfig {
     pub fn from_url_file(path: impl AsRef<std::path::Path>) -> Result<Self, ReplayError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ReplayError::Misconfigured {
-            reason: format!("cannot read the Redis URL file {}: {}", path.display(), e.kind()),
+            reason: format!(
+                "cannot read the Redis URL file {}: {}",
+                path.display(),
+                e.kind()
+            ),
         })?;
         match text.lines().next().map(str::trim) {
             Some(url) if !url.is_empty() => Ok(Self::new(url)),

@@ -692,7 +692,7 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
             usize_of(&p["max_metadata_bytes"])?,
         )
         .max_session_lifetime(std::time::Duration::from_secs(num(
-            &p["max_session_lifetime"],
+            &p["max_session_lifetime"]
         )?))
         .max_session_messages(num(&p["max_session_messages"])?);
     if p["dangerous_accept_mac_via_group_key"].as_bool() == Some(true) {
