@@ -147,8 +147,8 @@ pub enum FileReplayError {
     /// would accept again every message its lost state had seen: create a new file only
     /// when it is brand new ([`FileReplayStore::create`]).
     #[error(
-        "replay state file {path} does not exist: if the replay state was lost, replays are \
-         possible until the clock skew has passed; create a new file only if it is brand new"
+        "replay state file {path} does not exist: refusing to start empty, which would accept \
+         again what a lost state file had accepted; create a new file only if it is brand new"
     )]
     Missing {
         /// The file concerned.
