@@ -46,7 +46,9 @@ pub struct RedisReplayConfig {
     /// loss. It MUST be at least the receivers' allowed clock skew plus the largest clock
     /// difference between the receivers sharing the store: every message accepted before
     /// the loss has `timestamp <= acceptance time + skew <= detection time + skew`.
-    /// Default 300 (the Opener's default skew is 120).
+    /// Default 300 (the Opener's default skew is 120). An
+    /// [`Opener`](crate::Opener) refuses to build with a store whose margin is below its
+    /// policy's skew ([`Misuse::LossMarginBelowSkew`](crate::Misuse::LossMarginBelowSkew)).
     pub loss_margin_secs: u64,
     /// When the marker key is missing at connect: `false` (default) leaves it to the first
     /// check, which re-creates it with a loss watermark (`now + loss_margin_secs`), so a

@@ -78,9 +78,11 @@ pub fn run(args: Args) -> Result<()> {
         // spec/replay.md §7.1: a missing state file is an error, never an empty store.
         let store = if args.replay_state_new {
             FileReplayStore::create(path).map_err(|e| {
-                Failure::file(format!(
-                    "cannot create the replay state: {e} (drop --replay-state-new to use it)"
-                ))
+                let hint = match e {
+                    FileReplayError::Exists { .. } => " (drop --replay-state-new to use it)",
+                    _ => "",
+                };
+                Failure::file(format!("cannot create the replay state: {e}{hint}"))
             })?
         } else {
             FileReplayStore::open(path).map_err(|e| {
