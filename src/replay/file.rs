@@ -991,6 +991,39 @@ mod tests {
         assert_eq!(accepted, 1);
     }
 
+    /// A version 1 file (no watermark, no origin) is read, cannot prove it is the latest,
+    /// and gets a loss watermark; its entries are kept, and it is rewritten as version 2.
+    #[test]
+    fn a_version_1_file_is_read_as_unproven() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut text = String::from(MAGIC_V1);
+        text.push_str("latest 1000\n");
+        let _ = writeln!(text, "s {} {} 0 2000", hex(&[1; 16]), hex(&[2; 16]));
+        let sum = checksum(&text);
+        let _ = writeln!(text, "end 1 {sum}");
+        fs::write(&path, &text).unwrap();
+        let s = FileReplayStore::open(&path).unwrap();
+        assert!(matches!(
+            s.check_and_mark(&item(0, 2000), 1000),
+            Err(ReplayError::Replayed)
+        ));
+        assert_eq!(s.losses_detected(), 1);
+        assert_eq!(s.watermark().unwrap(), 1000 + DEFAULT_LOSS_MARGIN_SECS);
+        // Untracked and dated before the watermark: refused; after it: accepted.
+        assert!(matches!(
+            s.check_and_mark(&item(1, 2000), 1001),
+            Err(ReplayError::BelowWatermark)
+        ));
+        let later = ReplayItem {
+            timestamp: 1301,
+            ..item(1, 2000)
+        };
+        s.check_and_mark(&later, 1301).unwrap();
+        assert_eq!(s.losses_detected(), 1);
+        assert!(fs::read_to_string(&path).unwrap().starts_with(MAGIC));
+    }
+
     #[cfg(unix)]
     #[test]
     fn files_are_private() {

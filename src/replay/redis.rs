@@ -536,3 +536,22 @@ impl ReplayStore for RedisReplayStore {
         Some(self.config.loss_margin_secs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted_for_debug() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:pw@host:1/2", "redis://***@host:1/2"),
+            ("rediss://user:p@ss@host", "rediss://***@host"),
+            ("redis://host/0?password=pw", "redis://host/0?***"),
+            ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+            ("pw-only-no-scheme", "***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}
