@@ -49,10 +49,13 @@ mod legacy;
 mod open;
 mod parallel;
 pub mod replay;
+pub mod rpc;
 mod seal;
 mod session;
 mod sign;
 mod suite;
+#[cfg(feature = "serde")]
+pub mod typed;
 #[cfg(feature = "vectors")]
 #[doc(hidden)]
 pub mod vectors;
@@ -69,7 +72,7 @@ pub use keys::{
 };
 pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
 pub use open::{
-    Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts,
+    DeferredMark, Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts,
     DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_SESSION_MESSAGES, MAX_RECIPIENTS_LIMIT,
 };
 pub use seal::{
