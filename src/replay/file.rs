@@ -665,10 +665,7 @@ impl ReplayStore for FileReplayStore {
             // marker a rejected call re-created (§6.3 step 1). Without it, every later call
             // would set a new one from its own `now`.
             self.losses.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = state.check(item, now) {
-                self.save(&state, &mut lock, true)?;
-                return Err(e);
-            }
+            self.save(&state, &mut lock, true)?;
         }
         state.check(item, now)?;
         state.mark(item, now);
