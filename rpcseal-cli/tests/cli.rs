@@ -847,6 +847,22 @@ fn item_09_open_output_is_private_and_follows_no_symlink() {
 
     // A device is written as it is.
     open_to(Path::new("/dev/null")).assert().success();
+
+    // So is a FIFO: no replacement, no refusal, the reader gets the payload.
+    let fifo = k.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if made {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        open_to(&fifo).assert().success();
+        assert_eq!(reader.join().unwrap(), b"secret payload");
+    }
 }
 
 #[test]
