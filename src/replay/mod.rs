@@ -77,7 +77,9 @@ pub struct ReplayItem {
 /// Implementations must be safe to share between threads and must fail closed: when
 /// they cannot answer for certain, they return an error, never `Ok`.
 pub trait ReplayStore: Send + Sync {
-    /// Read-only: would this item be accepted now? Never marks.
+    /// Read-only: would this item be accepted now? Never marks. (A store may record a
+    /// store-wide watermark here when it detects a loss of its state or a clock far ahead,
+    /// `spec/replay.md` §1.2 and §2: nothing about this item.)
     ///
     /// May be used as a cheap early filter (also before authentication). An `Ok` here
     /// does not reserve anything: [`check_and_mark`](Self::check_and_mark) decides.
