@@ -395,8 +395,9 @@ fn durable_marks_on_a_cluster_with_replicas_survive_a_master_failover() {
                 .filter(|n| n.2)
                 .filter_map(|m| {
                     let r = nodes.iter().find(|n| !n.2 && n.3 == m.1)?;
-                    (redis_info(r.0, "replication", "master_link_status").as_deref() == Some("up"))
-                        .then_some((m.0, r.0))
+                    (redis_info(r.0, "replication", "master_link_status").as_deref() == Some("up")
+                        && procs::replica_acknowledges(m.0))
+                    .then_some((m.0, r.0))
                 })
                 .collect();
             (pairs.len() == 3).then_some(pairs)

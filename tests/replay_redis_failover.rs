@@ -126,8 +126,9 @@ impl Replicated {
         let primary = redis_server(dir.path(), p, &["--repl-diskless-sync-delay", "0"]);
         let replica = redis_server(dir.path(), r, &["--replicaof", "127.0.0.1", &p.to_string()]);
         procs::wait_for(Duration::from_secs(20), "replica in sync", || {
-            (redis_info(r, "replication", "master_link_status").as_deref() == Some("up"))
-                .then_some(())
+            (redis_info(r, "replication", "master_link_status").as_deref() == Some("up")
+                && procs::replica_acknowledges(p))
+            .then_some(())
         });
         let sentinel = sentinel(dir.path(), s, p);
         procs::wait_for(Duration::from_secs(20), "Sentinel sees the replica", || {
@@ -160,6 +161,22 @@ impl Replicated {
             c.command_timeout = Duration::from_secs(2);
         }
         c
+    }
+
+    /// The servers' logs, for a failing test to show.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(self._dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path().extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                out.push_str(&format!("--- {}\n{text}\n", entry.path().display()));
+            }
+        }
+        out
     }
 
     /// The replica stops, and its replication connection is closed on the primary: what
@@ -232,7 +249,9 @@ fn scenario(test: &str, base: u16, durable: bool) -> Option<Outcome> {
 
     for i in 0..HEALTHY {
         let e = common::seal(&mut sealers[i % 3], b"healthy", t);
-        assert_eq!(kind(fleet[i % 2].open_at(&e, t)), Ok(()), "message {i}");
+        if let Err(err) = fleet[i % 2].open_at(&e, t) {
+            panic!("healthy message {i}: {err}\n{}", servers.logs());
+        }
         accepted.push(e);
     }
     let accepted_healthy = accepted.len();
@@ -267,7 +286,13 @@ fn scenario(test: &str, base: u16, durable: bool) -> Option<Outcome> {
             match res {
                 Ok(()) => replays_accepted += 1,
                 Err(ErrorKind::Replayed) => {}
-                Err(k) => panic!("replay of accepted message {i} on receiver {j}: {k:?}"),
+                Err(k) => panic!(
+                    "replay of accepted message {i} on receiver {j}: {k:?}: {}",
+                    r.open_at(e, t + 1)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                ),
             }
         }
     }

@@ -173,3 +173,21 @@ pub fn redis_server(dir: &Path, port: u16, extra: &[&str]) -> Proc {
     );
     p
 }
+
+/// The primary on `port`, still empty, streams writes to a replica that acknowledges them:
+/// a `FLUSHALL` (a write, propagated, harmless on a server nothing uses yet) followed by
+/// `WAIT 1 200` on the same connection returns 1. (After a full synchronisation the primary
+/// streams nothing to a replica until its first acknowledgement, which the replica sends
+/// up to a second after it says `master_link_status:up`; a `WAIT` in that second fails.)
+pub fn replica_acknowledges(port: u16) -> bool {
+    let Ok(mut con) = redis_con(port) else {
+        return false;
+    };
+    let flushed: redis::RedisResult<()> = redis::cmd("FLUSHALL").query(&mut con);
+    flushed.is_ok()
+        && redis::cmd("WAIT")
+            .arg(1)
+            .arg(200)
+            .query::<i64>(&mut con)
+            .is_ok_and(|n| n == 1)
+}
