@@ -33,8 +33,8 @@ pub struct RedisReplayConfig {
     /// asynchronous replication and no policy, a failover can lose the last marks, and
     /// replays of those messages are then accepted. Set it to the number of replicas that
     /// can be promoted. Default 0 (off). In a cluster, the `WAIT` goes to the slot's master
-    /// in the client's slot map: while a slot is migrating (ASK redirections) a mark may
-    /// go unconfirmed by it (spec/replay.md §6.5).
+    /// in the client's slot map: while a slot migrates (ASK redirections) the script may
+    /// run on another node, and the `WAIT` then confirms nothing (spec/replay.md §6.5).
     pub durable_replicas: u32,
     /// How long a mark waits for [`durable_replicas`](Self::durable_replicas)
     /// acknowledgements before the message is rejected. Must be shorter than
