@@ -201,7 +201,11 @@ pub enum RedisTopology {
     Cluster,
     /// A primary with replicas watched by Sentinel: `url` holds the Sentinels,
     /// comma-separated; every new connection asks them for the current primary of
-    /// `master_name`, so the store follows a failover.
+    /// `master_name`, so the store follows a failover. Limits of this version: the primary
+    /// is reached without credentials or database of its own (a primary that requires a
+    /// password refuses, and every message is rejected), and the question to the Sentinels
+    /// has no timeout of ours (a Sentinel address that drops packets, rather than refusing
+    /// the connection, holds the call until TCP gives up).
     Sentinel {
         /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
         master_name: String,
