@@ -374,6 +374,16 @@ fn durable_policy_latency() {
         return;
     }
     let servers = Replicated::start(7130);
+    // A name the Sentinels do not monitor: no primary, refused at connect.
+    let mut unknown = servers.config("rpcseal-test:unknown", false);
+    unknown.topology = RedisTopology::Sentinel {
+        master_name: "no-such-primary".into(),
+    };
+    let r = RedisReplayStore::connect(unknown);
+    assert!(
+        matches!(r, Err(rpcseal::replay::ReplayError::Unavailable { .. })),
+        "{r:?}"
+    );
     let t = now();
     let mut report = Vec::new();
     for durable in [false, true] {

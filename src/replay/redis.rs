@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Client, Connection, ConnectionLike, Script, Value};
 
 use super::window::word_index;
@@ -201,11 +200,11 @@ pub enum RedisTopology {
     Cluster,
     /// A primary with replicas watched by Sentinel: `url` holds the Sentinels,
     /// comma-separated; every new connection asks them for the current primary of
-    /// `master_name`, so the store follows a failover. Limits of this version: the primary
-    /// is reached without credentials or database of its own (a primary that requires a
-    /// password refuses, and every message is rejected), and the question to the Sentinels
-    /// has no timeout of ours (a Sentinel address that drops packets, rather than refusing
-    /// the connection, holds the call until TCP gives up).
+    /// `master_name` (with the store's timeouts, checking with `ROLE` that the server named
+    /// is a primary), so the store follows a failover. Limit of this version: the primary
+    /// is reached with the Sentinel URL's scheme but without credentials or database of
+    /// its own (a primary that requires a password refuses, and every message is
+    /// rejected).
     Sentinel {
         /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
         master_name: String,
@@ -216,7 +215,8 @@ pub enum RedisTopology {
 enum Backend {
     Single(Client),
     Cluster(ClusterClient),
-    Sentinel(Mutex<SentinelClient>),
+    /// The Sentinels (with the scheme their URL used, for the primary's), and the name.
+    Sentinel(Vec<(Client, String)>, String),
 }
 
 /// An open connection of either kind.
@@ -500,10 +500,19 @@ impl RedisReplayStore {
                     .build()
                     .map_err(bad_url)?,
             ),
-            RedisTopology::Sentinel { master_name } => Backend::Sentinel(Mutex::new(
-                SentinelClient::build(urls, master_name.clone(), None, SentinelServerType::Master)
-                    .map_err(bad_url)?,
-            )),
+            RedisTopology::Sentinel { master_name } => {
+                let mut sentinels = Vec::with_capacity(urls.len());
+                for u in &urls {
+                    let scheme = u.split_once("://").map_or("redis", |(s, _)| s).to_owned();
+                    sentinels.push((Client::open(*u).map_err(bad_url)?, scheme));
+                }
+                if sentinels.is_empty() {
+                    return Err(ReplayError::Misconfigured {
+                        reason: "no Sentinel URL".into(),
+                    });
+                }
+                Backend::Sentinel(sentinels, master_name.clone())
+            }
         };
         let pool = (0..config.pool_size.max(1))
             .map(|_| Mutex::new(None))
@@ -520,33 +529,91 @@ impl RedisReplayStore {
 
     /// Open a connection with timeouts and check the eviction policy.
     fn new_connection(&self) -> Result<Conn, ReplayError> {
-        let t = Some(self.config.command_timeout);
         let mut con = match &self.backend {
             Backend::Cluster(c) => {
                 let con = c.get_connection().map_err(|e| unavailable("connect", &e))?;
                 Conn::Cluster(Box::new(con))
             }
-            Backend::Single(_) | Backend::Sentinel(_) => {
-                let client = match &self.backend {
-                    Backend::Sentinel(s) => s
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_client()
-                        .map_err(|e| unavailable("Sentinel: find the primary", &e))?,
-                    Backend::Single(c) => c.clone(),
-                    Backend::Cluster(_) => unreachable!(),
-                };
-                let con = client
-                    .get_connection_with_timeout(self.config.connect_timeout)
-                    .map_err(|e| unavailable("connect", &e))?;
-                con.set_read_timeout(t)
-                    .and_then(|_| con.set_write_timeout(t))
-                    .map_err(|e| unavailable("set timeouts", &e))?;
-                Conn::Single(con)
+            Backend::Single(c) => Conn::Single(self.connect_single(c)?),
+            Backend::Sentinel(sentinels, name) => {
+                Conn::Single(self.connect_sentinel_primary(sentinels, name)?)
             }
         };
         Self::check_policy(&mut con)?;
         Ok(con)
+    }
+
+    /// A connection to one server, with the connect, read and write timeouts.
+    fn connect_single(&self, client: &Client) -> Result<Connection, ReplayError> {
+        let con = client
+            .get_connection_with_timeout(self.config.connect_timeout)
+            .map_err(|e| unavailable("connect", &e))?;
+        let t = Some(self.config.command_timeout);
+        con.set_read_timeout(t)
+            .and_then(|_| con.set_write_timeout(t))
+            .map_err(|e| unavailable("set timeouts", &e))?;
+        Ok(con)
+    }
+
+    /// spec/replay.md §6.1: asks the Sentinels in turn for the primary of `name`
+    /// (`SENTINEL get-master-addr-by-name`), connects to it and checks with `ROLE` that it
+    /// is a primary. Every step has the store's timeouts.
+    fn connect_sentinel_primary(
+        &self,
+        sentinels: &[(Client, String)],
+        name: &str,
+    ) -> Result<Connection, ReplayError> {
+        let mut why = String::new();
+        for (sentinel, scheme) in sentinels {
+            let addr: Result<Option<(String, u16)>, ReplayError> =
+                self.connect_single(sentinel).and_then(|mut con| {
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(name)
+                        .query(&mut con)
+                        .map_err(|e| unavailable("SENTINEL get-master-addr-by-name", &e))
+                });
+            let (host, port) = match addr {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    why = format!("a Sentinel does not know {name:?}");
+                    continue;
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let client = Client::open(format!("{scheme}://{host}:{port}/")).map_err(|e| {
+                ReplayError::Misconfigured {
+                    reason: format!("the primary's address from Sentinel: {e}"),
+                }
+            })?;
+            let mut con = match self.connect_single(&client) {
+                Ok(c) => c,
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let role: Value = redis::cmd("ROLE")
+                .query(&mut con)
+                .map_err(|e| unavailable("ROLE", &e))?;
+            let is_primary = matches!(&role, Value::Array(v)
+                if matches!(v.first(), Some(Value::BulkString(r)) if r == b"master"));
+            if is_primary {
+                return Ok(con);
+            }
+            why = format!("Sentinel named {host}:{port}, which is not a primary (yet)");
+        }
+        Err(ReplayError::Unavailable {
+            reason: format!("no primary for {name:?} from the Sentinels: {why}"),
+        })
     }
 
     /// The server's `maxmemory-policy` must be `noeviction`, on every master of a cluster
