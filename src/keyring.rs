@@ -352,18 +352,6 @@ pub trait KeyDirectory: Send + Sync {
     }
 }
 
-impl<D: KeyDirectory + ?Sized> KeyDirectory for Arc<D> {
-    fn lookup(&self, id: &KeyId) -> Result<Lookup, KeyringError> {
-        (**self).lookup(id)
-    }
-    fn ttl(&self) -> Duration {
-        (**self).ttl()
-    }
-    fn lookup_as_of(&self, id: &KeyId) -> Result<(Lookup, Instant), KeyringError> {
-        (**self).lookup_as_of(id)
-    }
-}
-
 /// The answer of a [`KeyDirectory`].
 // Answers are rare (once per session setup); boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]

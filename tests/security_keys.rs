@@ -62,7 +62,7 @@ fn random_id() -> KeyId {
 }
 
 /// Counts the lookups that reach a directory.
-struct Counting<D>(D, AtomicUsize);
+struct Counting<D>(D, Arc<AtomicUsize>);
 
 impl<D: KeyDirectory> KeyDirectory for Counting<D> {
     fn lookup(&self, id: &KeyId) -> Result<Lookup, KeyringError> {
@@ -328,8 +328,9 @@ fn item_07_cached_directory_bounds_misses_and_keeps_known_keys() {
     let scratch = Scratch::new("item07c");
     let file = scratch.0.join("keyring");
     std::fs::write(&file, format!("trust alice {}\n", alice.public())).unwrap();
-    let inner = Arc::new(Counting(FileDirectory::new(&file), AtomicUsize::new(0)));
-    let cached = CachedDirectory::new(inner.clone(), Duration::from_secs(3600));
+    let count = Arc::new(AtomicUsize::new(0));
+    let inner = Counting(FileDirectory::new(&file), count.clone());
+    let cached = CachedDirectory::new(inner, Duration::from_secs(3600));
     assert!(matches!(
         cached.lookup(&alice.key_id()),
         Ok(Lookup::Trusted(_))
@@ -338,22 +339,23 @@ fn item_07_cached_directory_bounds_misses_and_keeps_known_keys() {
     for _ in 0..20_000 {
         let _ = cached.lookup(&random_id());
     }
-    let asked = inner.1.load(Ordering::SeqCst);
+    let asked = count.load(Ordering::SeqCst);
     assert!(asked <= 1 + 1_000, "{asked} lookups reached the directory");
     // The known key is still answered from the cache.
     assert!(matches!(
         cached.lookup(&alice.key_id()),
         Ok(Lookup::Trusted(_))
     ));
-    assert_eq!(inner.1.load(Ordering::SeqCst), asked, "alice was evicted");
+    assert_eq!(count.load(Ordering::SeqCst), asked, "alice was evicted");
 
     // Through an opener: 500 envelopes from 500 unknown senders.
     let bob = Identity::generate();
-    let inner = Arc::new(Counting(FileDirectory::new(&file), AtomicUsize::new(0)));
+    let count = Arc::new(AtomicUsize::new(0));
+    let inner = Counting(FileDirectory::new(&file), count.clone());
     let o = Opener::builder()
         .identity(&bob)
         .key_directory(Arc::new(CachedDirectory::with_limits(
-            inner.clone(),
+            inner,
             Duration::from_secs(3600),
             1_000,
             100,
@@ -368,7 +370,7 @@ fn item_07_cached_directory_bounds_misses_and_keeps_known_keys() {
             ErrorKind::UntrustedSender
         );
     }
-    assert_eq!(inner.1.load(Ordering::SeqCst), 100);
+    assert_eq!(count.load(Ordering::SeqCst), 100);
 }
 
 // Item 12: the keyring parser rejects repeated options, duplicate keys and signed numbers.
