@@ -266,3 +266,55 @@ fn item_17_secret_key_files_readable_by_others_are_refused() {
             .stderr("");
     }
 }
+
+// Item 3: MAC mode to a symmetric key needs the loud opt-in on both sides.
+#[test]
+fn item_03_mac_mode_to_a_symmetric_key_needs_both_opt_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let alice = keygen(d, "alice", &[]);
+    let vault = keygen(d, "vault", &["--symmetric"]);
+    let alice_pub = pubkey(&alice);
+    let seal = || {
+        let mut c = rpcseal();
+        c.arg("seal")
+            .arg("--from")
+            .arg(&alice)
+            .arg("--to-symmetric")
+            .arg(&vault)
+            .args(["--mode", "mac"])
+            .write_stdin("stored");
+        c
+    };
+    seal()
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains("symmetric").and(contains("--dangerous-allow-mac-to-group")));
+    let env = seal()
+        .arg("--dangerous-allow-mac-to-group")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let open = || {
+        let mut c = rpcseal();
+        c.arg("open")
+            .arg("--key")
+            .arg(&vault)
+            .args(["--trust", &alice_pub])
+            .write_stdin(env.clone());
+        c
+    };
+    open()
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("mode_not_allowed"));
+    open()
+        .arg("--dangerous-accept-mac-via-group")
+        .assert()
+        .success()
+        .stdout("stored");
+}
