@@ -1078,16 +1078,18 @@ impl Opener {
         }
         // A block with this exact header verified before, in a message that then failed
         // (or whose session was evicted): the same session, without the public-key work.
-        // The sender's trust and the mode are checked again in step 5 like for any cached
-        // session.
-        let mut verified = self
+        // Still a session setup for the sender's trust: step 4a again (the key directory is
+        // asked as for any setup), and step 5 like for any session.
+        let known = self
             .verified_blocks
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = verified.get(&block.header_hash) {
-            return Ok((s.clone(), true, None));
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&block.header_hash)
+            .cloned();
+        if let Some(s) = known {
+            self.sender_for_session(&block.header.sender)?;
+            return Ok((s, true, None));
         }
-        drop(verified);
         let s = Arc::new(self.establish(&block)?);
         self.verified_blocks
             .lock()

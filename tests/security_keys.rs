@@ -507,3 +507,38 @@ fn item_18_forged_variants_of_a_captured_envelope_reuse_the_verified_block() {
     assert!(fresh.open_at(&bad_sig, T0).is_err());
     assert_eq!(fresh.open_at(&good, T0).unwrap().payload, b"mac");
 }
+
+// Item 18 with item 2: a session remembered from a block that verified is still a session
+// setup for the key directory: revoked there, its first message is refused at once.
+#[test]
+fn item_18_a_remembered_block_still_asks_the_key_directory() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let scratch = Scratch::new("item18");
+    let file = scratch.0.join("keyring");
+    std::fs::write(&file, format!("trust alice {}\n", alice.public())).unwrap();
+    let o = Opener::builder()
+        .identity(&bob)
+        .key_directory(Arc::new(
+            FileDirectory::new(&file).with_ttl(Duration::from_secs(3600)),
+        ))
+        .build()
+        .unwrap();
+    let mut s = sealer(&alice, &bob, Mode::Signed);
+    let captured = seal(&mut s, b"captured", T0);
+    let mut forged = captured.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    assert_eq!(kind(o.open_at(&forged, T0)), ErrorKind::BadAuthenticator);
+    std::fs::write(
+        &file,
+        format!(
+            "trust alice {}\nrevoke {}\n",
+            alice.public(),
+            alice.key_id()
+        ),
+    )
+    .unwrap();
+    assert_eq!(kind(o.open_at(&captured, T0)), ErrorKind::Revoked);
+    assert_eq!(o.stats().sessions_established, 1);
+}
