@@ -500,6 +500,14 @@ impl FileDirectory {
                 return Err(bad("more than one key line".into()));
             }
             let key = PublicIdentity::parse(key_line).map_err(|e| bad(e.to_string()))?;
+            if ring.get(&key.key_id()).is_some() {
+                // Which name would win depends on the folder's order: refuse, as a keyring
+                // refuses a key trusted twice.
+                return Err(bad(format!(
+                    "key {} is in another .pub file of the folder too",
+                    key.key_id()
+                )));
+            }
             ring.add(TrustedKey::new(&name, key));
         }
         Ok(ring)

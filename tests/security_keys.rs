@@ -418,6 +418,19 @@ fn item_12_keyring_rejects_repeated_options_and_duplicate_keys() {
         ring.get(&a.key_id()).unwrap().validity(),
         (Some(5), Some(4_000_000_000))
     );
+    // A folder of .pub files: one key in two files is refused too (which name would win
+    // depends on the folder's order).
+    let scratch = Scratch::new("item12");
+    std::fs::write(scratch.0.join("a.pub"), format!("{pa}\n")).unwrap();
+    std::fs::write(scratch.0.join("b.pub"), format!("{pb}\n")).unwrap();
+    let dir = FileDirectory::new(&scratch.0);
+    assert!(matches!(dir.lookup(&a.key_id()), Ok(Lookup::Trusted(_))));
+    std::fs::write(scratch.0.join("a-again.pub"), format!("# same key\n{pa}\n")).unwrap();
+    assert!(FileDirectory::new(&scratch.0).lookup(&a.key_id()).is_err());
+    // Two key lines in one file as well.
+    let scratch = Scratch::new("item12b");
+    std::fs::write(scratch.0.join("a.pub"), format!("{pa}\n{pb}\n")).unwrap();
+    assert!(FileDirectory::new(&scratch.0).lookup(&a.key_id()).is_err());
 }
 
 // Item 17: `Opened` and `Received` do not print the plaintext.
