@@ -555,3 +555,44 @@ fn item_18_a_remembered_block_still_asks_the_key_directory() {
     assert_eq!(kind(o.open_at(&captured, T0)), ErrorKind::Revoked);
     assert_eq!(o.stats().sessions_established, 1);
 }
+
+// Item 2: caches stacked on each other do not add up their TTLs: an answer a cache already
+// held for a while is relied on only for what is left of its TTL.
+#[test]
+fn item_02_an_old_cached_answer_is_relied_on_only_for_the_rest_of_its_ttl() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let scratch = Scratch::new("item02c");
+    let file = scratch.0.join("keyring");
+    std::fs::write(&file, format!("trust alice {}\n", alice.public())).unwrap();
+    let ttl = Duration::from_millis(1200);
+    let cached = Arc::new(CachedDirectory::new(
+        FileDirectory::new(&file).with_ttl(Duration::from_secs(3600)),
+        ttl,
+    ));
+    // Someone else asked first: the cache's answer dates from now.
+    let first = Instant::now();
+    assert!(matches!(
+        cached.lookup(&alice.key_id()),
+        Ok(Lookup::Trusted(_))
+    ));
+    std::thread::sleep(ttl / 2);
+    let o = Opener::builder()
+        .identity(&bob)
+        .key_directory(cached.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer(&alice, &bob, Mode::Signed);
+    o.open_at(&seal(&mut s, b"cached", T0), T0).unwrap();
+    std::fs::write(&file, format!("revoke {}\n", alice.key_id())).unwrap();
+    // One TTL after the answer was read from the file, not after the opener got it.
+    std::thread::sleep(ttl.saturating_sub(first.elapsed()) + Duration::from_millis(20));
+    assert!(
+        first.elapsed() < ttl + ttl / 2,
+        "the machine stalled: the test cannot tell"
+    );
+    assert_eq!(
+        kind(o.open_at(&seal(&mut s, b"after", T0), T0)),
+        ErrorKind::Revoked
+    );
+}
