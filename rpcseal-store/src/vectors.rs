@@ -261,7 +261,8 @@ fn cases() -> (Vec<Case>, Vec<Case>) {
 
     let mut rrng = VectorRng::new("rotation");
     let rotated =
-        at_rest::rewrap_header_with(&header, &a, &[k.a.clone()], &k.b, &mut rrng).expect("rewrap");
+        at_rest::rewrap_header_with(&header, &a, std::slice::from_ref(&k.a), &k.b, &mut rrng)
+            .expect("rewrap");
 
     let mut pos = Vec::new();
     let mut c = Case::new(

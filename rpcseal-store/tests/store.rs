@@ -195,7 +195,7 @@ fn a_crash_mid_write_is_recovered_and_never_reuses_a_position() {
     let d = seg(dir.path(), "q", 0, "seg");
     let mut bytes = fs::read(&d).unwrap();
     let before = bytes.len();
-    bytes.extend_from_slice(&bytes[..30].to_vec());
+    bytes.extend_from_within(..30);
     fs::write(&d, &bytes).unwrap();
     // The newest segment may be open: the whole records are read, the torn one is not.
     assert_eq!(read(&store, "q").unwrap(), recs);
