@@ -40,6 +40,7 @@ mod aead;
 pub mod at_rest;
 mod envelope;
 mod error;
+#[cfg(feature = "vectors")]
 #[doc(hidden)]
 pub mod forge;
 mod hash;

@@ -17,18 +17,13 @@ use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use ed25519_dalek::{Signer, SigningKey, Verifier};
-use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
+use rpcseal_store::measure::StoreFigures;
 
-use super::measure::{Floor, PointerChase, ScatteredSessions};
+use super::measure::{hpke_seal, Floor, HpkePk, Hybrid, PointerChase, ScatteredSessions};
 
 /// Unix seconds, as the opener's clock reads them.
 fn rpcseal_now() -> Result<u64, String> {
@@ -87,6 +82,8 @@ struct Results {
     mac_1mib_open_one_thread: f64,
     raw_aead_1mib_open: f64,
     overhead_bytes_mac_1to1: usize,
+    /// The at-rest store (rpcseal-store, issue 20): encrypted vs plain, rotation.
+    store: StoreFigures,
     avx2_compiled: bool,
 }
 
@@ -138,6 +135,36 @@ impl Results {
                 self.raw_aead_1mib_open / self.mac_1mib_open_one_thread,
                 "(throughput)",
             ),
+            (
+                "store_write_256_vs_plain",
+                self.store.write_256_vs_plain,
+                ">= 0.7 (throughput, no fsync)",
+            ),
+            (
+                "store_read_256_vs_plain",
+                self.store.read_256_vs_plain,
+                ">= 0.7 (throughput)",
+            ),
+            (
+                "store_write_16k_vs_plain",
+                self.store.write_16k_vs_plain,
+                "(throughput, no fsync)",
+            ),
+            (
+                "store_read_16k_vs_plain",
+                self.store.read_16k_vs_plain,
+                "(throughput)",
+            ),
+            (
+                "store_write_256_fsync_vs_plain",
+                self.store.write_256_fsync_vs_plain,
+                "(throughput, fdatasync per batch)",
+            ),
+            (
+                "rotation_large_vs_small_payload",
+                self.store.rotation_large_vs_small_payload,
+                "~1 (per asset, 1 MiB vs 16 KiB assets)",
+            ),
         ]
     }
 
@@ -182,6 +209,31 @@ impl Results {
         for (k, v) in raw {
             s.push_str(&format!("\"{k}\":{},", num(v)));
         }
+        let store = [
+            ("rotation_us_per_asset", self.store.rotation_us_per_asset),
+            (
+                "rotation_us_per_asset_16k",
+                self.store.rotation_us_per_asset_16k,
+            ),
+            ("rotation_ms_per_gib", self.store.rotation_ms_per_gib),
+            ("store_write_256_plain_rps", self.store.write_256_plain_rps),
+            (
+                "store_write_256_encrypted_rps",
+                self.store.write_256_encrypted_rps,
+            ),
+            ("store_read_256_plain_rps", self.store.read_256_plain_rps),
+            (
+                "store_read_256_encrypted_rps",
+                self.store.read_256_encrypted_rps,
+            ),
+        ];
+        for (k, v) in store {
+            s.push_str(&format!("\"{k}\":{},", num(v)));
+        }
+        s.push_str(&format!(
+            "\"rotation_assets\":{},",
+            self.store.rotation_assets
+        ));
         s.push_str(&format!(
             "\"avx2_compiled\":{},\"quick\":{}}}",
             self.avx2_compiled, self.quick
@@ -247,6 +299,25 @@ impl Results {
         for (k, v) in rows {
             s.push_str(&format!("{k:<30} {:>12}\n", us(v)));
         }
+        let st = &self.store;
+        s.push_str(&format!(
+            "\nat-rest store, 256 B records in batches of 64, no fsync (records/s):\n\
+             {:<30} {:>12.0}\n{:<30} {:>12.0}\n{:<30} {:>12.0}\n{:<30} {:>12.0}\n\
+             rotation of {} assets: {:.0} us per asset (1 MiB each), {:.0} us per asset \
+             (16 KiB each), {:.0} ms per GiB of 1 MiB assets\n",
+            "write, plain",
+            st.write_256_plain_rps,
+            "write, encrypted",
+            st.write_256_encrypted_rps,
+            "read, plain",
+            st.read_256_plain_rps,
+            "read, encrypted",
+            st.read_256_encrypted_rps,
+            st.rotation_assets,
+            st.rotation_us_per_asset,
+            st.rotation_us_per_asset_16k,
+            st.rotation_ms_per_gib,
+        ));
         if self.replay_check.is_none() {
             s.push_str("\nreplay_check_ns: this build has no in-memory replay store to measure.\n");
         }
@@ -310,7 +381,7 @@ fn time<F: FnMut()>(slice: Duration, rounds: usize, mut f: F) -> f64 {
 }
 
 /// A MAC-mode 256 B seal + open through an opener whose replay store tracks a million
-/// sessions, against the same with a thousand (src/cli/measure.rs): the difference is what
+/// sessions, against the same with a thousand (measure.rs): the difference is what
 /// the replay check costs per message when its state is not in the CPU caches.
 struct ReplayInOpen {
     many: f64,
@@ -404,40 +475,6 @@ fn pair_with(
     Ok((sealer, opener))
 }
 
-type HpkePk = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
-type HpkeSk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
-type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
-
-fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
-    let mut buf = pt.to_vec();
-    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
-        HpkeChaCha,
-        HkdfSha256,
-        X25519HkdfSha256,
-        _,
-    >(&OpModeS::Base, pk, b"bench", &mut buf, aad, &mut OsRng)
-    .expect("a generated key is valid");
-    buf.extend_from_slice(&tag.to_bytes());
-    (enc.to_bytes().into(), buf)
-}
-
-fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], ct: &[u8]) -> Option<Vec<u8>> {
-    let enc = HpkeEnc::from_bytes(enc).ok()?;
-    let (ct, tag) = ct.split_at(ct.len().checked_sub(16)?);
-    let mut buf = ct.to_vec();
-    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        sk,
-        &enc,
-        b"bench",
-        &mut buf,
-        b"",
-        &hpke::aead::AeadTag::from_bytes(tag).ok()?,
-    )
-    .ok()?;
-    Some(buf)
-}
-
 /// Sessions tracked by the replay store while its check is timed (the brief's aim: under
 /// 150 ns per message with a million sessions in memory).
 const REPLAY_SESSIONS: u64 = 1_000_000;
@@ -456,7 +493,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     } else {
         (Duration::from_millis(200), 9)
     };
-    let mut p = Progress { step: 0, total: 13 };
+    let mut p = Progress { step: 0, total: 14 };
     let e = |e: rpcseal::Misuse| e.to_string();
     let alice = Identity::generate();
     let bob = Identity::generate();
@@ -482,16 +519,9 @@ fn measure(quick: bool) -> Result<Results, String> {
     });
 
     p.next("hybrid: HPKE seal + Ed25519 sign, open + verify");
-    let (hsk, hpk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
-    let signer = SigningKey::generate(&mut OsRng);
-    let verifier = signer.verifying_key();
+    let hybrid = Hybrid::new();
     let hybrid_256_roundtrip = time(slice, rounds, || {
-        let (enc, ct) = hpke_seal(&hpk, b"", &payload);
-        let mut signed = enc.to_vec();
-        signed.extend_from_slice(&ct);
-        let sig = signer.sign(&signed);
-        assert!(verifier.verify(&signed, &sig).is_ok());
-        black_box(hpke_open(&hsk, &enc, &ct).expect("opens"));
+        black_box(hybrid.roundtrip(&payload));
     });
 
     p.next("signed 256 B seal, and its floor");
@@ -535,9 +565,7 @@ fn measure(quick: bool) -> Result<Results, String> {
         black_box(big.session_block().expect("creates").len());
     });
     p.next("1000 HPKE seals");
-    let pks: Vec<HpkePk> = (0..1000)
-        .map(|_| X25519HkdfSha256::gen_keypair(&mut OsRng).1)
-        .collect();
+    let pks: Vec<HpkePk> = (0..1000).map(|_| Hybrid::keypair().1).collect();
     let hpke_seals_1000 = time(Duration::ZERO, setup_rounds, || {
         for pk in &pks {
             black_box(hpke_seal(pk, &[0u8; 36], &[0u8; 32]));
@@ -717,6 +745,10 @@ fn measure(quick: bool) -> Result<Results, String> {
     // second, by reference, with no metadata.
     let env = s1.seal(&payload, &Metadata::new()).map_err(e)?;
     let overhead_bytes_mac_1to1 = env.len() - payload.len();
+
+    p.next("at-rest store: encrypted vs plain, rotation");
+    let tmp = std::env::temp_dir().join(format!("rpcseal-bench-store-{}", std::process::id()));
+    let store = rpcseal_store::measure::run(&tmp, quick).map_err(|e| format!("store: {e}"))?;
     p.done();
 
     Ok(Results {
@@ -741,6 +773,7 @@ fn measure(quick: bool) -> Result<Results, String> {
         mac_1mib_open_one_thread,
         raw_aead_1mib_open,
         overhead_bytes_mac_1to1,
+        store,
         avx2_compiled: cfg!(target_feature = "avx2"),
     })
 }
