@@ -350,6 +350,10 @@ impl Store {
     /// record at its end, a write the crash cut short, is cut off; a complete record that
     /// does not authenticate is an error), and never appended to again, so no record
     /// position is ever written twice under one asset key (spec/at-rest.md §8).
+    ///
+    /// One writer per queue at a time, across processes: that is the service's job (as a
+    /// stream server has one leader per stream); two writers on one queue would race for
+    /// segment numbers.
     pub fn writer(&self, queue: &str, encrypted: bool) -> Result<QueueWriter<'_>, StoreError> {
         check_queue_name(queue)?;
         if encrypted && self.cfg.keys.is_empty() {
