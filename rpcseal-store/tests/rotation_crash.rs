@@ -15,7 +15,7 @@ use rand_core::{OsRng, RngCore};
 use rpcseal_store::{AtRestErrorKind, MasterKey, Store, StoreConfig};
 
 const QUEUES: usize = 4;
-const RECORDS: usize = 300;
+const RECORDS: usize = 100;
 
 fn expected(q: usize) -> Vec<Vec<u8>> {
     (0..RECORDS)
@@ -73,12 +73,12 @@ fn rotation_survives_sigkill_at_random_points() {
     let b = MasterKey::generate();
     let store = Store::open(
         dir.path(),
-        StoreConfig::new("crash", vec![a.clone()]).segment_bytes(1500),
+        StoreConfig::new("crash", vec![a.clone()]).segment_bytes(300),
     )
     .unwrap();
     for q in 0..QUEUES {
         let mut w = store.writer(&format!("q{q}"), true).unwrap();
-        for chunk in expected(q).chunks(10) {
+        for chunk in expected(q).chunks(5) {
             let refs: Vec<&[u8]> = chunk.iter().map(|r| r.as_slice()).collect();
             w.append(&refs).unwrap();
         }
@@ -104,7 +104,9 @@ fn rotation_survives_sigkill_at_random_points() {
 
     let deadline = Instant::now() + Duration::from_secs(45);
     let (mut kills, mut mid, mut completed) = (0u32, 0u32, 0u32);
+    let (mut child_time, mut verify_time) = (Duration::ZERO, Duration::ZERO);
     while (kills < 60 || mid < 20) && Instant::now() < deadline {
+        let t_child = Instant::now();
         let mut child = rotate_child(dir.path(), &from, &to);
         // A random moment in the first 30% of a whole rotation's time: each restart resumes
         // where the killed one stopped, so the kills walk through every stage of it.
@@ -115,6 +117,8 @@ fn rotation_survives_sigkill_at_random_points() {
         if killed && !status.success() {
             kills += 1;
         }
+        child_time += t_child.elapsed();
+        let t_verify = Instant::now();
         // Every header whole, every record readable by a reader holding both keys.
         verify_all(dir.path(), &[&from, &to])
             .unwrap_or_else(|k| panic!("after kill {kills} ({wait_us} us): {}", k.as_str()));
@@ -137,11 +141,29 @@ fn rotation_survives_sigkill_at_random_points() {
             );
             std::mem::swap(&mut from, &mut to);
         }
+        verify_time += t_verify.elapsed();
     }
+    eprintln!("children {child_time:?}, verification {verify_time:?}");
     eprintln!(
         "{kills} kills ({mid} with the store half rotated), {completed} rotations completed, \
          one rotation of {total} headers takes {full:?}"
     );
+    // Finally a restart that is left to finish: the new key alone reads everything, the
+    // old key alone nothing.
+    let out = rotate_child(dir.path(), &from, &to)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify_all(dir.path(), &[&to]).unwrap();
+    assert_eq!(
+        verify_all(dir.path(), &[&from]),
+        Err(AtRestErrorKind::UnknownKey)
+    );
+    assert_eq!(headers_under(dir.path(), &to), total);
     assert!(kills >= 50, "only {kills} kills in 45 s");
     assert!(
         mid >= 10,
