@@ -38,6 +38,8 @@ pub struct Policy {
     accept_legacy: bool,
     parallel_hash_from: Option<usize>,
     strict_order: bool,
+    /// How old a message may be (seconds), at least `clock_skew` (spec/replay.md §2.2).
+    max_age: u64,
 }
 
 impl Default for Policy {
@@ -59,6 +61,7 @@ impl Default for Policy {
             accept_legacy: false,
             parallel_hash_from: None,
             strict_order: false,
+            max_age: 120,
         }
     }
 }
@@ -79,8 +82,31 @@ impl Policy {
 
     /// How far a message's timestamp may be from this receiver's clock (whole seconds).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
+        let stored = self.max_age > self.clock_skew;
         self.clock_skew = skew.as_secs();
+        if !stored || self.max_age < self.clock_skew {
+            self.max_age = self.clock_skew;
+        }
         self
+    }
+
+    /// Messages at rest (spec/replay.md §2.2): accepts a message whose timestamp is up to
+    /// `max_age` in the past, and whose session expired up to `max_age` ago, instead of
+    /// only the clock skew. For a consumer of stored messages (a JetStream stream, a
+    /// queue) that reads them minutes or hours after they were sealed. The future side
+    /// stays the clock skew. Replay state of a session is then kept until its expiry plus
+    /// `max_age` (the item's `expires_at`), so a replay stays detectable as long as the
+    /// message is acceptable at all: a larger `max_age` costs replay-store memory. A
+    /// `max_age` below the clock skew is the clock skew.
+    pub fn max_stored_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age.as_secs().max(self.clock_skew);
+        self
+    }
+
+    /// How old an accepted message may be, in seconds: [`Policy::max_stored_age`], or the
+    /// clock skew when that was not set.
+    pub fn max_age_secs(&self) -> u64 {
+        self.max_age
     }
 
     /// The largest payload accepted; the largest envelope accepted grows with it.
@@ -931,7 +957,7 @@ impl Opener {
         let sender_name = self.check_sender(&h.sender, env.timestamp)?;
         self.check_mode(h.mode, session.via_group)?;
         // Step 7: time.
-        check_time(h, env.timestamp, now, p.clock_skew)?;
+        check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
         // Step 8: session limits and payload size.
         if env.seq >= h.max_messages {
             return Err(err(
@@ -965,7 +991,7 @@ impl Opener {
             seq: env.seq,
             nonce: env.nonce,
             timestamp: env.timestamp,
-            expires_at: h.expires.saturating_add(p.clock_skew),
+            expires_at: h.expires.saturating_add(p.max_age),
             one_shot: h.max_messages == 1,
         };
         self.replay.check(&item, now).map_err(replay_error)?;
@@ -1281,7 +1307,7 @@ impl Opener {
         if now.saturating_add(self.policy.clock_skew) < h.not_before {
             return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
         }
-        if now > h.expires.saturating_add(self.policy.clock_skew) {
+        if now > h.expires.saturating_add(self.policy.max_age) {
             return Err(err(ErrorKind::Expired, "the session has expired"));
         }
         let session = self.establish(&block)?;
@@ -1444,14 +1470,15 @@ fn now() -> Result<u64, Error> {
 }
 
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
-fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
+/// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
+fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }
-    if now > h.expires.saturating_add(skew) {
+    if now > h.expires.saturating_add(max_age) {
         return Err(err(ErrorKind::Expired, "the session has expired"));
     }
-    if ts.abs_diff(now) > skew {
+    if ts > now.saturating_add(skew) || now > ts.saturating_add(max_age) {
         return Err(err(
             ErrorKind::ClockSkew,
             "the message's timestamp is too far from our clock",
