@@ -249,11 +249,11 @@ async fn run(
     let nats = connect(url).await;
     let body = vec![0x5a; payload];
     enum C {
-        Plain(PlainClient),
-        Sealed(Client),
+        Plain(Box<PlainClient>),
+        Sealed(Box<Client>),
     }
     let client = Arc::new(match kind {
-        Kind::Plain => C::Plain(PlainClient::new(nats, &subject).await),
+        Kind::Plain => C::Plain(Box::new(PlainClient::new(nats, &subject).await)),
         Kind::Sealed(mode) => {
             let s = Sealer::new(
                 &client_id,
@@ -266,11 +266,11 @@ async fn run(
                 .trust(service_id.public())
                 .build()
                 .unwrap();
-            C::Sealed(
+            C::Sealed(Box::new(
                 Client::new(nats, &subject, service_id.public().clone(), s, o)
                     .await
                     .unwrap(),
-            )
+            ))
         }
     });
     let warm_end = Instant::now() + Duration::from_secs(1);

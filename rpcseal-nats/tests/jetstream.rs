@@ -292,7 +292,7 @@ async fn a_consumer_killed_between_open_and_ack_leaves_the_message_unmarked_and_
         ],
     ));
     let child = &mut children.0[0];
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let opened = tokio::task::spawn_blocking(move || {
         lines
             .map_while(Result::ok)

@@ -94,6 +94,9 @@ async fn no_responders_and_timeouts_are_errors() {
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
+/// What the hostile service answers, from the requests and the honest replies so far.
+type Forge = fn(&[RequestContext], &[Vec<u8>], &Responder) -> Vec<u8>;
+
 /// A hostile (or broken) service holding real keys: it answers each request with what
 /// `forge` makes from the requests and replies it has seen.
 async fn hostile_service(
@@ -101,7 +104,7 @@ async fn hostile_service(
     subject: String,
     opener: Opener,
     responder: Responder,
-    forge: fn(&[RequestContext], &[Vec<u8>], &Responder) -> Vec<u8>,
+    forge: Forge,
 ) -> tokio::task::JoinHandle<()> {
     let mut sub = nats.subscribe(subject).await.unwrap();
     nats.flush().await.unwrap();
@@ -126,10 +129,7 @@ async fn hostile_service(
     })
 }
 
-async fn second_call_refused(
-    forge: fn(&[RequestContext], &[Vec<u8>], &Responder) -> Vec<u8>,
-    responder_identity: Option<Identity>,
-) -> CallError {
+async fn second_call_refused(forge: Forge, responder_identity: Option<Identity>) -> CallError {
     let nats = common::nats().await.expect("checked by the caller");
     let subject = common::subject("hostile");
     let (client, service) = (Identity::generate(), Identity::generate());
