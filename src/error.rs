@@ -227,10 +227,11 @@ pub enum Misuse {
     /// Metadata breaks a rule: empty key, too many entries, too many bytes.
     #[error("invalid metadata: {0}")]
     InvalidMetadata(&'static str),
-    /// MAC mode to a group key proves nothing about which member sent a message.
+    /// MAC mode to a group key or a symmetric key proves nothing about which holder of the
+    /// key sent a message (spec §6.4).
     #[error(
-        "MAC mode to a group key cannot tell group members apart; use signed mode, or opt in \
-         with SealerConfig::dangerous_allow_mac_to_group"
+        "MAC mode to a group or symmetric key cannot tell the key's holders apart; use signed \
+         mode, or opt in with SealerConfig::dangerous_allow_mac_to_group"
     )]
     MacToGroup,
     /// The configuration's lifetime or limits are unusable.
@@ -251,6 +252,19 @@ pub enum Misuse {
     /// An opener was built without any trusted sender.
     #[error("an opener needs at least one trusted sender")]
     NoTrustedSenders,
+    /// The replay store's loss margin is smaller than the policy's clock skew: after a loss
+    /// of state its watermark would not cover every message accepted before
+    /// (spec/replay.md §6.4).
+    #[error(
+        "the replay store's loss margin ({margin} s) is smaller than the clock skew ({skew} s): \
+         raise the margin to at least the skew plus the clock difference between receivers"
+    )]
+    LossMarginBelowSkew {
+        /// The store's margin, seconds.
+        margin: u64,
+        /// The policy's skew, seconds.
+        skew: u64,
+    },
     /// The operating system's clock is before 1970 or otherwise unusable.
     #[error("the system clock is unusable")]
     Clock,

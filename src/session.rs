@@ -211,7 +211,11 @@ pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<([u8; 32], Vec<u8>), ()> {
     let pk = HpkePublic::from_bytes(recipient).map_err(|_| ())?;
-    let mut buf = plaintext.to_vec();
+    // The plaintext (EK, and MK in MAC mode) is copied here and encrypted in place: wiped
+    // if the seal fails before encrypting it. The capacity leaves room for the tag, so the
+    // vector is never reallocated with the secret in it.
+    let mut buf = Zeroizing::new(Vec::with_capacity(plaintext.len() + WRAP_TAG));
+    buf.extend_from_slice(plaintext);
     let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
         HpkeChaCha,
         HkdfSha256,
@@ -219,9 +223,11 @@ pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
         _,
     >(&OpModeS::Base, &pk, info, &mut buf, aad, rng)
     .map_err(|_| ())?;
-    buf.extend_from_slice(&tag.to_bytes());
+    // Encrypted now: no secret left to wipe.
+    let mut out = std::mem::take(&mut *buf);
+    out.extend_from_slice(&tag.to_bytes());
     let enc: [u8; 32] = enc.to_bytes().into();
-    Ok((enc, buf))
+    Ok((enc, out))
 }
 
 /// HPKE base-mode single-shot open, RFC 9180 §6.1. Lengths are checked by the caller
@@ -576,7 +582,18 @@ impl<'a> Block<'a> {
             ));
         }
         let wrap_len = header.wrapped_key_len() + WRAP_TAG;
-        let mut entries = Vec::with_capacity(n);
+        // Every entry takes at least this many bytes (array header, kind, two bin fields
+        // with their headers, the wrap with a one-byte-length header): a count the rest of
+        // the block cannot hold is refused before anything is allocated for it, and the
+        // allocation is capped besides (issue 13, item 11).
+        let min_entry = 1 + 1 + (2 + 16) + (2 + 32) + (2 + wrap_len);
+        if n.saturating_mul(min_entry) > r.remaining() {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session block is shorter than its recipient count needs",
+            ));
+        }
+        let mut entries = Vec::with_capacity(n.min(256));
         for _ in 0..n {
             if r.array()? != ENTRY_FIELDS {
                 return Err(Error::new(
