@@ -35,8 +35,6 @@ def oslo_config():
         CONF([], project="rpcseal-tests")
     except cfg.Error:
         pass
-    # Short timeouts for the tests' bounded waits; nothing else changes.
-    CONF.set_override("rpc_response_timeout", 10)
     yield
 
 
@@ -78,6 +76,11 @@ def parties(tmp_path_factory):
     for p in ps.values():
         p.write_keyring(ps.values())
     return ps
+
+
+def to(topic):
+    """The transport URL option that addresses `topic` to the inventory service."""
+    return {"recipients": f"{topic}:inventory"}
 
 
 def plain_url(port):
@@ -149,12 +152,18 @@ class Servers:
                                  timeout=timeout)
 
     def stop(self):
-        for s in self.servers:
-            s.stop()
-        for s in self.servers:
-            s.wait()
-        for t in self.transports:
-            t.cleanup()
+        # In parallel: each reply waiter and listener polls the broker with a timeout of
+        # up to 5 s, which one after the other would add up.
+        def run_all(fns):
+            threads = [threading.Thread(target=f) for f in fns]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(60)
+
+        run_all([s.stop for s in self.servers])
+        run_all([s.wait for s in self.servers])
+        run_all([t.cleanup for t in self.transports])
 
 
 @pytest.fixture
@@ -217,7 +226,7 @@ def driver_of(transport):
 
 
 def test_the_driver_is_an_entry_point_and_speaks_v3(parties, oslo, rabbit_port, topic):
-    t = oslo.transport(parties["client"].url(rabbit_port))
+    t = oslo.transport(parties["client"].url(rabbit_port, **to(topic)))
     assert isinstance(driver_of(t), rpcseal.oslo.RpcsealRabbitDriver)
 
 
@@ -225,7 +234,7 @@ def test_call_cast_fanout_and_replies(parties, oslo, rabbit_port, topic):
     inv = parties["inventory"]
     s1 = oslo.server(inv.url(rabbit_port), topic, "s1", Endpoint("s1"))
     s2 = oslo.server(inv.url(rabbit_port), topic, "s2", Endpoint("s2"))
-    client = oslo.client(parties["client"].url(rabbit_port), topic)
+    client = oslo.client(parties["client"].url(rabbit_port, **to(topic)), topic)
 
     # call: a reply, sealed back to the client and bound to the request
     reply = client.call({}, "get", sku=42)
@@ -260,7 +269,7 @@ def test_call_cast_fanout_and_replies(parties, oslo, rabbit_port, topic):
 def test_a_queued_message_holds_no_plaintext(parties, oslo, rabbit_port, topic, broker):
     marker = f"MARKER-{uuid.uuid4().hex}"
     cap = broker.capture(topic)
-    client = oslo.client(parties["client"].url(rabbit_port), topic)
+    client = oslo.client(parties["client"].url(rabbit_port, **to(topic)), topic)
     client.cast({"user": "alice"}, "record", item=marker)
     raw = broker.get(cap)
     assert marker.encode() not in raw
@@ -281,7 +290,7 @@ def test_tampered_and_replayed_messages_are_rejected(parties, oslo, rabbit_port,
     caplog.set_level(logging.WARNING, logger="rpcseal.oslo")
     ep = oslo.server(parties["inventory"].url(rabbit_port), topic)
     cap = broker.capture(topic)
-    client = oslo.client(parties["client"].url(rabbit_port), topic)
+    client = oslo.client(parties["client"].url(rabbit_port, **to(topic)), topic)
     client.cast({}, "record", item="original")
     ep.wait_for(("record", "original"))
     original = broker.get(cap)
@@ -308,11 +317,11 @@ def test_tampered_and_replayed_messages_are_rejected(parties, oslo, rabbit_port,
 def test_an_untrusted_sender_is_rejected(parties, oslo, rabbit_port, topic, caplog):
     caplog.set_level(logging.WARNING, logger="rpcseal.oslo")
     ep = oslo.server(parties["inventory"].url(rabbit_port), topic)
-    mallory = oslo.client(parties["mallory"].url(rabbit_port), topic, timeout=2)
+    mallory = oslo.client(parties["mallory"].url(rabbit_port, **to(topic)), topic, timeout=2)
     mallory.cast({}, "record", item="from-mallory")
     with pytest.raises(om.MessagingTimeout):
         mallory.call({}, "get", sku=666)
-    client = oslo.client(parties["client"].url(rabbit_port), topic)
+    client = oslo.client(parties["client"].url(rabbit_port, **to(topic)), topic)
     client.cast({}, "record", item="sentinel")
     ep.wait_for(("record", "sentinel"))
     assert ("record", "from-mallory") not in ep.calls
@@ -322,7 +331,7 @@ def test_an_untrusted_sender_is_rejected(parties, oslo, rabbit_port, topic, capl
 
 def test_a_forged_reply_fails_the_call_at_once(parties, oslo, rabbit_port, topic, broker):
     ep = oslo.server(parties["inventory"].url(rabbit_port), topic)
-    t = oslo.transport(parties["client"].url(rabbit_port))
+    t = oslo.transport(parties["client"].url(rabbit_port, **to(topic)))
     client = om.get_rpc_client(t, om.Target(topic=topic), timeout=WAIT)
     outcome = {}
 
