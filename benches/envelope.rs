@@ -28,11 +28,6 @@ use std::time::{Duration, Instant};
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use ed25519_dalek::{Signer, SigningKey, Verifier};
-use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
@@ -40,10 +35,10 @@ use rpcseal::replay::{
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 // The measuring sticks `rpcseal bench` uses too, so that the two cannot drift.
-#[path = "../src/cli/measure.rs"]
+#[path = "../rpcseal-cli/src/cli/measure.rs"]
 #[allow(dead_code)]
 mod measure;
-use measure::{Floor, PointerChase, ScatteredSessions};
+use measure::{hpke_seal, Floor, HpkePk, Hybrid, PointerChase, ScatteredSessions};
 
 const SIZES: [usize; 5] = [64, 256, 1024, 16 * 1024, 1024 * 1024];
 const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
@@ -236,49 +231,13 @@ fn floor_and_raw(c: &mut Criterion) {
     g.finish();
 }
 
-type HpkeSk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
-type HpkePk = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
-type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
-
-fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
-    let mut buf = pt.to_vec();
-    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
-        HpkeChaCha,
-        HkdfSha256,
-        X25519HkdfSha256,
-        _,
-    >(&OpModeS::Base, pk, b"bench", &mut buf, aad, &mut OsRng)
-    .unwrap();
-    buf.extend_from_slice(&tag.to_bytes());
-    (enc.to_bytes().into(), buf)
-}
-
-fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Vec<u8> {
-    let enc = HpkeEnc::from_bytes(enc).unwrap();
-    let (ct, tag) = ct.split_at(ct.len() - 16);
-    let mut buf = ct.to_vec();
-    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        sk,
-        &enc,
-        b"bench",
-        &mut buf,
-        aad,
-        &hpke::aead::AeadTag::from_bytes(tag).unwrap(),
-    )
-    .unwrap();
-    buf
-}
-
 /// Seal + open of one message, per payload size, for each rpcseal mode and each peer: the
 /// data behind the chart (`benches/chart.py` draws `benches/roundtrip.svg` from it).
 fn roundtrip(c: &mut Criterion) {
     let m = meta();
     // The usual hybrid: an HPKE single-shot seal of the payload and an Ed25519 signature
     // over the ciphertext, per message; the receiver verifies and opens.
-    let (sk, pk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
-    let signer = SigningKey::generate(&mut OsRng);
-    let verifier = signer.verifying_key();
+    let hybrid = Hybrid::new();
     let age_id = age::x25519::Identity::generate();
     let age_to = age_id.to_public();
     let box_sk = crypto_box::SecretKey::generate(&mut OsRng);
@@ -311,14 +270,7 @@ fn roundtrip(c: &mut Criterion) {
             })
         });
         g.bench_function("hybrid_hpke_ed25519", |b| {
-            b.iter(|| {
-                let (enc, ct) = hpke_seal(&pk, b"", &payload);
-                let mut signed = enc.to_vec();
-                signed.extend_from_slice(&ct);
-                let sig = signer.sign(&signed);
-                verifier.verify(&signed, &sig).unwrap();
-                black_box(hpke_open(&sk, &enc, b"", &ct));
-            })
+            b.iter(|| black_box(hybrid.roundtrip(&payload)))
         });
         g.bench_function("age_x25519", |b| {
             b.iter(|| {
@@ -354,10 +306,7 @@ fn setup(c: &mut Criterion) {
                 black_box(sealer.session_block().unwrap().len());
             })
         });
-        let pks: Vec<HpkePk> = rcpts
-            .iter()
-            .map(|_| X25519HkdfSha256::gen_keypair(&mut OsRng).1)
-            .collect();
+        let pks: Vec<HpkePk> = rcpts.iter().map(|_| Hybrid::keypair().1).collect();
         g.bench_with_input(BenchmarkId::new("hpke_seals", n), &n, |b, _| {
             b.iter(|| {
                 for pk in &pks {
@@ -555,7 +504,7 @@ fn threads(c: &mut Criterion) {
 
 /// Where the message hash on a second thread starts to pay: MAC-mode seal and open from
 /// 64 KiB to 1 MiB with `parallel_hash_from` off (`1_thread`) and on (`2_threads`). The
-/// CLI's thresholds (`src/cli/mod.rs`) come from this.
+/// CLI's thresholds (`rpcseal-cli/src/cli/mod.rs`) come from this.
 fn crossover(c: &mut Criterion) {
     const SIZES: [usize; 7] = [
         64 << 10,

@@ -8,7 +8,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rpcseal::replay::{MemoryReplayConfig, MemoryReplayStore, ReplayItem, ReplayStore};
 
-#[path = "../src/cli/measure.rs"]
+#[path = "../rpcseal-cli/src/cli/measure.rs"]
 #[allow(dead_code)]
 mod measure;
 

@@ -38,6 +38,7 @@
 mod aead;
 mod envelope;
 mod error;
+#[cfg(feature = "vectors")]
 #[doc(hidden)]
 pub mod forge;
 mod hash;

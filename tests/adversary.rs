@@ -1,6 +1,8 @@
 //! Insiders with real keys: a recipient forging as the sender, a sender lying to its
 //! recipients, and crafted envelopes for every failure class.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -12,24 +14,7 @@ use rpcseal::{
     ErrorKind, Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig,
 };
 
-const T0: u64 = 1_800_000_000;
-
-fn opener(me: &Identity, trust: &Identity) -> Opener {
-    Opener::builder()
-        .identity(me)
-        .trust(trust.public())
-        .build()
-        .unwrap()
-}
-
-fn opener_with(me: &Identity, trust: &Identity, store: Arc<dyn ReplayStore>) -> Opener {
-    Opener::builder()
-        .identity(me)
-        .trust(trust.public())
-        .replay_store(store)
-        .build()
-        .unwrap()
-}
+use common::{opener, opener_with, T0};
 
 struct Cast {
     alice: Identity,

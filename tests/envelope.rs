@@ -1,5 +1,7 @@
 //! The v3 envelope's properties, through the public API (issue 2's list).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +12,7 @@ use rpcseal::{
     Sealer, SealerConfig,
 };
 
-const T0: u64 = 1_800_000_000;
-const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
+use common::{opener, to, MODES, T0};
 
 fn meta() -> Metadata {
     let mut m = Metadata::new();
@@ -25,18 +26,6 @@ fn meta() -> Metadata {
 fn seal_at(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
     s.seal_deterministic(payload, &meta(), now, &mut OsRng)
         .unwrap()
-}
-
-fn opener(me: &Identity, trust: &Identity) -> Opener {
-    Opener::builder()
-        .identity(me)
-        .trust(trust.public())
-        .build()
-        .unwrap()
-}
-
-fn to(ids: &[&Identity]) -> Vec<Recipient> {
-    ids.iter().map(|i| Recipient::from(i.public())).collect()
 }
 
 #[test]

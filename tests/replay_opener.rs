@@ -1,36 +1,16 @@
 //! Replay protection as a receiver sees it: through the Opener, with real envelopes.
 
+mod common;
+
 use std::sync::Arc;
 
-use rand_core::OsRng;
 use rpcseal::replay::{MemoryReplayConfig, MemoryReplayStore, ReplayStore};
-use rpcseal::{
-    ErrorKind, Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig,
-};
+use rpcseal::{ErrorKind, Identity, Inline, Mode, Opener, Recipient, Sealer, SealerConfig};
 
-const T0: u64 = 1_800_000_000;
-
-fn opener(me: &Identity, trust: &Identity, store: Arc<dyn ReplayStore>) -> Opener {
-    Opener::builder()
-        .identity(me)
-        .trust(trust.public())
-        .replay_store(store)
-        .build()
-        .unwrap()
-}
+use common::{opener_with as opener, seal, T0};
 
 fn sealer(from: &Identity, to: &Identity, mode: Mode) -> Sealer {
-    Sealer::new(
-        from,
-        &[Recipient::from(to.public())],
-        SealerConfig::new(mode),
-    )
-    .unwrap()
-}
-
-fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
-        .unwrap()
+    common::sealer(from, &[to], mode)
 }
 
 fn kind(r: Result<rpcseal::Opened, rpcseal::Error>) -> Result<Vec<u8>, ErrorKind> {

@@ -1,7 +1,10 @@
 //! Replay protection, Redis store (spec/replay.md §6). Needs a Redis server whose URL is
-//! in `RPCSEAL_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6390/`); skipped when unset.
+//! in `RPCSEAL_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6390/`); skipped when unset,
+//! except under `CI=true`, where the tests fail.
 //! The tests reconfigure and flush that server: never point it at a server in use.
 #![cfg(feature = "redis")]
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,13 +19,8 @@ use rpcseal::replay::{
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn setup(test: &str) -> Option<(MutexGuard<'static, ()>, String)> {
-    match std::env::var("RPCSEAL_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some((SERIAL.lock().unwrap_or_else(|p| p.into_inner()), url)),
-        _ => {
-            println!("skipped {test}: RPCSEAL_TEST_REDIS_URL is not set");
-            None
-        }
-    }
+    let url = common::redis_url(test)?;
+    Some((SERIAL.lock().unwrap_or_else(|p| p.into_inner()), url))
 }
 
 fn now() -> u64 {

@@ -4,8 +4,10 @@
 //!
 //! Needs `RPCSEAL_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6390/`); the tests that stop and
 //! restart a server also need `redis-server` on PATH and start their own, on a free
-//! loopback port. Skipped (printing "skipped") otherwise.
+//! loopback port. Skipped (printing "skipped") otherwise, except under `CI=true`, where they fail.
 #![cfg(feature = "redis")]
+
+mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -13,9 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rand_core::OsRng;
 use rpcseal::replay::{RedisReplayConfig, RedisReplayStore};
-use rpcseal::{ErrorKind, Identity, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+use rpcseal::{ErrorKind, Identity, Mode, Opener, Recipient, Sealer, SealerConfig};
 
 /// The tests' fixed clock. The Redis script refuses marks whose key expiry is already past
 /// on the server's clock, so the fixed time must not be in the past: after that date the
@@ -28,15 +29,7 @@ fn t0() -> u64 {
     1_800_000_000u64.max(wall)
 }
 
-fn shared_url(test: &str) -> Option<String> {
-    match std::env::var("RPCSEAL_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipped {test}: RPCSEAL_TEST_REDIS_URL is not set");
-            None
-        }
-    }
-}
+use common::redis_url as shared_url;
 
 fn has_redis_server() -> bool {
     Command::new("redis-server")
@@ -54,6 +47,10 @@ fn own_server_allowed(test: &str) -> bool {
         return false;
     }
     if !has_redis_server() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{test}: redis-server is not on PATH under CI=true"
+        );
         println!("skipped {test}: redis-server is not on PATH");
         return false;
     }
@@ -81,27 +78,14 @@ fn store(url: &str, key_prefix: &str) -> Arc<RedisReplayStore> {
 }
 
 fn opener(me: &Identity, trust: &Identity, store: Arc<RedisReplayStore>) -> Opener {
-    Opener::builder()
-        .identity(me)
-        .trust(trust.public())
-        .replay_store(store)
-        .build()
-        .unwrap()
+    common::opener_with(me, trust, store)
 }
 
 fn sealer(from: &Identity, to: &Identity, mode: Mode) -> Sealer {
-    Sealer::new(
-        from,
-        &[Recipient::from(to.public())],
-        SealerConfig::new(mode),
-    )
-    .unwrap()
+    common::sealer(from, &[to], mode)
 }
 
-fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
-        .unwrap()
-}
+use common::seal;
 
 fn kind(r: Result<rpcseal::Opened, rpcseal::Error>) -> Result<Vec<u8>, ErrorKind> {
     r.map(|o| o.payload).map_err(|e| e.kind())

@@ -1,35 +1,18 @@
 //! Versions and policy: one entry point, legacy v2 by opt-in only, downgrade protection,
 //! keyrings with rotation and revocation, key directories, re-addressing.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_core::OsRng;
 use rpcseal::{
     seal_legacy_v2, CachedDirectory, ErrorKind, FileDirectory, Identity, KeyDirectory, KeyId,
-    Keyring, KeyringError, Lookup, Metadata, Misuse, Mode, Opener, Policy, Received, Recipient,
-    Sealer, SealerConfig, TrustedKey,
+    Keyring, KeyringError, Lookup, Misuse, Mode, Opener, Policy, Received, Recipient, TrustedKey,
 };
 
-const T0: u64 = 1_800_000_000;
-
-fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
-        .unwrap()
-}
-
-fn sealer(from: &Identity, to: &[&Identity], mode: Mode) -> Sealer {
-    let to: Vec<Recipient> = to.iter().map(|i| Recipient::from(i.public())).collect();
-    Sealer::new(from, &to, SealerConfig::new(mode)).unwrap()
-}
-
-fn kind<T>(r: Result<T, rpcseal::Error>) -> ErrorKind {
-    match r {
-        Ok(_) => panic!("expected an error"),
-        Err(e) => e.kind(),
-    }
-}
+use common::{kind, seal, sealer, T0};
 
 #[test]
 fn one_entry_point_tells_every_version_apart() {

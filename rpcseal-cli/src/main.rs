@@ -1,7 +1,17 @@
 //! `rpcseal`: make keys, seal and open envelopes, and look inside one without keys.
 //!
-//! A thin layer over the library's public API: every check is the library's. Exit codes:
-//! 0 success, 1 envelope rejected, 2 usage error, 3 key or file problem.
+//! The `rpcseal-cli` crate of the workspace (`cargo install rpcseal-cli` gives this binary).
+//! It depends on the `rpcseal` library at the repository root, never the reverse, and is a
+//! thin layer over the library's public API: every check is the library's. What lives here:
+//!
+//! - `src/main.rs`: the arguments (clap derive) and the dispatch;
+//! - `src/cli/`: one module per subcommand (`keys`, `seal`, `open`, `inspect`, `demo`,
+//!   `vectors` over the library's hidden `vectors` feature, `bench`), and `measure`, the
+//!   measuring sticks that `rpcseal bench` shares with the criterion benches in `../benches`;
+//! - `tests/`: the tool tested as a user sees it (arguments in, exit code and output out),
+//!   including the README's walkthrough executed as written.
+//!
+//! Exit codes: 0 success, 1 envelope rejected, 2 usage error, 3 key or file problem.
 
 #![forbid(unsafe_code)]
 

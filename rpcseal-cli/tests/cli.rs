@@ -1,7 +1,5 @@
 //! The `rpcseal` command as a user sees it: arguments in, exit code, stdout and stderr out.
 
-#![cfg(feature = "cli")]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -700,7 +698,9 @@ fn legacy_envelopes_only_with_allow_legacy_and_a_warning() {
 
 #[test]
 fn vectors_verify_closes_with_the_counts_and_fails_on_a_damaged_vector() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("vectors");
     rpcseal()
         .args(["vectors", "verify"])
         .arg(&root)

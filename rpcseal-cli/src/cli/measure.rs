@@ -1,5 +1,7 @@
-//! Measuring sticks shared by `rpcseal bench` (src/cli/bench.rs) and the criterion benches
-//! (benches/envelope.rs includes this file with `#[path]`), so that the two cannot drift.
+//! Measuring sticks shared by `rpcseal bench` (rpcseal-cli/src/cli/bench.rs) and the
+//! criterion benches (../benches/envelope.rs and replay.rs include this one file with
+//! `#[path]`), so that the two cannot drift: the hand-written floor, the hybrid
+//! HPKE + Ed25519 peer, and the replay store's scattered sessions and memory-latency floor.
 //! Public API of the library only.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,4 +268,103 @@ impl Floor {
             .ok()?;
         Some(out)
     }
+}
+
+/// The usual hybrid design the brief measures against: per message, one HPKE single-shot
+/// seal of the payload (RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
+/// ChaCha20Poly1305, the suite rpcseal wraps session keys with) and one Ed25519 signature
+/// over `enc || ciphertext`; the receiver verifies, then opens.
+pub struct Hybrid {
+    sk: HpkeSk,
+    pk: HpkePk,
+    signer: ed25519_dalek::SigningKey,
+    verifier: ed25519_dalek::VerifyingKey,
+}
+
+type HpkeKem = hpke::kem::X25519HkdfSha256;
+type HpkeSk = <HpkeKem as hpke::Kem>::PrivateKey;
+/// An HPKE public key of the hybrid peer's suite (for the "N HPKE seals" floor).
+pub type HpkePk = <HpkeKem as hpke::Kem>::PublicKey;
+type HpkeEnc = <HpkeKem as hpke::Kem>::EncappedKey;
+
+impl Default for Hybrid {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hybrid {
+    /// A receiver key pair and a sender signing key, fresh from the OS.
+    pub fn new() -> Hybrid {
+        let (sk, pk) = Self::keypair();
+        let signer = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let verifier = signer.verifying_key();
+        Hybrid {
+            sk,
+            pk,
+            signer,
+            verifier,
+        }
+    }
+
+    /// A fresh HPKE key pair of the peer's suite.
+    pub fn keypair() -> (HpkeSk, HpkePk) {
+        <HpkeKem as hpke::Kem>::gen_keypair(&mut rand_core::OsRng)
+    }
+
+    /// One message: seal and sign, then verify and open. Returns the opened payload.
+    pub fn roundtrip(&self, payload: &[u8]) -> Vec<u8> {
+        use ed25519_dalek::{Signer, Verifier};
+        let (enc, ct) = hpke_seal(&self.pk, b"", payload);
+        let mut signed = enc.to_vec();
+        signed.extend_from_slice(&ct);
+        let sig = self.signer.sign(&signed);
+        assert!(self.verifier.verify(&signed, &sig).is_ok());
+        hpke_open(&self.sk, &enc, b"", &ct).expect("the peer's own message opens")
+    }
+}
+
+/// One HPKE single-shot seal (base mode, info `bench`): `(enc, ciphertext || tag)`.
+pub fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
+    use hpke::Serializable;
+    let mut buf = pt.to_vec();
+    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
+        hpke::aead::ChaCha20Poly1305,
+        hpke::kdf::HkdfSha256,
+        HpkeKem,
+        _,
+    >(
+        &hpke::OpModeS::Base,
+        pk,
+        b"bench",
+        &mut buf,
+        aad,
+        &mut rand_core::OsRng,
+    )
+    .expect("a generated key is valid");
+    buf.extend_from_slice(&tag.to_bytes());
+    (enc.to_bytes().into(), buf)
+}
+
+/// Opens what [`hpke_seal`] made; `None` if it does not open.
+pub fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    use hpke::Deserializable;
+    let enc = HpkeEnc::from_bytes(enc).ok()?;
+    let (ct, tag) = ct.split_at(ct.len().checked_sub(16)?);
+    let mut buf = ct.to_vec();
+    hpke::single_shot_open_in_place_detached::<
+        hpke::aead::ChaCha20Poly1305,
+        hpke::kdf::HkdfSha256,
+        HpkeKem,
+    >(
+        &hpke::OpModeR::Base,
+        sk,
+        &enc,
+        b"bench",
+        &mut buf,
+        aad,
+        &hpke::aead::AeadTag::from_bytes(tag).ok()?,
+    )
+    .ok()?;
+    Some(buf)
 }

@@ -17,18 +17,12 @@ use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use ed25519_dalek::{Signer, SigningKey, Verifier};
-use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
-use super::measure::{Floor, PointerChase, ScatteredSessions};
+use super::measure::{hpke_seal, Floor, HpkePk, Hybrid, PointerChase, ScatteredSessions};
 
 /// Unix seconds, as the opener's clock reads them.
 fn rpcseal_now() -> Result<u64, String> {
@@ -310,7 +304,7 @@ fn time<F: FnMut()>(slice: Duration, rounds: usize, mut f: F) -> f64 {
 }
 
 /// A MAC-mode 256 B seal + open through an opener whose replay store tracks a million
-/// sessions, against the same with a thousand (src/cli/measure.rs): the difference is what
+/// sessions, against the same with a thousand (measure.rs): the difference is what
 /// the replay check costs per message when its state is not in the CPU caches.
 struct ReplayInOpen {
     many: f64,
@@ -404,40 +398,6 @@ fn pair_with(
     Ok((sealer, opener))
 }
 
-type HpkePk = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
-type HpkeSk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
-type HpkeEnc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey;
-
-fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
-    let mut buf = pt.to_vec();
-    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
-        HpkeChaCha,
-        HkdfSha256,
-        X25519HkdfSha256,
-        _,
-    >(&OpModeS::Base, pk, b"bench", &mut buf, aad, &mut OsRng)
-    .expect("a generated key is valid");
-    buf.extend_from_slice(&tag.to_bytes());
-    (enc.to_bytes().into(), buf)
-}
-
-fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], ct: &[u8]) -> Option<Vec<u8>> {
-    let enc = HpkeEnc::from_bytes(enc).ok()?;
-    let (ct, tag) = ct.split_at(ct.len().checked_sub(16)?);
-    let mut buf = ct.to_vec();
-    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        sk,
-        &enc,
-        b"bench",
-        &mut buf,
-        b"",
-        &hpke::aead::AeadTag::from_bytes(tag).ok()?,
-    )
-    .ok()?;
-    Some(buf)
-}
-
 /// Sessions tracked by the replay store while its check is timed (the brief's aim: under
 /// 150 ns per message with a million sessions in memory).
 const REPLAY_SESSIONS: u64 = 1_000_000;
@@ -482,16 +442,9 @@ fn measure(quick: bool) -> Result<Results, String> {
     });
 
     p.next("hybrid: HPKE seal + Ed25519 sign, open + verify");
-    let (hsk, hpk) = X25519HkdfSha256::gen_keypair(&mut OsRng);
-    let signer = SigningKey::generate(&mut OsRng);
-    let verifier = signer.verifying_key();
+    let hybrid = Hybrid::new();
     let hybrid_256_roundtrip = time(slice, rounds, || {
-        let (enc, ct) = hpke_seal(&hpk, b"", &payload);
-        let mut signed = enc.to_vec();
-        signed.extend_from_slice(&ct);
-        let sig = signer.sign(&signed);
-        assert!(verifier.verify(&signed, &sig).is_ok());
-        black_box(hpke_open(&hsk, &enc, &ct).expect("opens"));
+        black_box(hybrid.roundtrip(&payload));
     });
 
     p.next("signed 256 B seal, and its floor");
@@ -535,9 +488,7 @@ fn measure(quick: bool) -> Result<Results, String> {
         black_box(big.session_block().expect("creates").len());
     });
     p.next("1000 HPKE seals");
-    let pks: Vec<HpkePk> = (0..1000)
-        .map(|_| X25519HkdfSha256::gen_keypair(&mut OsRng).1)
-        .collect();
+    let pks: Vec<HpkePk> = (0..1000).map(|_| Hybrid::keypair().1).collect();
     let hpke_seals_1000 = time(Duration::ZERO, setup_rounds, || {
         for pk in &pks {
             black_box(hpke_seal(pk, &[0u8; 36], &[0u8; 32]));

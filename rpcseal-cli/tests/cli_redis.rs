@@ -1,7 +1,8 @@
 //! `rpcseal open --replay-redis URL`: the same envelope opened twice is rejected the second
-//! time. Needs `RPCSEAL_TEST_REDIS_URL` and `redis-server` on PATH; skipped otherwise.
+//! time. Needs `RPCSEAL_TEST_REDIS_URL` and `redis-server` on PATH; skipped otherwise (failed
+//! under `CI=true`).
 //! Each test uses its own key prefix, so it touches no other keys of the server.
-#![cfg(all(feature = "cli", feature = "redis"))]
+#![cfg(feature = "redis")]
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,10 +10,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use assert_cmd::Command;
 use predicates::str::contains;
 
+/// The test server's URL; `None` (the test prints "skipped") without one, except under
+/// `CI=true`, where a missing server fails the test.
 fn gate(test: &str) -> Option<String> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let url = match std::env::var("RPCSEAL_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
         _ => {
+            assert!(
+                !ci,
+                "{test}: RPCSEAL_TEST_REDIS_URL is not set under CI=true"
+            );
             println!("skipped {test}: RPCSEAL_TEST_REDIS_URL is not set");
             return None;
         }
@@ -23,6 +31,7 @@ fn gate(test: &str) -> Option<String> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !on_path {
+        assert!(!ci, "{test}: redis-server is not on PATH under CI=true");
         println!("skipped {test}: redis-server is not on PATH");
         return None;
     }
