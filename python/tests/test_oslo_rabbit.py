@@ -477,3 +477,49 @@ def test_an_unreachable_broker_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):
         conftest.require(conftest.reachable("127.0.0.1", 1), "RabbitMQ is unreachable")
+
+
+def test_the_readme_deployer_configuration_works(tmp_path, rabbit_port):
+    """The README's [rpcseal] example, loaded by oslo.config, carries a call."""
+    import configparser
+
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### oslo.messaging"):]
+    ini = section[section.index("```ini\n") + 7:]
+    ini = ini[:ini.index("```")]
+    service, client = rpcseal.Identity.generate(), rpcseal.Identity.generate()
+    for name, ident in (("service", service), ("client", client)):
+        (tmp_path / f"{name}.key").write_text(ident.to_secret_string() + "\n")
+    (tmp_path / "keyring").write_text(
+        f"trust nova-conductor {service.public()}\ntrust nova-compute {client.public()}\n"
+        f"trust ceilometer {client.public()}\n")
+    redis = __import__("os").environ.get("RPCSEAL_TEST_REDIS_URL", "")
+    ini = (ini.replace("/etc/nova/rpcseal.keyring", str(tmp_path / "keyring"))
+              .replace("nova:SECRET@rabbit1:5672", f"guest:guest@127.0.0.1:{rabbit_port}")
+              .replace("redis://127.0.0.1:6379/0", redis or "memory"))
+    parser = configparser.ConfigParser()
+    parser.read_string(ini)
+    url = parser["DEFAULT"]["transport_url"]
+    opts = {o.dest: o for o in rpcseal.oslo.rpcseal_opts}
+    options = dict(parser["rpcseal"])
+    options.pop("transport_url", None)  # DEFAULT leaks into every section
+    for name, value in options.items():
+        assert name in opts, f"README sets an unknown option [rpcseal] {name}"
+        opts[name].type(value)  # each value parses as its option's type
+    if options.get("replay_store", "").startswith("redis"):
+        options["replay_store"] = "memory"  # a fresh key prefix would fail closed for 5 min
+    topic = "conductor"
+
+    def url_as(who):
+        q = dict(options, identity_file=str(tmp_path / f"{who}.key"))
+        return url + "?" + urllib.parse.urlencode(q)
+
+    servers = Servers()
+    try:
+        servers.server(url_as("service"), topic, "c1", Endpoint("conductor"))
+        c = servers.client(url_as("client"), topic)
+        assert c.call({}, "get", sku=3)["by"] == "conductor"
+    finally:
+        servers.stop()
