@@ -99,7 +99,7 @@ pub(crate) fn misuse_msg(py: Python<'_>, kind: &str, message: impl Into<String>)
     with_kind::<MisuseError>(py, kind, message.into())
 }
 
-fn parse_mode(py: Python<'_>, mode: &str) -> PyResult<rpcseal::Mode> {
+pub(crate) fn parse_mode(py: Python<'_>, mode: &str) -> PyResult<rpcseal::Mode> {
     mode.parse::<rpcseal::Mode>().map_err(|_| {
         misuse_msg(
             py,
@@ -109,11 +109,27 @@ fn parse_mode(py: Python<'_>, mode: &str) -> PyResult<rpcseal::Mode> {
     })
 }
 
+pub(crate) fn parse_inline(py: Python<'_>, inline: &str) -> PyResult<rpcseal::Inline> {
+    match inline {
+        "always" => Ok(rpcseal::Inline::Always),
+        "first_message" => Ok(rpcseal::Inline::FirstMessage),
+        "never" => Ok(rpcseal::Inline::Never),
+        other => Err(misuse_msg(
+            py,
+            "invalid_config",
+            format!(
+                "unknown inline setting {other:?}: expected \"always\", \"first_message\" \
+                 or \"never\""
+            ),
+        )),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these values half-changed (every
     // mutation is one library call that either completes or returns an error).
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -170,8 +186,8 @@ fn recipients_of(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<rpcse
 /// Safe to share between threads (calls are serialized); the cryptography runs without
 /// the GIL.
 #[pyclass(module = "rpcseal", frozen)]
-struct Sealer {
-    inner: Mutex<rpcseal::Sealer>,
+pub(crate) struct Sealer {
+    pub(crate) inner: Mutex<rpcseal::Sealer>,
     mode: rpcseal::Mode,
 }
 
@@ -217,21 +233,7 @@ impl Sealer {
             config = config.max_payload(n);
         }
         if let Some(i) = inline {
-            config = config.inline(match i {
-                "always" => rpcseal::Inline::Always,
-                "first_message" => rpcseal::Inline::FirstMessage,
-                "never" => rpcseal::Inline::Never,
-                other => {
-                    return Err(misuse_msg(
-                        py,
-                        "invalid_config",
-                        format!(
-                            "unknown inline setting {other:?}: expected \"always\", \
-                             \"first_message\" or \"never\""
-                        ),
-                    ))
-                }
-            });
+            config = config.inline(parse_inline(py, i)?);
         }
         if dangerous_allow_mac_to_group {
             config = config.dangerous_allow_mac_to_group();
@@ -578,18 +580,16 @@ impl SessionFacts {
 
 /// A message that passed every check.
 #[pyclass(module = "rpcseal", frozen)]
-struct Opened {
+pub(crate) struct Opened {
     payload: Py<PyBytes>,
-    metadata: BTreeMap<String, String>,
     sender: String,
-    sender_name: String,
-    seq: u64,
-    timestamp: u64,
     session: Py<SessionFacts>,
+    /// The library's value (its payload moved into `payload`), for the RPC calls.
+    pub(crate) inner: rpcseal::Opened,
 }
 
 impl Opened {
-    fn from_rust(py: Python<'_>, o: rpcseal::Opened) -> PyResult<Opened> {
+    pub(crate) fn from_rust(py: Python<'_>, mut o: rpcseal::Opened) -> PyResult<Opened> {
         let s = &o.session;
         let facts = SessionFacts {
             session_id: hex(&s.session_id),
@@ -605,14 +605,15 @@ impl Opened {
             via_key: s.via_key.to_string(),
             via_group: s.via_group,
         };
+        let payload = PyBytes::new(py, &o.payload).unbind();
+        // The plaintext lives on in the Python bytes object only.
+        zeroize::Zeroize::zeroize(&mut o.payload);
+        o.payload = Vec::new();
         Ok(Opened {
-            payload: PyBytes::new(py, &o.payload).unbind(),
-            metadata: o.metadata,
+            payload,
             sender: o.sender.to_string(),
-            sender_name: o.sender_name.to_string(),
-            seq: o.seq,
-            timestamp: o.timestamp,
             session: Py::new(py, facts)?,
+            inner: o,
         })
     }
 }
@@ -628,7 +629,7 @@ impl Opened {
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (k, v) in &self.metadata {
+        for (k, v) in &self.inner.metadata {
             d.set_item(k, v)?;
         }
         Ok(d)
@@ -641,17 +642,17 @@ impl Opened {
     /// The sender's name in the keyring (the key id for keys trusted without a name).
     #[getter]
     fn sender_name(&self) -> &str {
-        &self.sender_name
+        &self.inner.sender_name
     }
     /// The message's sequence number in its session.
     #[getter]
     fn seq(&self) -> u64 {
-        self.seq
+        self.inner.seq
     }
     /// The sender's timestamp (unix seconds), checked against our clock.
     #[getter]
     fn timestamp(&self) -> u64 {
-        self.timestamp
+        self.inner.timestamp
     }
     /// The session's facts.
     #[getter]
@@ -667,7 +668,7 @@ impl Opened {
         format!(
             "<rpcseal.Opened sender={} seq={} payload={} bytes>",
             self.sender,
-            self.seq,
+            self.inner.seq,
             self.payload.bind(py).as_bytes().len()
         )
     }
@@ -713,8 +714,8 @@ impl LegacyMessage {
 ///
 /// Thread-safe: share one opener between threads; opening runs without the GIL.
 #[pyclass(module = "rpcseal", frozen)]
-struct Opener {
-    inner: Arc<rpcseal::Opener>,
+pub(crate) struct Opener {
+    pub(crate) inner: Arc<rpcseal::Opener>,
 }
 
 #[pymethods]
