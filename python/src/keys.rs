@@ -127,7 +127,10 @@ impl Identity {
     }
 
     fn __repr__(&self) -> String {
-        format!("<rpcseal.Identity key_id={} (secret not shown)>", self.0.key_id())
+        format!(
+            "<rpcseal.Identity key_id={} (secret not shown)>",
+            self.0.key_id()
+        )
     }
 
     fn __reduce__(&self, py: Python<'_>) -> PyResult<()> {
@@ -432,10 +435,7 @@ impl Keyring {
 
     /// The names in the keyring, sorted.
     fn names(&self) -> Vec<String> {
-        let mut n: Vec<String> = lock(&self.0)
-            .keys()
-            .map(|k| k.name().to_owned())
-            .collect();
+        let mut n: Vec<String> = lock(&self.0).keys().map(|k| k.name().to_owned()).collect();
         n.sort();
         n.dedup();
         n

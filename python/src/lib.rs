@@ -3,7 +3,7 @@
 //! Only conversion lives here: every rule (formats, checks, policy, replay) is the
 //! library's. Cryptography and I/O run with the GIL released (`Python::detach`, the name
 //! PyO3 0.26 gave to `allow_threads`), so other Python threads run meanwhile and one
-//! [`Opener`] serves many threads at once. Secret key objects have no way to print their
+//! `Opener` serves many threads at once. Secret key objects have no way to print their
 //! bytes: `repr()` shows the key id only, and export is an explicit method.
 
 #![deny(missing_docs)]
@@ -214,7 +214,7 @@ impl Sealer {
         let recipients = recipients_of(py, recipients)?;
         let mut config = rpcseal::SealerConfig::new(mode);
         if let Some(secs) = lifetime {
-            if !(secs.is_finite() && secs >= 1.0 && secs < 1e12) {
+            if !(secs.is_finite() && (1.0..1e12).contains(&secs)) {
                 return Err(misuse_msg(
                     py,
                     "invalid_config",
@@ -238,8 +238,8 @@ impl Sealer {
         if dangerous_allow_mac_to_group {
             config = config.dangerous_allow_mac_to_group();
         }
-        let sealer = rpcseal::Sealer::new(&identity.0, &recipients, config)
-            .map_err(|e| misuse(py, e))?;
+        let sealer =
+            rpcseal::Sealer::new(&identity.0, &recipients, config).map_err(|e| misuse(py, e))?;
         Ok(Sealer {
             inner: Mutex::new(sealer),
             mode,
@@ -427,7 +427,6 @@ impl MemoryReplayStore {
     }
 }
 
-
 /// Replay state in a file, kept across restarts (created when missing, locked while in
 /// use).
 #[pyclass(module = "rpcseal", frozen, extends = ReplayStoreBase)]
@@ -443,9 +442,8 @@ impl FileReplayStore {
         max_entries: Option<usize>,
     ) -> PyResult<PyClassInitializer<FileReplayStore>> {
         let opened = py.detach(|| rpcseal::replay::file::FileReplayStore::open_or_create(&path));
-        let (mut store, _) = opened.map_err(|e| {
-            with_kind::<ReplayStoreError>(py, "replay_unavailable", e.to_string())
-        })?;
+        let (mut store, _) = opened
+            .map_err(|e| with_kind::<ReplayStoreError>(py, "replay_unavailable", e.to_string()))?;
         if let Some(n) = max_entries {
             store = store.with_max_entries(n);
         }
@@ -835,7 +833,9 @@ impl Opener {
             None => self.inner.open_any(envelope),
         });
         match r {
-            Ok(rpcseal::Received::Verified(o)) => Ok(Py::new(py, Opened::from_rust(py, o)?)?.into_any()),
+            Ok(rpcseal::Received::Verified(o)) => {
+                Ok(Py::new(py, Opened::from_rust(py, o)?)?.into_any())
+            }
             Ok(rpcseal::Received::UnauthenticatedLegacy(l)) => Ok(Py::new(
                 py,
                 LegacyMessage {
@@ -927,7 +927,10 @@ fn inspect<'py>(py: Python<'py>, envelope: &[u8]) -> PyResult<Bound<'py, PyDict>
             sd.set_item("expires", s.expires)?;
             sd.set_item(
                 "recipients",
-                s.recipients.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                s.recipients
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>(),
             )?;
             d.set_item("session", sd)?;
         }
