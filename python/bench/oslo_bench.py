@@ -128,11 +128,11 @@ def main():
             results.append(run(driver, args.port, tmp, ring, args.calls, args.threads,
                                args.seconds))
     plain = results[0]
-    print(f"{'driver':<16}{'calls':>7}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{'driver':<24}{'calls':>7}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'vs plain':>10}")
     for r in results:
         name = "rabbit" if r["driver"] == "plain" else f"rpcseal+rabbit {r['driver']}"
-        print(f"{name:<16}{r['calls']:>7}{r['calls_per_s']:>10}{r['p50_ms']:>9}"
+        print(f"{name:<24}{r['calls']:>7}{r['calls_per_s']:>10}{r['p50_ms']:>9}"
               f"{r['p99_ms']:>9}{r['calls_per_s'] / plain['calls_per_s']:>9.2f}x")
     if args.json:
         print(json.dumps({"threads": args.threads, "runs": results}))
