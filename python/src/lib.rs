@@ -296,6 +296,19 @@ impl Sealer {
             .map_err(|e| misuse(py, e))
     }
 
+    /// Seals a request to `responder` (spec/rpc.md §4): returns the envelope and the
+    /// `PendingReply` that accepts only this request's reply, from `responder`.
+    #[pyo3(signature = (payload, metadata, responder))]
+    fn seal_request<'py>(
+        &self,
+        py: Python<'py>,
+        payload: &[u8],
+        metadata: Option<BTreeMap<String, String>>,
+        responder: &PublicIdentity,
+    ) -> PyResult<(Bound<'py, PyBytes>, rpc::PendingReply)> {
+        rpc::seal_request(self, py, payload, metadata, responder)
+    }
+
     /// How many sessions this sealer has started.
     #[getter]
     fn sessions_created(&self) -> u64 {
@@ -866,6 +879,29 @@ impl Opener {
             Ok(session_ref) => Ok(PyBytes::new(py, &session_ref)),
             Err(e) => Err(rejected(py, e)),
         }
+    }
+
+    /// Opens `envelope` as the reply to a request: it must pass every check of `open`,
+    /// come from the pending reply's responder and name its request. Give several
+    /// `PendingReply` when the request was sealed to several keys: the reply is accepted
+    /// from any one of them. Replay state is marked only when everything passed, so a
+    /// refused reply changes nothing. Raises `Rejected` (`kind`: the envelope's failure
+    /// class, or `wrong_responder`, `wrong_request`, `not_a_reply`).
+    #[pyo3(signature = (envelope, pending, *, now = None))]
+    fn open_reply(
+        &self,
+        py: Python<'_>,
+        envelope: &[u8],
+        pending: &Bound<'_, PyAny>,
+        now: Option<u64>,
+    ) -> PyResult<Opened> {
+        rpc::open_reply(self, py, envelope, pending, now)
+    }
+
+    /// The context of a request this opener opened: who the reply goes to, where, and
+    /// its binding. Raises `Rejected` (`not_a_request`, `untrusted_client`).
+    fn request_context(&self, py: Python<'_>, request: &Opened) -> PyResult<rpc::RequestContext> {
+        rpc::request_context(self, py, request)
     }
 
     /// Revokes a sender's key (key id in hex): its cached sessions stop opening too.

@@ -329,3 +329,42 @@ def test_inspect_reads_the_cleartext_header_without_keys():
     assert info["version"] == 3
     assert info["metadata"] == {"method": "m"}
     assert info["session"]["sender"] == alice.key_id
+
+
+def test_request_and_bound_reply_with_the_core_binding():
+    client, service, other = (rpcseal.Identity.generate() for _ in range(3))
+    requests = rpcseal.Sealer(client, [service.public()], mode="mac")
+    incoming = rpcseal.Opener(identity=service, trust=[client.public()])
+    replies = rpcseal.Opener(identity=client, trust=[service.public(), other.public()])
+    responder = rpcseal.Responder(service, mode="mac")
+
+    envelope, pending = requests.seal_request(
+        b"q", {rpcseal.RPC_METHOD: "inventory.get", rpcseal.RPC_REPLY_TO: "reply_q1"},
+        service.public())
+    assert pending.responder == service.key_id and len(pending.request_id) == 64
+    request = incoming.open(envelope)
+    ctx = incoming.request_context(request)
+    assert ctx.reply_to == "reply_q1" and ctx.client == client.public()
+    ctx.check_reply_to("reply_q1")
+    with pytest.raises(rpcseal.Rejected) as e:
+        ctx.check_reply_to("somewhere_else")
+    assert e.value.kind == "reply_to_mismatch"
+
+    # A reply from a trusted identity the request was not sealed to: refused, no state.
+    forged = rpcseal.Sealer(other, [client.public()]).seal(
+        b"forged", {rpcseal.RPC_IN_REPLY_TO: pending.request_id})
+    with pytest.raises(rpcseal.Rejected) as e:
+        replies.open_reply(forged, pending)
+    assert e.value.kind == "wrong_responder"
+
+    reply = responder.seal_reply(ctx, b"a")
+    assert replies.open_reply(reply, pending).payload == b"a"
+    with pytest.raises(rpcseal.Rejected) as e:
+        replies.open_reply(reply, pending)
+    assert e.value.kind == "replayed"
+    # A reply offered as a request is refused by the request context.
+    with pytest.raises(rpcseal.Rejected) as e:
+        rpcseal.Opener(identity=client, trust=[service.public()]).request_context(
+            rpcseal.Opener(identity=client, trust=[service.public()]).open(
+                responder.seal_reply(ctx, b"b")))
+    assert e.value.kind == "not_a_request"

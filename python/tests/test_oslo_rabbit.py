@@ -277,7 +277,7 @@ def test_a_queued_message_holds_no_plaintext(parties, oslo, rabbit_port, topic, 
     info = rpcseal.inspect(raw)
     assert info["version"] == 3
     assert info["session"]["mode"] == "signed"
-    assert set(info["metadata"]) == {"oslo.kind", "oslo.target"}
+    assert set(info["metadata"]) == {"oslo.kind", "oslo.target"}  # a cast: no rpc.* keys
     # The same cast through the plain rabbit driver: the marker is there to read, so the
     # check above can fail.
     plain = oslo.client(plain_url(rabbit_port), topic)
@@ -346,15 +346,16 @@ def test_a_forged_reply_fails_the_call_at_once(parties, oslo, rabbit_port, topic
     try:
         assert ep.entered.wait(WAIT)
         drv = driver_of(t)
-        (msg_id,) = list(drv.rpcseal.calls._d)
+        ((request_id, call),) = list(drv.rpcseal.calls._d.items())
         reply_q = drv._reply_q
         # billing is trusted by the client, but the call was not sealed to billing: its
-        # "reply" is not bound to this call.
+        # "reply", naming the right request, is not bound to this call.
         forged = rpcseal.Sealer(parties["billing"].identity,
                                 [parties["client"].identity.public()]).seal(
             b'{"result": "forged", "failure": null, "ending": true, "_msg_id": "%s"}'
-            % msg_id.encode(),
-            {"oslo.kind": "reply", "oslo.target": reply_q, "oslo.msg_id": msg_id})
+            % call.msg_id.encode(),
+            {"oslo.kind": "reply", "oslo.target": reply_q,
+             rpcseal.RPC_IN_REPLY_TO: request_id})
         started = time.monotonic()
         broker.publish_to_queue(reply_q, forged)
         th.join(WAIT)
@@ -365,7 +366,7 @@ def test_a_forged_reply_fails_the_call_at_once(parties, oslo, rabbit_port, topic
         th.join(WAIT)
     err = outcome.get("error")
     assert isinstance(err, rpcseal.oslo.ReplyRejected), outcome
-    assert err.kind == "unbound_reply"
+    assert err.kind == "wrong_responder"
 
 
 def test_no_recipients_configured_is_a_clear_error_for_the_caller(parties, oslo,

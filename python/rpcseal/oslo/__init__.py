@@ -8,10 +8,11 @@ internals) with the unsigned v2 envelope replaced on the wire:
 * requests, casts and fanouts are sealed to the keys that ``[rpcseal] recipients`` maps
   the target to (``topic.server`` first, then ``topic``, then the keyring name equal to
   the topic);
-* replies are sealed back to the verified sender of the request and bound to it (the
-  reply carries the request's id in its authenticated metadata, goes only to the reply
-  queue the request authenticated, and the caller accepts it only from a key it sealed
-  the request to);
+* replies are sealed back to the verified sender of the request and bound to it with the
+  core library's reply binding (spec/rpc.md: the reply names the request's message hash
+  in ``rpc.in-reply-to``, goes only to the reply queue the request authenticated in
+  ``rpc.reply-to``, and the caller accepts it only from a key it sealed the request to,
+  once);
 * notifications are sealed in signed mode to ``[rpcseal] notification_recipients``, or
   signed only (no encryption) where a topic has none;
 * received messages are opened by the library's Opener (keys, trusted senders, policy,
@@ -49,10 +50,10 @@ PHASE_SEND_V2 = "send-v2"
 PHASE_SEND_V3 = "send-v3"
 PHASE_V3_ONLY = "v3-only"
 
-#: Authenticated cleartext metadata keys of the oslo binding.
+#: Authenticated cleartext metadata keys of the oslo binding; requests and replies also
+#: carry spec/rpc.md's reserved keys (rpc.id, rpc.reply-to, rpc.in-reply-to).
 META_KIND = "oslo.kind"  # request, cast, fanout, notification, reply
 META_TARGET = "oslo.target"  # routing key / queue the sender addressed
-META_MSG_ID = "oslo.msg_id"  # the call's id, in requests and their replies
 
 rpcseal_opts = [
     cfg.StrOpt("identity_file",
@@ -108,26 +109,25 @@ def _split_names(value: str) -> List[str]:
 
 
 class _Pending:
-    """What a service remembers about a request until its final reply is sent."""
+    """What a service remembers about a request until its final reply is sent: the
+    library's RequestContext for a v3 request, None for a v2 one."""
 
-    __slots__ = ("v3", "sender", "msg_id", "reply_q", "expires")
+    __slots__ = ("ctx", "ambiguous", "expires")
 
-    def __init__(self, v3: bool, sender: Optional[str], msg_id: str,
-                 reply_q: Optional[str]):
-        self.v3 = v3
-        self.sender = sender
-        self.msg_id = msg_id
-        self.reply_q = reply_q
+    def __init__(self, ctx: Optional[rpcseal.RequestContext]):
+        self.ctx = ctx
+        self.ambiguous = False
         self.expires = time.monotonic() + 600
 
 
-class _Calls:
-    """What a caller remembers about its calls: whom each request was sealed to."""
+class _Call:
+    """A call in flight: its oslo id and the PendingReply per key it was sealed to."""
 
-    __slots__ = ("recipients", "expires")
+    __slots__ = ("msg_id", "pending", "expires")
 
-    def __init__(self, recipients: frozenset):
-        self.recipients = recipients
+    def __init__(self, msg_id: str, pending: List[rpcseal.PendingReply]):
+        self.msg_id = msg_id
+        self.pending = pending
         self.expires = time.monotonic() + 3600
 
 
@@ -202,8 +202,11 @@ class SealContext:
         for name in self.keyring.names():
             for key in self.keyring.keys_named(name):
                 self._by_id[key.key_id] = key
-        self.pending = _Bounded(100_000)
-        self.calls = _Bounded(100_000)
+        self.responder = rpcseal.Responder(self.identity, mode=self.rpc_mode,
+                                           lifetime=self.lifetime)
+        self.pending = _Bounded(100_000)  # (reply queue, msg id) -> _Pending, services
+        self.calls = _Bounded(100_000)  # request id (hex) -> _Call, callers
+        self.call_ids = _Bounded(100_000)  # oslo msg id -> request id, callers
 
     # -- sending ---------------------------------------------------------------------
 
@@ -261,15 +264,21 @@ class SealContext:
             return msg
         inner = self._inner_json(msg)
         meta = {META_KIND: kind, META_TARGET: target}
-        if kind == "request":
-            msg_id = _claimed_field(inner, "_msg_id")
-            if msg_id:
-                meta[META_MSG_ID] = msg_id
         recipients = self.rpc_recipients(target)
-        if kind == "request" and meta.get(META_MSG_ID):
-            self.calls.put(meta[META_MSG_ID],
-                           _Calls(frozenset(r.key_id for r in recipients)))
-        return self._sealer(self.rpc_mode, recipients).seal(inner.encode("utf-8"), meta)
+        sealer = self._sealer(self.rpc_mode, recipients)
+        fields = _json_object(inner) or {}
+        msg_id = fields.get("_msg_id")
+        if kind != "request" or not msg_id:
+            return sealer.seal(inner.encode("utf-8"), meta)
+        # A call: the core library's request, whose reply is bound to it (spec/rpc.md).
+        meta[rpcseal.RPC_MESSAGE_ID] = msg_id
+        meta[rpcseal.RPC_REPLY_TO] = fields.get("_reply_q") or ""
+        envelope, first = sealer.seal_request(inner.encode("utf-8"), meta, recipients[0])
+        pending = [first] + [rpcseal.PendingReply(first.request_id, r.key_id)
+                             for r in recipients[1:]]
+        self.calls.put(first.request_id, _Call(msg_id, pending))
+        self.call_ids.put(msg_id, _Id(first.request_id))
+        return envelope
 
     def seal_notification(self, topic: str, msg: Any) -> Any:
         if self.phase == PHASE_SEND_V2:
@@ -291,27 +300,34 @@ class SealContext:
 
     def seal_reply(self, reply_q: str, msg: Any) -> Any:
         inner = self._inner_json(msg)
-        msg_id = _claimed_field(inner, "_msg_id")
-        ending = _claimed_field(inner, "ending")
-        p = self.pending.get(msg_id) if msg_id else None
-        if p is None:
-            # Never downgrade: without the request's record there is nobody verified to
-            # seal to, and sending v2 could leak a v3 caller's reply.
+        fields = _json_object(inner) or {}
+        msg_id = fields.get("_msg_id")
+        key = f"{reply_q} {msg_id}"
+        p = self.pending.get(key) if msg_id else None
+        if p is None or p.ambiguous:
+            # Never downgrade, never guess: without one verified request there is nobody
+            # to seal to, and a v2 reply could leak a sealed caller's answer.
             raise MessageDeliveryFailure(
-                f"rpcseal: no open request {msg_id!r} to reply to (expired or unknown)")
-        if p.reply_q != reply_q:
-            raise MessageDeliveryFailure(
-                "rpcseal: the reply queue is not the one the request authenticated")
-        if ending:
-            self.pending.pop(msg_id)
-        if not p.v3:
-            return msg
-        key = self._by_id.get(p.sender)
-        if key is None:
-            raise MessageDeliveryFailure(
-                "rpcseal: the caller's key is not in the keyring any more")
-        meta = {META_KIND: "reply", META_TARGET: reply_q, META_MSG_ID: msg_id}
-        return self._sealer(self.rpc_mode, [key]).seal(inner.encode("utf-8"), meta)
+                f"rpcseal: no single open request {msg_id!r} on {reply_q!r} to reply to")
+        if fields.get("ending"):
+            self.pending.pop(key)
+        if p.ctx is None:
+            return msg  # the request was v2: so is its reply
+        # The reply goes to the queue the request authenticated, to its sender alone.
+        p.ctx.check_reply_to(reply_q)
+        meta = {META_KIND: "reply", META_TARGET: reply_q}
+        return self.responder.seal_reply(p.ctx, inner.encode("utf-8"), meta)
+
+    def _remember_request(self, msg_id: str, reply_q: Optional[str],
+                          ctx: Optional[rpcseal.RequestContext]) -> None:
+        key = f"{reply_q} {msg_id}"
+        old = self.pending.get(key)
+        if old is not None:
+            # Two requests claim one (reply queue, call id): answer neither (a trusted
+            # sender could otherwise have another caller's reply sealed to itself).
+            old.ambiguous = True
+            return
+        self.pending.put(key, _Pending(ctx))
 
     # -- receiving -------------------------------------------------------------------
 
@@ -322,55 +338,86 @@ class SealContext:
         elif not isinstance(body, (bytes, bytearray)):
             raise Dropped("malformed", "the body is not bytes")
         body = bytes(body)
+        if consumer.type == "direct":
+            return self._open_reply(body, consumer)
         try:
             got = self.opener.open_any(body)
         except rpcseal.Rejected as e:
-            raise Dropped(e.kind, e.detail, _claimed_msg_id(body)) from None
+            raise Dropped(e.kind, e.detail) from None
         names = {consumer.routing_key, consumer.queue_name}
         if isinstance(got, rpcseal.LegacyMessage):
             inner = _json_object(got.unauthenticated_message)
             if inner is None:
                 raise Dropped("malformed", "a v2 message that is not a JSON object")
-            if consumer.type == "direct":
-                # A v2 reply is acceptable only to a call that went out as v2: one to a
-                # sealed call would be a downgrade.
-                msg_id = inner.get("_msg_id")
-                if not msg_id or self.calls.get(msg_id) is not None:
-                    raise Dropped("legacy_not_allowed",
-                                  "a v2 reply to a call that was sealed", msg_id)
-            elif inner.get("_msg_id"):
-                self.pending.put(inner["_msg_id"], _Pending(
-                    False, None, inner["_msg_id"], inner.get("_reply_q")))
+            if inner.get("_msg_id"):
+                self._remember_request(inner["_msg_id"], inner.get("_reply_q"), None)
             return inner
         meta = got.metadata
         if meta.get(META_TARGET) not in names:
             raise Dropped("misrouted",
                           f"sealed for {meta.get(META_TARGET)!r}, delivered to "
-                          f"{consumer.queue_name!r}", meta.get(META_MSG_ID))
+                          f"{consumer.queue_name!r}")
         inner = _json_object(got.payload.decode("utf-8", "replace"))
         if inner is None:
             raise Dropped("malformed", "the payload is not a JSON object")
-        kind = meta.get(META_KIND)
-        if consumer.type == "direct":
-            # A reply: to a call of ours, from a key we sealed that call to, for that
-            # call (the request's id is authenticated in both directions).
-            msg_id = meta.get(META_MSG_ID)
-            call = self.calls.get(msg_id) if msg_id else None
-            if kind != "reply" or call is None or inner.get("_msg_id") != msg_id:
-                raise Dropped("unbound_reply", "a reply to no call of ours", msg_id)
-            if got.sender not in call.recipients:
-                raise Dropped("unbound_reply",
-                              "a reply from a key the call was not sealed to", msg_id)
-            if inner.get("ending"):
-                self.calls.pop(msg_id)
-            return inner
-        if kind == "reply":
-            raise Dropped("misrouted", "a reply delivered to a service queue")
         if inner.get("_msg_id"):
-            if kind != "request" or meta.get(META_MSG_ID) != inner["_msg_id"]:
+            # A call: the library's request context names the caller and the reply
+            # queue it authenticated; oslo's own fields must agree with it.
+            try:
+                ctx = self.opener.request_context(got)
+                ctx.check_reply_to(inner.get("_reply_q"))
+            except rpcseal.Rejected as e:
+                raise Dropped(e.kind, e.detail) from None
+            if meta.get(rpcseal.RPC_MESSAGE_ID) != inner["_msg_id"]:
                 raise Dropped("malformed", "the call id is not the authenticated one")
-            self.pending.put(inner["_msg_id"], _Pending(
-                True, got.sender, inner["_msg_id"], inner.get("_reply_q")))
+            self._remember_request(inner["_msg_id"], inner.get("_reply_q"), ctx)
+        elif rpcseal.RPC_IN_REPLY_TO in meta:
+            raise Dropped("misrouted", "a reply delivered to a service queue")
+        return inner
+
+    def _open_reply(self, body: bytes, consumer: Any) -> Dict[str, Any]:
+        """A reply on our reply queue: bound to a call of ours by the core library."""
+        try:
+            claimed = rpcseal.inspect(body)["metadata"].get(rpcseal.RPC_IN_REPLY_TO)
+        except rpcseal.Rejected:
+            claimed = None
+            v3 = False
+        else:
+            v3 = True
+        if not v3:
+            # Not v3: a v2 reply (if the phase accepts v2) to a call that went out as v2.
+            try:
+                got = self.opener.open_any(body)
+            except rpcseal.Rejected as e:
+                raise Dropped(e.kind, e.detail, _legacy_msg_id(body)) from None
+            if not isinstance(got, rpcseal.LegacyMessage):
+                raise Dropped("malformed", "an envelope inspect could not read")
+            inner = _json_object(got.unauthenticated_message)
+            msg_id = inner.get("_msg_id") if inner else None
+            if not msg_id:
+                raise Dropped("malformed", "a v2 reply without a call id")
+            if self.call_ids.get(msg_id) is not None:
+                raise Dropped("legacy_not_allowed", "a v2 reply to a call that was sealed",
+                              msg_id)
+            return inner
+        call = self.calls.get(claimed) if claimed else None
+        if call is None:
+            # Names no call of ours: not opened at all, so it changes no state.
+            raise Dropped("unbound_reply", "a reply to no call in flight")
+        try:
+            got = self.opener.open_reply(body, call.pending)
+        except rpcseal.Rejected as e:
+            raise Dropped(e.kind, e.detail, call.msg_id) from None
+        inner = _json_object(got.payload.decode("utf-8", "replace"))
+        if inner is None or inner.get("_msg_id") != call.msg_id:
+            raise Dropped("malformed", "the reply's call id is not the request's",
+                          call.msg_id)
+        if got.metadata.get(META_TARGET) != consumer.queue_name:
+            raise Dropped("misrouted", "a reply sealed for another reply queue",
+                          call.msg_id)
+        if inner.get("ending"):
+            self.calls.pop(claimed)
+            self.call_ids.pop(call.msg_id)
         return inner
 
 
@@ -387,13 +434,17 @@ def _claimed_field(inner_json: str, field: str) -> Any:
     return v.get(field) if v else None
 
 
-def _claimed_msg_id(body: bytes) -> Optional[str]:
-    """The call id an envelope that did not open claims (unverified): to fail that call
-    at once rather than let it wait for its timeout."""
-    try:
-        return rpcseal.inspect(body)["metadata"].get(META_MSG_ID)
-    except rpcseal.RpcsealError:
-        pass
+class _Id:
+    __slots__ = ("request_id", "expires")
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.expires = time.monotonic() + 3600
+
+
+def _legacy_msg_id(body: bytes) -> Optional[str]:
+    """The call id a v2 reply that was refused claims (unverified): to fail that call at
+    once rather than let it wait for its timeout."""
     v = _json_object(body.decode("utf-8", "replace"))
     if v and isinstance(v.get(rpc_common._MESSAGE_KEY), str):
         inner = _json_object(v[rpc_common._MESSAGE_KEY])
