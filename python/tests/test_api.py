@@ -368,3 +368,20 @@ def test_request_and_bound_reply_with_the_core_binding():
             rpcseal.Opener(identity=client, trust=[service.public()]).open(
                 responder.seal_reply(ctx, b"b")))
     assert e.value.kind == "not_a_request"
+
+
+def test_the_stubs_name_every_public_name_of_the_module():
+    import ast
+
+    import rpcseal._rpcseal as native
+
+    tree = ast.parse((ROOT / "python" / "rpcseal" / "_rpcseal.pyi").read_text())
+    stubbed = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            stubbed.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            stubbed.add(node.target.id)
+    public = {n for n in dir(native) if not n.startswith("_")} | {"__version__"}
+    assert public - stubbed == set()
+    assert set(rpcseal.__all__) <= public
