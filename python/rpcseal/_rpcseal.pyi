@@ -192,7 +192,7 @@ class Opener:
                  symmetric_keys: Optional[Sequence[SymmetricKey]] = None,
                  keyring: Optional[Keyring] = None, key_directory: Optional[_Path] = None,
                  policy: Optional[Policy] = None,
-                 replay_store: Optional[ReplayStoreBase] = None,
+                 replay_store: Optional[Union[ReplayStoreBase, str]] = None,
                  session_cache_capacity: Optional[int] = None,
                  dangerous_disable_replay_protection: bool = False) -> None: ...
     def open(self, envelope: bytes, *, now: Optional[int] = None) -> Opened: ...

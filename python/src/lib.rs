@@ -547,6 +547,41 @@ fn redis_store(
     ))
 }
 
+/// A replay store given to an `Opener`: a store object, or a string: "memory",
+/// "file:PATH", or a `redis://` / `rediss://` URL (default settings).
+fn replay_store_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn ReplayStore>> {
+    if let Ok(s) = obj.cast::<ReplayStoreBase>() {
+        return Ok(s.get().store.clone());
+    }
+    let Ok(text) = obj.extract::<String>() else {
+        return Err(misuse_msg(
+            py,
+            "invalid_config",
+            "replay_store is a replay store object, \"memory\", \"file:PATH\" or a \
+             redis:// URL",
+        ));
+    };
+    if text == "memory" {
+        return Ok(Arc::new(MemoryReplayStore_::new(
+            MemoryReplayConfig::default(),
+        )));
+    }
+    if let Some(path) = text.strip_prefix("file:") {
+        let opened = py.detach(|| rpcseal::replay::file::FileReplayStore::open_or_create(path));
+        let (store, _) = opened
+            .map_err(|e| with_kind::<ReplayStoreError>(py, "replay_unavailable", e.to_string()))?;
+        return Ok(Arc::new(store));
+    }
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        return Ok(redis_store(py, text, None, None, None, false)?.store);
+    }
+    Err(misuse_msg(
+        py,
+        "invalid_config",
+        "replay_store is a replay store object, \"memory\", \"file:PATH\" or a redis:// URL",
+    ))
+}
+
 // ---------------------------------------------------------------------------------------
 // Opener and what it returns
 
@@ -747,7 +782,7 @@ impl Opener {
         keyring: Option<PyRef<'_, Keyring>>,
         key_directory: Option<PathBuf>,
         policy: Option<PyRef<'_, Policy>>,
-        replay_store: Option<PyRef<'_, ReplayStoreBase>>,
+        replay_store: Option<&Bound<'_, PyAny>>,
         session_cache_capacity: Option<usize>,
         dangerous_disable_replay_protection: bool,
     ) -> PyResult<Self> {
@@ -808,7 +843,7 @@ impl Opener {
                     "replay_store and dangerous_disable_replay_protection exclude each other",
                 ))
             }
-            (Some(s), false) => b = b.replay_store(s.store.clone()),
+            (Some(s), false) => b = b.replay_store(replay_store_of(py, s)?),
             (None, true) => b = b.replay_store(Arc::new(NoReplayCheck)),
             (None, false) => {
                 b = b.replay_store(Arc::new(MemoryReplayStore_::new(

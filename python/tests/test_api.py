@@ -249,6 +249,20 @@ def test_file_replay_store_survives_a_restart(tmp_path):
     assert e.value.kind == "replayed"
 
 
+def test_replay_store_given_as_a_string(tmp_path):
+    alice, bob, sealer, _ = pair()
+    env = sealer.seal(b"x")
+    state = f"file:{tmp_path / 'replay.state'}"
+    rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store=state).open(env)
+    again = rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store=state)
+    with pytest.raises(rpcseal.Rejected) as e:
+        again.open(env)
+    assert e.value.kind == "replayed"
+    rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store="memory").open(env)
+    with pytest.raises(rpcseal.MisuseError):
+        rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store="postgres://x")
+
+
 def test_redis_replay_store_is_shared(redis_url):
     assert rpcseal.HAS_REDIS
     alice, bob, sealer, _ = pair()
