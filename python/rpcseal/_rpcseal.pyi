@@ -124,6 +124,8 @@ class Policy:
                  max_payload: Optional[int] = None, max_recipients: Optional[int] = None,
                  max_metadata_entries: Optional[int] = None,
                  max_metadata_bytes: Optional[int] = None,
+                 max_session_lifetime: Optional[int] = None,
+                 max_session_messages: Optional[int] = None,
                  dangerous_accept_mac_via_group_key: bool = False,
                  dangerous_accept_unauthenticated_legacy_v2: bool = False) -> None: ...
 
@@ -134,7 +136,8 @@ class MemoryReplayStore(ReplayStoreBase):
                  max_nonces: Optional[int] = None) -> None: ...
 
 class FileReplayStore(ReplayStoreBase):
-    def __init__(self, path: _Path, *, max_entries: Optional[int] = None) -> None: ...
+    def __init__(self, path: _Path, *, create: bool = False,
+                 max_entries: Optional[int] = None) -> None: ...
 
 class RedisReplayStore(ReplayStoreBase):
     def __init__(self, url: str, *, key_prefix: Optional[str] = None,

@@ -339,6 +339,7 @@ impl Policy {
     #[new]
     #[pyo3(signature = (*, modes = None, suites = None, clock_skew = None, max_payload = None,
         max_recipients = None, max_metadata_entries = None, max_metadata_bytes = None,
+        max_session_lifetime = None, max_session_messages = None,
         dangerous_accept_mac_via_group_key = false,
         dangerous_accept_unauthenticated_legacy_v2 = false))]
     #[allow(clippy::too_many_arguments)]
@@ -351,6 +352,8 @@ impl Policy {
         max_recipients: Option<usize>,
         max_metadata_entries: Option<usize>,
         max_metadata_bytes: Option<usize>,
+        max_session_lifetime: Option<u64>,
+        max_session_messages: Option<u64>,
         dangerous_accept_mac_via_group_key: bool,
         dangerous_accept_unauthenticated_legacy_v2: bool,
     ) -> PyResult<Self> {
@@ -383,6 +386,12 @@ impl Policy {
                 max_metadata_entries.unwrap_or(64),
                 max_metadata_bytes.unwrap_or(8 * 1024),
             );
+        }
+        if let Some(secs) = max_session_lifetime {
+            p = p.max_session_lifetime(Duration::from_secs(secs));
+        }
+        if let Some(n) = max_session_messages {
+            p = p.max_session_messages(n);
         }
         if dangerous_accept_mac_via_group_key {
             p = p.dangerous_accept_mac_via_group_key();
@@ -440,22 +449,30 @@ impl MemoryReplayStore {
     }
 }
 
-/// Replay state in a file, kept across restarts (created when missing, locked while in
-/// use).
+/// Replay state in a file, kept across restarts, locked while in use. `create=True` makes
+/// a brand-new state file (and fails if one exists); otherwise the file must exist: a
+/// store that silently started empty would accept again what its lost state had accepted.
 #[pyclass(module = "rpcseal", frozen, extends = ReplayStoreBase)]
 struct FileReplayStore;
 
 #[pymethods]
 impl FileReplayStore {
     #[new]
-    #[pyo3(signature = (path, *, max_entries = None))]
+    #[pyo3(signature = (path, *, create = false, max_entries = None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
+        create: bool,
         max_entries: Option<usize>,
     ) -> PyResult<PyClassInitializer<FileReplayStore>> {
-        let opened = py.detach(|| rpcseal::replay::file::FileReplayStore::open_or_create(&path));
-        let (mut store, _) = opened
+        let opened = py.detach(|| {
+            if create {
+                rpcseal::replay::file::FileReplayStore::create(&path)
+            } else {
+                rpcseal::replay::file::FileReplayStore::open(&path)
+            }
+        });
+        let mut store = opened
             .map_err(|e| with_kind::<ReplayStoreError>(py, "replay_unavailable", e.to_string()))?;
         if let Some(n) = max_entries {
             store = store.with_max_entries(n);
@@ -548,7 +565,8 @@ fn redis_store(
 }
 
 /// A replay store given to an `Opener`: a store object, or a string: "memory",
-/// "file:PATH", or a `redis://` / `rediss://` URL (default settings).
+/// "file:PATH" (an existing state file), or a `redis://` / `rediss://` URL (default
+/// settings).
 fn replay_store_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn ReplayStore>> {
     if let Ok(s) = obj.cast::<ReplayStoreBase>() {
         return Ok(s.get().store.clone());
@@ -567,8 +585,8 @@ fn replay_store_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Arc<dyn R
         )));
     }
     if let Some(path) = text.strip_prefix("file:") {
-        let opened = py.detach(|| rpcseal::replay::file::FileReplayStore::open_or_create(path));
-        let (store, _) = opened
+        let opened = py.detach(|| rpcseal::replay::file::FileReplayStore::open(path));
+        let store = opened
             .map_err(|e| with_kind::<ReplayStoreError>(py, "replay_unavailable", e.to_string()))?;
         return Ok(Arc::new(store));
     }

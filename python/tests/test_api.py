@@ -238,8 +238,10 @@ def test_file_replay_store_survives_a_restart(tmp_path):
     alice, bob, sealer, _ = pair()
     env = sealer.seal(b"x")
     state = str(tmp_path / "replay.state")
+    with pytest.raises(rpcseal.ReplayStoreError):
+        rpcseal.FileReplayStore(state)  # not there: never silently started empty
     first = rpcseal.Opener(identity=bob, trust=[alice.public()],
-                           replay_store=rpcseal.FileReplayStore(state))
+                           replay_store=rpcseal.FileReplayStore(state, create=True))
     first.open(env)
     del first
     second = rpcseal.Opener(identity=bob, trust=[alice.public()],
@@ -252,6 +254,7 @@ def test_file_replay_store_survives_a_restart(tmp_path):
 def test_replay_store_given_as_a_string(tmp_path):
     alice, bob, sealer, _ = pair()
     env = sealer.seal(b"x")
+    rpcseal.FileReplayStore(tmp_path / "replay.state", create=True)
     state = f"file:{tmp_path / 'replay.state'}"
     rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store=state).open(env)
     again = rpcseal.Opener(identity=bob, trust=[alice.public()], replay_store=state)

@@ -19,7 +19,8 @@ KNOWN_RECEIVER_FIELDS = {
 }
 KNOWN_POLICY_FIELDS = {
     "suites", "modes", "clock_skew", "max_envelope_bytes", "max_payload", "max_recipients",
-    "max_metadata_entries", "max_metadata_bytes", "dangerous_accept_mac_via_group_key",
+    "max_metadata_entries", "max_metadata_bytes", "max_session_lifetime",
+    "max_session_messages", "dangerous_accept_mac_via_group_key",
     "dangerous_accept_unauthenticated_legacy_v2",
 }
 # This implementation derives the largest envelope from the largest payload.
@@ -78,6 +79,8 @@ def receiver(doc, r):
         max_payload=p["max_payload"], max_recipients=p["max_recipients"],
         max_metadata_entries=p["max_metadata_entries"],
         max_metadata_bytes=p["max_metadata_bytes"],
+        max_session_lifetime=p.get("max_session_lifetime"),
+        max_session_messages=p.get("max_session_messages"),
         dangerous_accept_mac_via_group_key=p["dangerous_accept_mac_via_group_key"],
         dangerous_accept_unauthenticated_legacy_v2=p[
             "dangerous_accept_unauthenticated_legacy_v2"])

@@ -78,8 +78,9 @@ rpcseal_opts = [
                help="send-v2: accept v2 and v3, send v2. send-v3: accept both, send "
                     "v3 (once every service is at send-v2). v3-only: reject v2."),
     cfg.StrOpt("replay_store", default="memory",
-               help="memory, file:PATH, or a redis:// URL shared by every replica of "
-                    "a service."),
+               help="memory, file:PATH (an existing state file: create it once with "
+                    "rpcseal.FileReplayStore(PATH, create=True)), or a redis:// URL "
+                    "shared by every replica of a service."),
     cfg.IntOpt("clock_skew", default=120, min=0,
                help="Allowed difference between a sender's and our clock (seconds)."),
     cfg.IntOpt("session_lifetime", default=3600, min=1,
