@@ -510,6 +510,11 @@ def _opening_callback(ctx: SealContext, consumer: Any):
             if consumer.type == "direct" and e.claimed_msg_id:
                 _fail_waiting_call(consumer, e)
             return
+        except Exception:  # noqa: BLE001 - a message never takes the consumer down
+            LOG.exception("rpcseal: dropped a message on queue %s (internal error)",
+                          consumer.queue_name)
+            message.reject()
+            return
         rm = impl_rabbit.RabbitMessage.__new__(impl_rabbit.RabbitMessage)
         dict.__init__(rm, inner)
         rm._raw_message = message
