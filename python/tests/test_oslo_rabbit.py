@@ -508,7 +508,7 @@ def test_the_readme_deployer_configuration_works(tmp_path, rabbit_port):
         (tmp_path / f"{name}.key").write_text(ident.to_secret_string() + "\n")
     (tmp_path / "keyring").write_text(
         f"trust nova-conductor {service.public()}\ntrust nova-compute {client.public()}\n"
-        f"trust ceilometer {client.public()}\n")
+        f"trust ceilometer {rpcseal.Identity.generate().public()}\n")
     redis = __import__("os").environ.get("RPCSEAL_TEST_REDIS_URL", "")
     ini = (ini.replace("/etc/nova/rpcseal.keyring", str(tmp_path / "keyring"))
               .replace("nova:SECRET@rabbit1:5672", f"guest:guest@127.0.0.1:{rabbit_port}")
