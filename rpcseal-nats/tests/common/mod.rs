@@ -15,7 +15,6 @@ pub async fn nats() -> Option<async_nats::Client> {
     let r = tokio::time::timeout(
         Duration::from_secs(3),
         async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
             .max_reconnects(Some(3))
             .connect(url.clone()),
     )
