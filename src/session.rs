@@ -107,6 +107,14 @@ impl Header {
                 "session allows no messages",
             ));
         }
+        // spec §5.1, §10.5: the AEAD nonce bound is a rule of the format, checked by every
+        // receiver, not a promise of the sender.
+        if max_messages > crate::seal::MAX_MESSAGES_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session allows more than 2^48 messages",
+            ));
+        }
         Ok(Header {
             suite,
             mode,
@@ -593,6 +601,14 @@ impl<'a> Block<'a> {
             }
             let key_id = KeyId(r.bin_exact::<16>()?);
             let enc = r.bin_exact::<32>()?;
+            // spec §5.4: an HPKE `enc` is an X25519 public key, accepted in its one encoding
+            // only (§2.1), checked as the field is read.
+            if kind == KIND_X25519 && !crate::keys::x25519_is_canonical(&enc) {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "an encapsulated key is not a canonical X25519 public key",
+                ));
+            }
             let wrapped = r.bin()?;
             if wrapped.len() != wrap_len {
                 return Err(Error::new(
