@@ -161,7 +161,7 @@ pub(crate) fn session_ref(header_hash: &[u8; 32]) -> [u8; 16] {
 }
 
 /// The byte string the sender's identity key signs (spec §5.3).
-fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u8> {
     let rh = h(CTX_RECIPIENTS, &[recipients_bytes]);
     let mut m = Vec::with_capacity(SIG_LABEL_SESSION.len() + 64);
     m.extend_from_slice(SIG_LABEL_SESSION);

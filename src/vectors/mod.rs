@@ -18,6 +18,7 @@ use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
 use crate::open::{Opener, Policy};
 use crate::suite::{Mode, Suite};
 
+mod keystrings;
 mod negative;
 mod positive;
 
@@ -66,6 +67,10 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
             to_bytes(&v),
         ));
     }
+    files.push((
+        PathBuf::from("v3/keys/key-strings.json"),
+        to_bytes(&keystrings::file()),
+    ));
     files
 }
 
@@ -98,6 +103,7 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
         ("primitives", Kind::Primitive),
         ("v3/positive", Kind::Positive),
         ("v3/negative", Kind::Negative),
+        ("v3/keys", Kind::KeyString),
     ] {
         let folder = dir.join(sub);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
@@ -135,6 +141,7 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
                         Kind::Primitive => primitive(&stem, &file, case),
                         Kind::Positive => positive::verify_case(&file, case),
                         Kind::Negative => negative::verify_case(&file, case),
+                        Kind::KeyString => keystrings::verify_case(case),
                     }
                 });
                 out.push(Check {
@@ -159,6 +166,7 @@ enum Kind {
     Primitive,
     Positive,
     Negative,
+    KeyString,
 }
 
 /// Runs every check under `dir`, catching panics so one broken case cannot hide the others.
