@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
+
+use crate::mutant::{self, Mutant};
 use lru::LruCache;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -610,6 +612,10 @@ impl Opener {
         // Step 10: the authenticator over every byte before it.
         let mh = prepared.message_hash();
         self.check_authenticator(&prepared.session, &mh, prepared.env.authenticator)?;
+        if mutant::is(Mutant::AuthenticatorBeforeTime) {
+            let h = &prepared.session.header;
+            check_time(h, prepared.env.timestamp, now, self.policy.clock_skew)?;
+        }
         let payload = self.decrypt(&prepared)?;
         self.accept(prepared, payload, now)
     }
@@ -799,10 +805,22 @@ impl Opener {
                 "the envelope's suite differs from its session's",
             ));
         }
-        let sender_name = self.check_sender(&h.sender, env.timestamp)?;
+        if mutant::is(Mutant::TimeBeforeSender) {
+            check_time(h, env.timestamp, now, p.clock_skew)?;
+        }
+        let sender_name = if mutant::is(Mutant::NoRecheckOfCachedSessions) && !fresh {
+            Arc::from("")
+        } else {
+            self.check_sender(&h.sender, env.timestamp)?
+        };
         self.check_mode(h.mode, session.via_group)?;
+        if mutant::is(Mutant::LimitsBeforeTime) && env.seq >= h.max_messages {
+            return Err(err(ErrorKind::SessionLimit, "seq past the limit"));
+        }
         // Step 7: time.
-        check_time(h, env.timestamp, now, p.clock_skew)?;
+        if !mutant::is(Mutant::AuthenticatorBeforeTime) {
+            check_time(h, env.timestamp, now, p.clock_skew)?;
+        }
         // Step 8: session limits and payload size.
         if env.seq >= h.max_messages {
             return Err(err(
@@ -1002,7 +1020,11 @@ impl Opener {
                 "the envelope's suite differs from its session's",
             ));
         }
-        if let Some(s) = self.cache.peek(&env.session_ref) {
+        if let Some(s) = self
+            .cache
+            .peek(&env.session_ref)
+            .filter(|_| !mutant::is(Mutant::NoCacheForInlineBlocks))
+        {
             if s.header_hash == block.header_hash {
                 let verified = self.check_known_block(&s, block_bytes, &block)?;
                 self.counters_for(env.session_ref[0])
@@ -1073,6 +1095,12 @@ impl Opener {
         let (ek, mac_key) = block.unwrap(index, &own.unwrap_key())?;
         let verify = match &h.verify_key {
             // Step 4f: canonical, prime order (spec §2.1), checked once per session.
+            Some(k) if mutant::is(Mutant::SmallOrderOnlyKeyCheck) => Some(
+                VerifyingKey::from_bytes(k)
+                    .ok()
+                    .filter(|k| !k.is_weak())
+                    .ok_or_else(|| err(ErrorKind::Malformed, "small-order verify key"))?,
+            ),
             Some(k) => Some(crate::keys::ed25519_public(k).map_err(|_| {
                 err(
                     ErrorKind::Malformed,
@@ -1338,7 +1366,7 @@ fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
     if now > h.expires.saturating_add(skew) {
         return Err(err(ErrorKind::Expired, "the session has expired"));
     }
-    if ts.abs_diff(now) > skew {
+    if ts.abs_diff(now) > skew || (mutant::is(Mutant::SkewInclusive) && ts.abs_diff(now) == skew) {
         return Err(err(
             ErrorKind::ClockSkew,
             "the message's timestamp is too far from our clock",

@@ -323,6 +323,8 @@ struct Step {
     envelope: Vec<u8>,
     now: u64,
     expect: &'static str,
+    /// Before this step the receiver's keyring becomes this one (`v3/reconfigure/` only).
+    keyring: Option<Value>,
 }
 
 struct Case {
@@ -370,6 +372,7 @@ impl Family {
                 envelope: env,
                 now,
                 expect,
+                keyring: None,
             }],
         );
     }
@@ -401,6 +404,23 @@ fn step(envelope: Vec<u8>, now: u64, expect: &'static str) -> Step {
         envelope,
         now,
         expect,
+        keyring: None,
+    }
+}
+
+/// A step before which the receiver's keyring is replaced by `rx`'s (its trusted senders,
+/// their validity, its revocations); caches and replay state stay.
+fn step_after(rx: &Receiver, envelope: Vec<u8>, now: u64, expect: &'static str) -> Step {
+    let j = rx.to_json();
+    Step {
+        envelope,
+        now,
+        expect,
+        keyring: Some(json!({
+            "trusted_senders": j["trusted_senders"],
+            "sender_validity": j["sender_validity"],
+            "revoked_senders": j["revoked_senders"],
+        })),
     }
 }
 
@@ -1454,7 +1474,7 @@ fn order() -> Family {
     let mut bad = base.finish(&base.msg(0));
     let n = bad.len();
     bad[n - 1] ^= 1;
-    f.at("expired-and-bad-authenticator", "§8 steps 6 before 9", "Received after the session's expiry plus skew, with a damaged signature: step 6 (expired) comes before step 9 (bad_authenticator).", bob(), bad.clone(), T0 + 3600 + 200, "expired");
+    f.at("not-yet-valid-and-bad-authenticator", "§8 steps 6 before 9", "Received 500 s before the session's not_before (skew 120), with a damaged signature: step 6 (not_yet_valid) comes before step 9 (bad_authenticator).", bob(), bad.clone(), T0 - 500, "not_yet_valid");
     f.at("clock-skew-and-bad-authenticator", "§8 steps 6 before 9", "Timestamp 500 s from the receiver's clock (skew 120), damaged signature: clock_skew, not bad_authenticator.", bob(), bad, T0 + 500, "clock_skew");
     let mut p = Plan::new("order/limit", Mode::Signed, &["bob"]);
     p.header[7] = u(2);
@@ -1920,6 +1940,74 @@ fn versions() -> Family {
     f
 }
 
+/// spec §8 step 5: a receiver whose keyring changes between the envelopes of one case.
+fn reconfigure() -> Family {
+    let mut f = Family { cases: vec![] };
+    let r = "§8 step 5 (repeated for cached sessions)";
+    let sess = honest("reconfigure/base", Mode::Signed, &["bob"]);
+    let m0 = sess.finish(&sess.msg(0));
+    let m1 = sess.finish(&sess.msg_with(1, T0 + 10, false, PAYLOAD, META));
+    let mut revoked = bob();
+    revoked.revoked = vec!["alice"];
+    f.seq("revoked-after-session-cached", r, "Message 0 establishes the session; then alice's key is revoked; message 1 (by reference, from the cache) is revoked.", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&revoked, m1.clone(), T0 + 10, "revoked")]);
+    let mut untrusted = bob();
+    untrusted.trusted = vec!["carol"];
+    f.seq("untrusted-after-session-cached", r, "Message 0 establishes the session; then the keyring no longer trusts alice; message 1 (from the cache) is untrusted_sender.", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&untrusted, m1.clone(), T0 + 10, "untrusted_sender")]);
+    let mut ended = bob();
+    ended.validity = vec![("alice", None, Some(T0 + 5))];
+    f.seq("key-validity-ends-after-session-cached", "§8 step 5; keyring.md §2", "Message 0 establishes the session; then alice's key is valid only until T0 + 5; message 1, timestamped T0 + 10, is expired (key validity).", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&ended, m1.clone(), T0 + 10, "expired")]);
+    let late = sess.finish(&sess.msg_with(2, T0, false, PAYLOAD, META));
+    f.seq("revoked-and-expired-cached-session", "§8 steps 5 before 6", "Message 0 establishes the session; alice is revoked; message 2 (by reference) arrives after the session's expiry plus skew: revoked (step 5) before expired (step 6).", bob(), vec![step(m0, T0, "ok"), step_after(&revoked, late, T0 + 3600 + 200, "revoked")]);
+    f
+}
+
+/// `v3/reconfigure/keyring-changes.json`: negative cases whose steps may carry a `keyring`.
+pub(super) fn reconfigure_file() -> Value {
+    family_file("reconfigure/keyring-changes", "A receiver whose keyring changes between the envelopes of one case: step 5's re-checks of cached sessions.", reconfigure())
+}
+
+fn family_file(family: &str, description: &str, fam: Family) -> Value {
+    let mut file = json!({
+        "format": FORMAT,
+        "family": family,
+        "description": description,
+        "spec": "spec/envelope-v3.md",
+        "license": "CC0-1.0",
+        "keys": keys_json(),
+        "cases": [],
+    });
+    let cases: Vec<Value> = fam
+        .cases
+        .into_iter()
+        .map(|c| {
+            let v = json!({
+                "name": c.name,
+                "description": c.description,
+                "rule": c.rule,
+                "failure": c.steps.last().map(|s| s.expect).unwrap_or("ok"),
+                "receiver": c.receiver.to_json(),
+                "steps": c.steps.iter().map(|s| {
+                    let mut j = json!({
+                        "now": s.now,
+                        "envelope": hx(&s.envelope),
+                        "expect": s.expect,
+                    });
+                    if let Some(k) = &s.keyring {
+                        j["keyring"] = k.clone();
+                    }
+                    j
+                }).collect::<Vec<_>>(),
+            });
+            if let Err(e) = verify_case(&file, &v) {
+                panic!("{family}/{}: {e}", c.name);
+            }
+            v
+        })
+        .collect();
+    file["cases"] = Value::Array(cases);
+    file
+}
+
 pub(super) fn files() -> Vec<(&'static str, Value)> {
     let families: Vec<(&str, &str, Family)> = vec![
         ("structure", "Truncation, trailing bytes, field counts, field lengths, and the structural rules of headers, blocks and entries.", structure()),
@@ -1936,39 +2024,10 @@ pub(super) fn files() -> Vec<(&'static str, Value)> {
     families
         .into_iter()
         .map(|(name, description, fam)| {
-            let mut file = json!({
-                "format": FORMAT,
-                "family": format!("negative/{name}"),
-                "description": description,
-                "spec": "spec/envelope-v3.md",
-                "license": "CC0-1.0",
-                "keys": keys_json(),
-                "cases": [],
-            });
-            let cases: Vec<Value> = fam
-                .cases
-                .into_iter()
-                .map(|c| {
-                    let v = json!({
-                        "name": c.name,
-                        "description": c.description,
-                        "rule": c.rule,
-                        "failure": c.steps.last().map(|s| s.expect).unwrap_or("ok"),
-                        "receiver": c.receiver.to_json(),
-                        "steps": c.steps.iter().map(|s| json!({
-                            "now": s.now,
-                            "envelope": hx(&s.envelope),
-                            "expect": s.expect,
-                        })).collect::<Vec<_>>(),
-                    });
-                    if let Err(e) = verify_case(&file, &v) {
-                        panic!("negative/{name}/{}: {e}", c.name);
-                    }
-                    v
-                })
-                .collect();
-            file["cases"] = Value::Array(cases);
-            (name, file)
+            (
+                name,
+                family_file(&format!("negative/{name}"), description, fam),
+            )
         })
         .collect()
 }
@@ -2000,6 +2059,9 @@ pub(super) fn verify_case(file: &Value, case: &Value) -> Result<(), String> {
     let opener = opener_from_json(file, &case["receiver"])?;
     let steps = case["steps"].as_array().ok_or("steps")?;
     for (i, s) in steps.iter().enumerate() {
+        if !s["keyring"].is_null() {
+            opener.set_keyring(super::keyring_from_json(file, &s["keyring"])?);
+        }
         let env = bytes(&s["envelope"])?;
         // The one entry point for every version (spec/legacy-v2.md §2).
         let got = outcome_any(&opener.open_any_at(&env, num(&s["now"])?));
