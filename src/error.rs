@@ -61,6 +61,9 @@ pub enum ErrorKind {
     LegacyNotAllowed,
     /// The sender's identity key has been revoked.
     Revoked,
+    /// Strict in-order delivery ([`crate::Policy::strict_order`]): a message before this
+    /// one in its session is missing (dropped, or overtaken by this one).
+    OutOfOrder,
 }
 
 impl ErrorKind {
@@ -88,6 +91,7 @@ impl ErrorKind {
             ErrorKind::ReplayUnavailable => "replay_unavailable",
             ErrorKind::LegacyNotAllowed => "legacy_not_allowed",
             ErrorKind::Revoked => "revoked",
+            ErrorKind::OutOfOrder => "out_of_order",
         }
     }
 
@@ -114,6 +118,7 @@ impl ErrorKind {
         ErrorKind::ReplayUnavailable,
         ErrorKind::LegacyNotAllowed,
         ErrorKind::Revoked,
+        ErrorKind::OutOfOrder,
     ];
 
     fn summary(self) -> &'static str {
@@ -139,6 +144,7 @@ impl ErrorKind {
             ErrorKind::ReplayUnavailable => "the replay state is unavailable",
             ErrorKind::LegacyNotAllowed => "legacy (v2) envelopes are not accepted here",
             ErrorKind::Revoked => "the sender's key is revoked",
+            ErrorKind::OutOfOrder => "the message is out of order in a strictly ordered session",
         }
     }
 }

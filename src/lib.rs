@@ -54,10 +54,13 @@ mod mutant;
 mod open;
 mod parallel;
 pub mod replay;
+pub mod rpc;
 mod seal;
 mod session;
 mod sign;
 mod suite;
+#[cfg(feature = "serde")]
+pub mod typed;
 #[cfg(feature = "vectors")]
 #[doc(hidden)]
 pub mod vectors;
@@ -73,7 +76,9 @@ pub use keys::{
     GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient, SymmetricKey,
 };
 pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
-pub use open::{Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts};
+pub use open::{
+    DeferredMark, Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts,
+};
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
     MAX_WIRE_PAYLOAD,

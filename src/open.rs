@@ -39,6 +39,7 @@ pub struct Policy {
     accept_mac_via_group: bool,
     accept_legacy: bool,
     parallel_hash_from: Option<usize>,
+    strict_order: bool,
 }
 
 impl Default for Policy {
@@ -59,6 +60,7 @@ impl Default for Policy {
             accept_mac_via_group: false,
             accept_legacy: false,
             parallel_hash_from: None,
+            strict_order: false,
         }
     }
 }
@@ -150,6 +152,21 @@ impl Policy {
         self
     }
 
+    /// Strict in-order delivery (spec/rpc.md §8): of each session, this receiver accepts
+    /// sequence number 0 first and then only the next one, `seq = previous + 1`. A message
+    /// with a lower number is [`ErrorKind::Replayed`], one with a higher number (a message
+    /// before it was dropped, or they were reordered) is [`ErrorKind::OutOfOrder`]; neither
+    /// changes any state. For ordered streams whose sender dedicates a session to the
+    /// stream (a gRPC stream, one sealer per stream); not for sessions shared by concurrent
+    /// calls, whose messages may overtake each other. The expected number lives with the
+    /// cached session: a session evicted from the cache fails closed (`OutOfOrder` for its
+    /// next inline message, [`ErrorKind::UnknownSession`] for a by-reference one), so the
+    /// cache must hold every live stream (`OpenerBuilder::session_cache_capacity`).
+    pub fn strict_order(mut self) -> Self {
+        self.strict_order = true;
+        self
+    }
+
     /// The allowed clock skew in seconds.
     pub fn skew_secs(&self) -> u64 {
         self.clock_skew
@@ -203,6 +220,26 @@ pub struct Opened {
     pub timestamp: u64,
     /// The session.
     pub session: SessionFacts,
+    /// The message hash (spec/envelope-v3.md §7.2): what the authenticator covers, unique
+    /// to this message. A reply names its request by it (spec/rpc.md §3).
+    pub message_hash: [u8; 32],
+}
+
+/// The replay mark of a message opened by [`Opener::open_unmarked`], still to be recorded
+/// with [`Opener::mark`] once the message's handler has succeeded (spec/replay.md §2.1).
+/// Dropping it records nothing: the message stays acceptable, for a redelivery.
+#[must_use = "a message opened without its replay mark can be accepted again until it is marked"]
+pub struct DeferredMark {
+    item: ReplayItem,
+    session: Arc<CachedSession>,
+}
+
+impl std::fmt::Debug for DeferredMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredMark")
+            .field("seq", &self.item.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Opener::open_any`] returns: a verified v3 message, or, only when the policy opts
@@ -273,6 +310,9 @@ struct CachedSession {
     /// verified (the establishing block first): spec §8 step 4 verifies every distinct
     /// block once. Bounded by [`MAX_BLOCKS_MEMO`]; past that, blocks are verified again.
     blocks: Mutex<Vec<[u8; 32]>>,
+    /// Strict order (spec/rpc.md §8): the next sequence number this receiver accepts.
+    /// Held across the replay mark, so that check, mark and advance are one step.
+    next_seq: Mutex<u64>,
 }
 
 /// How many distinct verified blocks a cached session remembers (re-addressing adds one
@@ -578,6 +618,62 @@ impl Opener {
     /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
     #[doc(hidden)]
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
+        self.open_inner(bytes, now, true).map(|(o, _)| o)
+    }
+
+    /// Opens an envelope like [`Opener::open`], every check included (the read-only replay
+    /// check, and the order check under [`Policy::strict_order`]), but does not record it
+    /// as seen: the caller records it with [`Opener::mark`] once its handler succeeded
+    /// (spec/replay.md §2.1), for at-least-once delivery where a message whose handling
+    /// failed is delivered again and must then be processed, not rejected as a replay.
+    ///
+    /// Until it is marked, the message can be opened again (a redelivery, or a replay by
+    /// anyone who captured it): a message handled but not yet marked can be handled twice.
+    /// The caller bounds that window: mark as soon as the handler returns, before
+    /// acknowledging to the broker, and redeliver only after the handler's deadline.
+    /// A session established by the message is cached (it passed every check).
+    pub fn open_unmarked(&self, envelope: &[u8]) -> Result<(Opened, DeferredMark), Error> {
+        self.open_unmarked_at(envelope, now()?)
+    }
+
+    /// [`Opener::open_unmarked`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn open_unmarked_at(
+        &self,
+        envelope: &[u8],
+        now: u64,
+    ) -> Result<(Opened, DeferredMark), Error> {
+        let (opened, mark) = self.open_inner(envelope, now, false)?;
+        Ok((opened, mark.expect("deferred")))
+    }
+
+    /// Records a message opened by [`Opener::open_unmarked`] as seen: the replay store's
+    /// `check_and_mark` (and under [`Policy::strict_order`] the advance of the session's
+    /// expected sequence number), exactly as [`Opener::open`] does last. Fails, changing
+    /// nothing, with [`ErrorKind::Replayed`] when another delivery of the message was
+    /// marked in the meantime (it was then handled twice), [`ErrorKind::OutOfOrder`] when
+    /// an earlier message of a strictly ordered session was not marked yet,
+    /// [`ErrorKind::Expired`] when the session expired meanwhile, or
+    /// [`ErrorKind::ReplayUnavailable`]. Give the mark to the opener that returned it
+    /// (another opener would record it in its own replay store).
+    pub fn mark(&self, mark: DeferredMark) -> Result<(), Error> {
+        self.mark_at(mark, now()?)
+    }
+
+    /// [`Opener::mark`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn mark_at(&self, mark: DeferredMark, now: u64) -> Result<(), Error> {
+        self.commit(&mark.session, &mark.item, now)
+    }
+
+    /// Spec §8 steps 1 to 12; with `mark` false, step 11 is the read-only check and the
+    /// mark is returned to the caller.
+    fn open_inner(
+        &self,
+        bytes: &[u8],
+        now: u64,
+        mark: bool,
+    ) -> Result<(Opened, Option<DeferredMark>), Error> {
         let prepared = self.prepare(bytes, now, &[])?;
         let parallel = self
             .policy
@@ -607,7 +703,7 @@ impl Opener {
             );
             self.check_authenticator(&prepared.session, &mh, env.authenticator)?;
             verdict.map_err(|()| bad_aead_tag())?;
-            return self.accept(prepared, payload, now);
+            return self.accept_or_defer(prepared, payload, mh, now, mark);
         }
         // Step 10: the authenticator over every byte before it.
         let mh = prepared.message_hash();
@@ -617,7 +713,48 @@ impl Opener {
             check_time(h, prepared.env.timestamp, now, self.policy.clock_skew)?;
         }
         let payload = self.decrypt(&prepared)?;
-        self.accept(prepared, payload, now)
+        self.accept_or_defer(prepared, payload, mh, now, mark)
+    }
+
+    fn accept_or_defer(
+        &self,
+        prepared: Prepared<'_>,
+        payload: Plaintext,
+        mh: [u8; 32],
+        now: u64,
+        mark: bool,
+    ) -> Result<(Opened, Option<DeferredMark>), Error> {
+        if mark {
+            return self.accept(prepared, payload, mh, now).map(|o| (o, None));
+        }
+        if self.policy.strict_order {
+            let next = *prepared
+                .session
+                .next_seq
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            check_order(next, prepared.item.seq)?;
+        }
+        let deferred = DeferredMark {
+            item: prepared.item,
+            session: prepared.session.clone(),
+        };
+        Ok((self.finish(prepared, payload, mh), Some(deferred)))
+    }
+
+    /// The replay mark, last (spec §8 step 11), and under strict order the session's
+    /// expected sequence number, checked and advanced under one lock with the mark.
+    fn commit(&self, session: &CachedSession, item: &ReplayItem, now: u64) -> Result<(), Error> {
+        if !self.policy.strict_order {
+            return self.replay.check_and_mark(item, now).map_err(replay_error);
+        }
+        let mut next = session.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+        check_order(*next, item.seq)?;
+        self.replay
+            .check_and_mark(item, now)
+            .map_err(replay_error)?;
+        *next = item.seq.saturating_add(1);
+        Ok(())
     }
 
     /// Opens a batch of envelopes, with one `now` for all of them. Results are in input
@@ -690,7 +827,7 @@ impl Opener {
         // Steps 11 to 13 in input order: decrypt, mark, cache.
         let mut out: Vec<Result<Opened, Error>> = Vec::with_capacity(envelopes.len());
         for (p, a) in prepared.into_iter().zip(auth) {
-            let r = p.and_then(|(p, _)| {
+            let r = p.and_then(|(p, mh)| {
                 a?;
                 if let Some(origin) = p.batch_origin {
                     if out[origin].is_err() {
@@ -701,7 +838,7 @@ impl Opener {
                     }
                 }
                 let payload = self.decrypt(&p)?;
-                self.accept(p, payload, now)
+                self.accept(p, payload, mh, now)
             });
             out.push(r);
         }
@@ -905,22 +1042,27 @@ impl Opener {
         &self,
         prepared: Prepared<'_>,
         payload: Plaintext,
+        message_hash: [u8; 32],
         now: u64,
     ) -> Result<Opened, Error> {
+        // Step 12: mark as seen, last: only a fully verified message changes replay state.
+        self.commit(&prepared.session, &prepared.item, now)?;
+        Ok(self.finish(prepared, payload, message_hash))
+    }
+
+    /// Step 13 for a message that passed every check: remember the session, count, and
+    /// hand out the payload.
+    fn finish(&self, prepared: Prepared<'_>, payload: Plaintext, message_hash: [u8; 32]) -> Opened {
         let Prepared {
             env,
             session,
             fresh,
             sender_name,
-            item,
             verified_block,
             ..
         } = prepared;
         let h = &session.header;
-        // Step 12: mark as seen, last: only a fully verified message changes replay state.
-        self.replay
-            .check_and_mark(&item, now)
-            .map_err(replay_error)?;
+        // A block verified for this (accepted) message is remembered as verified.
         if let Some(d) = verified_block {
             let mut blocks = session.blocks.lock().unwrap_or_else(|p| p.into_inner());
             if blocks.len() < MAX_BLOCKS_MEMO && !blocks.contains(&d) {
@@ -943,7 +1085,7 @@ impl Opener {
             .messages_opened
             .fetch_add(1, Ordering::Relaxed);
         let metadata = env.metadata.to_metadata();
-        Ok(Opened {
+        Opened {
             payload: payload.into_vec(),
             metadata,
             sender: h.sender,
@@ -964,7 +1106,8 @@ impl Opener {
                 via_key: session.via_key,
                 via_group: session.via_group,
             },
-        })
+            message_hash,
+        }
     }
 
     fn check_mode(&self, mode: Mode, via_group: bool) -> Result<(), Error> {
@@ -1127,6 +1270,7 @@ impl Opener {
             via_key: own.id,
             via_group: own.group,
             blocks: Mutex::new(vec![*blake3::hash(block_bytes).as_bytes()]),
+            next_seq: Mutex::new(0),
         })
     }
 
@@ -1339,6 +1483,17 @@ impl Opener {
         self.cache.len()
     }
 
+    /// The public identity of a trusted sender, from the keyring: what a service seals its
+    /// reply to, given the request's [`Opened::sender`] (spec/rpc.md §4). `None` for a key
+    /// that is not trusted or is revoked.
+    pub fn trusted_identity(&self, id: &KeyId) -> Option<PublicIdentity> {
+        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        if ring.is_revoked(id) {
+            return None;
+        }
+        ring.get(id).map(|k| k.key().clone())
+    }
+
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -1385,6 +1540,21 @@ fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Strict order (spec/rpc.md §8): `seq` must be the expected `next`.
+fn check_order(next: u64, seq: u64) -> Result<(), Error> {
+    match seq.cmp(&next) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(err(
+            ErrorKind::Replayed,
+            "strict order: this sequence number was accepted before",
+        )),
+        std::cmp::Ordering::Greater => Err(err(
+            ErrorKind::OutOfOrder,
+            "strict order: a message before this one is missing (dropped or reordered)",
+        )),
+    }
 }
 
 fn bad_aead_tag() -> Error {

@@ -28,6 +28,9 @@ pub enum Inline {
     Never,
 }
 
+// Whatever the policy, [`Sealer::inline_next`] makes the next envelope carry the block, and
+// [`Sealer::session_block_for`] answers a receiver's request for a block (spec/rpc.md §6).
+
 /// Limits on metadata, shared by sealers and openers (spec §7.1).
 pub(crate) const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
 pub(crate) const DEFAULT_MAX_METADATA_BYTES: usize = 8 * 1024;
@@ -180,6 +183,11 @@ pub struct Sealer {
     recipients: Vec<Recipient>,
     config: SealerConfig,
     active: Option<Active>,
+    /// The reference and block of the session before the current one, so a request for its
+    /// block (spec/rpc.md §6) can still be answered just after a rotation.
+    previous: Option<([u8; 16], Vec<u8>)>,
+    /// The next envelope carries the block inline whatever the policy.
+    force_inline: bool,
     sessions_created: u64,
 }
 
@@ -209,6 +217,8 @@ impl Sealer {
             recipients: recipients.to_vec(),
             config,
             active: None,
+            previous: None,
+            force_inline: false,
             sessions_created: 0,
         })
     }
@@ -251,8 +261,50 @@ impl Sealer {
         metadata: &Metadata,
         out: &mut Vec<u8>,
     ) -> Result<(), Misuse> {
+        self.seal_into_hashed(payload, metadata, out).map(|_| ())
+    }
+
+    /// [`Sealer::seal_into`], returning the envelope's message hash (spec/envelope-v3.md
+    /// §7.2), which [`crate::rpc`] uses to bind replies to this request.
+    pub(crate) fn seal_into_hashed(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        out: &mut Vec<u8>,
+    ) -> Result<[u8; 32], Misuse> {
         let now = unix_now()?;
         self.seal_at(payload, metadata, out, now, &mut OsRng)
+    }
+
+    /// Makes the next envelope carry the session block inline, whatever the [`Inline`]
+    /// policy: for a sender that learnt that a receiver lacks the session (a restarted
+    /// service, a queue-group replica that has not seen it yet; spec/rpc.md §6) and cannot
+    /// hand it the block beside the envelope. Later envelopes follow the policy again.
+    pub fn inline_next(&mut self) {
+        self.force_inline = true;
+    }
+
+    /// The block of the session whose reference is `session_ref`, if it is the current
+    /// session or the one before it (a rotation may have happened since the envelope was
+    /// sealed). This is what a sender sends, beside the unchanged envelope, to a receiver
+    /// that rejected the envelope as [`crate::ErrorKind::UnknownSession`] (spec/rpc.md §6).
+    /// `None` for any other reference: the sender never reveals blocks it does not hold,
+    /// and the caller then re-seals the payload instead.
+    pub fn session_block_for(&self, session_ref: &[u8; 16]) -> Option<&[u8]> {
+        if let Some(a) = &self.active {
+            if &a.session_ref == session_ref {
+                return Some(&a.s.block);
+            }
+        }
+        match &self.previous {
+            Some((r, block)) if r == session_ref => Some(block),
+            _ => None,
+        }
+    }
+
+    /// The reference of the current session (spec/envelope-v3.md §5.1), if there is one.
+    pub fn session_ref(&self) -> Option<[u8; 16]> {
+        self.active.as_ref().map(|a| a.session_ref)
     }
 
     /// The block of the current session (the latest one sealed with), creating a session if
@@ -303,7 +355,9 @@ impl Sealer {
 
     /// Ends the current session; the next message starts a new one.
     pub fn rotate(&mut self) {
-        self.active = None;
+        if let Some(a) = self.active.take() {
+            self.previous = Some((a.session_ref, a.s.block));
+        }
     }
 
     /// How many sessions this sealer has created (each costs one signature and one HPKE
@@ -315,6 +369,16 @@ impl Sealer {
     /// The sealer's configuration.
     pub fn config(&self) -> &SealerConfig {
         &self.config
+    }
+
+    /// The recipients every session of this sealer is addressed to.
+    pub fn recipients(&self) -> &[Recipient] {
+        &self.recipients
+    }
+
+    /// The sender id (spec/envelope-v3.md §2.3) of the identity this sealer seals as.
+    pub fn sender(&self) -> crate::KeyId {
+        self.identity.key_id()
     }
 
     /// Deterministic sealing for the test vectors: a caller-chosen clock and RNG.
@@ -382,6 +446,7 @@ impl Sealer {
             rng,
         )?;
         self.sessions_created += 1;
+        self.rotate();
         let cipher = s.ek.as_ref().map(|k| PayloadCipher::new(k));
         let list_key = (s.header.mode == Mode::Mac)
             .then(|| s.ek.as_ref().map(|k| envelope::list_key(k)))
@@ -404,7 +469,7 @@ impl Sealer {
         out: &mut Vec<u8>,
         now: u64,
         rng: &mut R,
-    ) -> Result<(), Misuse> {
+    ) -> Result<[u8; 32], Misuse> {
         let limit = self.config.payload_limit();
         if payload.len() as u64 > limit {
             return Err(Misuse::PayloadTooLarge {
@@ -417,11 +482,12 @@ impl Sealer {
         let inline = self.config.inline;
         let a = self.active.as_mut().expect("ensured");
         let seq = a.next_seq;
-        let carry_block = match inline {
-            Inline::Always => true,
-            Inline::FirstMessage => seq == 0,
-            Inline::Never => false,
-        };
+        let carry_block = self.force_inline
+            || match inline {
+                Inline::Always => true,
+                Inline::FirstMessage => seq == 0,
+                Inline::Never => false,
+            };
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         let mode = a.s.header.mode;
@@ -494,7 +560,8 @@ impl Sealer {
         }
         a.next_seq += 1;
         a.bytes += payload.len() as u64;
-        Ok(())
+        self.force_inline = false;
+        Ok(mh)
     }
 }
 

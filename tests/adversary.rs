@@ -495,6 +495,34 @@ fn crafted_envelopes_reach_every_failure_class() {
         o.revoke(c.alice.key_id());
         expect("revoked sender", o.open_at(&good, T0), ErrorKind::Revoked);
     }
+    {
+        // Strict order: sequence number 1 of a session before 0.
+        let strict = Opener::builder()
+            .identity(&c.bob)
+            .trust(c.alice.public())
+            .policy(Policy::default().strict_order())
+            .build()
+            .unwrap();
+        let mut s = Sealer::new(
+            &c.alice,
+            &[Recipient::from(c.bob.public())],
+            SealerConfig::new(Mode::Mac),
+        )
+        .unwrap();
+        let first = s
+            .seal_deterministic(b"0", &Metadata::new(), T0, &mut OsRng)
+            .unwrap();
+        let second = s
+            .seal_deterministic(b"1", &Metadata::new(), T0, &mut OsRng)
+            .unwrap();
+        expect(
+            "strict order, 1 before 0",
+            strict.open_at(&second, T0),
+            ErrorKind::OutOfOrder,
+        );
+        strict.open_at(&first, T0).unwrap();
+        strict.open_at(&second, T0).unwrap();
+    }
     let all: BTreeSet<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
     assert_eq!(seen, all, "every error category is reached by a test");
     let _ = NoReplayCheck;

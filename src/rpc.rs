@@ -1,0 +1,574 @@
+//! Request and reply over envelopes (normative text: `spec/rpc.md`): the reserved metadata
+//! keys, replies bound to their requests and to the addressed service, and the request a
+//! receiver sends for a session block it lacks.
+//!
+//! Transport-neutral: no runtime, no framework. A NATS client, a tower layer, a tonic codec
+//! and the Python driver all build on these few calls.
+//!
+//! ```
+//! use rpcseal::rpc::{self, RequestContext, Responder};
+//! use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
+//!
+//! let client = Identity::generate();
+//! let service = Identity::generate();
+//! let config = SealerConfig::new(Mode::Mac).inline(Inline::FirstMessage);
+//!
+//! // Client: a sealer to the service, an opener for its replies.
+//! let mut requests = Sealer::new(&client, &[Recipient::from(service.public())], config.clone())?;
+//! let replies = Opener::builder().identity(&client).trust(service.public()).build()?;
+//!
+//! // Service: an opener for requests, a responder for replies (one session per client).
+//! let incoming = Opener::builder().identity(&service).trust(client.public()).build()?;
+//! let responder = Responder::new(&service, config, 1000)?;
+//!
+//! let mut meta = Metadata::new();
+//! meta.insert(rpc::METHOD.into(), "inventory.get".into());
+//! meta.insert(rpc::REPLY_TO.into(), "_INBOX.client.1".into());
+//! let (request, pending) = requests.seal_request(b"{\"sku\": 42}", &meta, service.public())?;
+//!
+//! // The service opens the request and replies to the address the client authenticated.
+//! let opened = incoming.open(&request)?;
+//! let ctx = RequestContext::new(&incoming, &opened)?;
+//! assert_eq!(ctx.reply_to(), Some("_INBOX.client.1"));
+//! let reply = responder.seal_reply(&ctx, b"{\"count\": 7}", &Metadata::new())?;
+//!
+//! // The client accepts only the reply to this request, from this service, once.
+//! let answer = pending.open_reply(&replies, &reply)?;
+//! assert_eq!(answer.payload, b"{\"count\": 7}");
+//! assert!(pending.open_reply(&replies, &reply).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use crate::error::{Error, ErrorKind, Misuse};
+use crate::keys::{Identity, KeyId, PublicIdentity, Recipient};
+use crate::open::{Opened, Opener};
+use crate::seal::{Sealer, SealerConfig};
+use crate::Metadata;
+
+// spec/rpc.md §2: the reserved metadata keys.
+
+/// Every metadata key starting with this prefix is reserved for `spec/rpc.md`.
+pub const RESERVED_PREFIX: &str = "rpc.";
+/// The method (procedure) a request calls. Optional.
+pub const METHOD: &str = "rpc.method";
+/// A caller-chosen message id, for correlation and logs. Optional; never trusted for
+/// security (the binding is [`IN_REPLY_TO`]).
+pub const MESSAGE_ID: &str = "rpc.id";
+/// The address (NATS subject, AMQP queue, ...) the reply must be sent to, as the client
+/// authenticated it. A service replies there, never to the address a broker delivered.
+pub const REPLY_TO: &str = "rpc.reply-to";
+/// In a reply: the request's message hash (spec/envelope-v3.md §7.2), 64 lowercase hex
+/// digits. Its presence is what makes a message a reply; a request never carries it.
+pub const IN_REPLY_TO: &str = "rpc.in-reply-to";
+/// The payload's media type (`application/msgpack`, `application/json`, ...).
+pub const CONTENT_TYPE: &str = "rpc.content-type";
+
+/// Why a reply or a request was refused at the RPC layer (spec/rpc.md §7). Every variant
+/// means: do not use the message. The envelope itself may have been fine; these are about
+/// what it claims to answer, who sent it, or where the answer goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The envelope was rejected by the opener; [`Error::kind`] says why (for example
+    /// [`ErrorKind::Replayed`] for a replayed reply, [`ErrorKind::UnknownSession`] when the
+    /// reply's session block is missing).
+    Rejected(Error),
+    /// The reply is from another identity than the service the request was sealed to.
+    WrongResponder {
+        /// The service the request addressed.
+        expected: KeyId,
+        /// The sender of the reply.
+        found: KeyId,
+    },
+    /// The message carries no [`IN_REPLY_TO`]: it is not a reply.
+    NotAReply,
+    /// The reply answers another request (or its [`IN_REPLY_TO`] is not 64 hex digits).
+    WrongRequest,
+    /// A message carrying [`IN_REPLY_TO`] was offered as a request: a reply must never be
+    /// handled as a request.
+    NotARequest,
+    /// The request's authenticated [`REPLY_TO`] differs from the reply address the broker
+    /// delivered (or one of the two is missing).
+    ReplyToMismatch,
+    /// The request's sender is no longer trusted (revoked since the request was opened):
+    /// no reply is sealed to it.
+    UntrustedClient,
+}
+
+impl RpcError {
+    /// A stable snake_case name: the `kind` a binding (Python's exceptions, an HTTP
+    /// problem type) reports. For [`RpcError::Rejected`] it is the envelope's
+    /// [`ErrorKind::as_str`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RpcError::Rejected(e) => e.kind().as_str(),
+            RpcError::WrongResponder { .. } => "wrong_responder",
+            RpcError::NotAReply => "not_a_reply",
+            RpcError::WrongRequest => "wrong_request",
+            RpcError::NotARequest => "not_a_request",
+            RpcError::ReplyToMismatch => "reply_to_mismatch",
+            RpcError::UntrustedClient => "untrusted_client",
+        }
+    }
+
+    /// The envelope rejection, when that is what this is.
+    pub fn rejection(&self) -> Option<&Error> {
+        match self {
+            RpcError::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RpcError::Rejected(e) => write!(f, "{e}"),
+            RpcError::WrongResponder { expected, found } => write!(
+                f,
+                "the reply is from {found}, not from the service the request addressed ({expected}) (wrong_responder)"
+            ),
+            RpcError::NotAReply => f.write_str("the message is not a reply: it names no request (not_a_reply)"),
+            RpcError::WrongRequest => f.write_str("the reply answers another request (wrong_request)"),
+            RpcError::NotARequest => f.write_str("a reply cannot be handled as a request (not_a_request)"),
+            RpcError::ReplyToMismatch => f.write_str(
+                "the broker's reply address differs from the one the client authenticated (reply_to_mismatch)",
+            ),
+            RpcError::UntrustedClient => f.write_str("the request's sender is no longer trusted (untrusted_client)"),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+impl From<Error> for RpcError {
+    fn from(e: Error) -> Self {
+        RpcError::Rejected(e)
+    }
+}
+
+/// 32 bytes as 64 lowercase hex digits.
+fn hex32(bytes: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Exactly `2 * N` lowercase hex digits, or `None`.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let b = s.as_bytes();
+    if b.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (digit(b[2 * i])? << 4) | digit(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// The client's side of one call: what a reply must match (spec/rpc.md §5). Returned by
+/// [`Sealer::seal_request`]. Holds no secret; `Clone`, `Send`, and cheap to keep in a
+/// table of calls in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingReply {
+    request: [u8; 32],
+    responder: KeyId,
+}
+
+impl PendingReply {
+    /// A pending reply from its parts, for a caller that keeps calls in flight elsewhere
+    /// (both parts are public values).
+    pub fn new(request_id: [u8; 32], responder: KeyId) -> PendingReply {
+        PendingReply {
+            request: request_id,
+            responder,
+        }
+    }
+
+    /// The request's id: its message hash (spec/envelope-v3.md §7.2).
+    pub fn request_id(&self) -> [u8; 32] {
+        self.request
+    }
+
+    /// The request's id as the reply carries it in [`IN_REPLY_TO`]: 64 lowercase hex digits.
+    /// A transport may key its table of calls in flight by it.
+    pub fn request_id_hex(&self) -> String {
+        hex32(&self.request)
+    }
+
+    /// The sender id of the only identity whose reply is accepted.
+    pub fn responder(&self) -> KeyId {
+        self.responder
+    }
+
+    /// Opens `envelope` as the reply to this request: the envelope passes every check of
+    /// [`Opener::open`], it is from [`PendingReply::responder`], and it names this
+    /// request. Only then is it marked as seen; a reply refused for any reason changes no
+    /// replay state, so the genuine reply still opens if it comes later.
+    pub fn open_reply(&self, opener: &Opener, envelope: &[u8]) -> Result<Opened, RpcError> {
+        let (opened, mark) = opener.open_unmarked(envelope)?;
+        self.check_reply(&opened)?;
+        opener.mark(mark)?;
+        Ok(opened)
+    }
+
+    /// [`PendingReply::open_reply`] with the receiver's clock reading `now`.
+    #[doc(hidden)]
+    pub fn open_reply_at(
+        &self,
+        opener: &Opener,
+        envelope: &[u8],
+        now: u64,
+    ) -> Result<Opened, RpcError> {
+        let (opened, mark) = opener.open_unmarked_at(envelope, now)?;
+        self.check_reply(&opened)?;
+        opener.mark_at(mark, now)?;
+        Ok(opened)
+    }
+
+    /// The binding checks of spec/rpc.md §5 alone, for a caller that opened the message
+    /// itself (with [`Opener::open_unmarked`], marking only after this passed): the sender
+    /// is the responder ([`RpcError::WrongResponder`]), the message is a reply
+    /// ([`RpcError::NotAReply`]) to this request ([`RpcError::WrongRequest`]).
+    pub fn check_reply(&self, opened: &Opened) -> Result<(), RpcError> {
+        if opened.sender != self.responder {
+            return Err(RpcError::WrongResponder {
+                expected: self.responder,
+                found: opened.sender,
+            });
+        }
+        let named = opened
+            .metadata
+            .get(IN_REPLY_TO)
+            .ok_or(RpcError::NotAReply)?;
+        match unhex::<32>(named) {
+            // Public values, but compared without early exit all the same.
+            Some(id) if bool::from(subtle::ConstantTimeEq::ct_eq(&id[..], &self.request[..])) => {
+                Ok(())
+            }
+            _ => Err(RpcError::WrongRequest),
+        }
+    }
+}
+
+impl Sealer {
+    /// Seals a request to `responder` (spec/rpc.md §4), returning the envelope and the
+    /// [`PendingReply`] that accepts only this request's reply, from `responder`.
+    ///
+    /// `metadata` may set [`METHOD`], [`MESSAGE_ID`], [`REPLY_TO`] and [`CONTENT_TYPE`] besides
+    /// the application's own keys; it must not set [`IN_REPLY_TO`] (that makes a reply) nor
+    /// any other key starting with [`RESERVED_PREFIX`] ([`Misuse::InvalidMetadata`]).
+    /// The sealer is expected to seal to `responder` (its identity, or a key it holds).
+    pub fn seal_request(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        responder: &PublicIdentity,
+    ) -> Result<(Vec<u8>, PendingReply), Misuse> {
+        check_reserved(metadata, false)?;
+        let mut out = Vec::new();
+        let request = self.seal_into_hashed(payload, metadata, &mut out)?;
+        Ok((
+            out,
+            PendingReply {
+                request,
+                responder: responder.key_id(),
+            },
+        ))
+    }
+}
+
+/// Reserved keys: only those of spec/rpc.md §2; [`IN_REPLY_TO`] only when `reply`.
+fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
+    for k in metadata.keys() {
+        if !k.starts_with(RESERVED_PREFIX) {
+            continue;
+        }
+        match k.as_str() {
+            METHOD | MESSAGE_ID | REPLY_TO | CONTENT_TYPE => {}
+            IN_REPLY_TO if reply => {}
+            IN_REPLY_TO => {
+                return Err(Misuse::InvalidMetadata(
+                    "rpc.in-reply-to makes a message a reply; a request must not carry it",
+                ))
+            }
+            _ => {
+                return Err(Misuse::InvalidMetadata(
+                    "keys starting with \"rpc.\" are reserved (spec/rpc.md §2)",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The service's side of one call, from the opened request (spec/rpc.md §4): who the reply
+/// goes to, where, and the binding it carries.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    request: [u8; 32],
+    client: PublicIdentity,
+    request_session: [u8; 16],
+    reply_to: Option<String>,
+}
+
+impl RequestContext {
+    /// The context of a request that `opener` opened: refuses a reply offered as a
+    /// request ([`RpcError::NotARequest`]) and a sender the opener no longer trusts
+    /// ([`RpcError::UntrustedClient`]).
+    pub fn new(opener: &Opener, request: &Opened) -> Result<RequestContext, RpcError> {
+        if request.metadata.contains_key(IN_REPLY_TO) {
+            return Err(RpcError::NotARequest);
+        }
+        let client = opener
+            .trusted_identity(&request.sender)
+            .ok_or(RpcError::UntrustedClient)?;
+        Ok(RequestContext {
+            request: request.message_hash,
+            client,
+            request_session: request.session.session_ref,
+            reply_to: request.metadata.get(REPLY_TO).cloned(),
+        })
+    }
+
+    /// The request's id (its message hash), which the reply names.
+    pub fn request_id(&self) -> [u8; 32] {
+        self.request
+    }
+
+    /// The request's sender: the only identity the reply may be sealed to.
+    pub fn client(&self) -> &PublicIdentity {
+        &self.client
+    }
+
+    /// The reply address the client authenticated ([`REPLY_TO`]), if any. Send the reply
+    /// here, never to an address the broker supplied.
+    pub fn reply_to(&self) -> Option<&str> {
+        self.reply_to.as_deref()
+    }
+
+    /// Compares the reply address a broker delivered with the authenticated one:
+    /// [`RpcError::ReplyToMismatch`] unless both are absent or both equal. A transport
+    /// that receives the broker's address calls this and drops the request on a mismatch
+    /// (a broker redirecting replies is hostile).
+    pub fn check_reply_to(&self, delivered: Option<&str>) -> Result<(), RpcError> {
+        if self.reply_to.as_deref() == delivered {
+            Ok(())
+        } else {
+            Err(RpcError::ReplyToMismatch)
+        }
+    }
+
+    /// `metadata` plus the binding, [`IN_REPLY_TO`]: the metadata of the reply.
+    /// `metadata` must not set [`IN_REPLY_TO`] itself, nor unknown reserved keys.
+    pub fn reply_metadata(&self, metadata: &Metadata) -> Result<Metadata, Misuse> {
+        check_reserved(metadata, false)?;
+        let mut m = metadata.clone();
+        m.insert(IN_REPLY_TO.into(), hex32(&self.request));
+        Ok(m)
+    }
+
+    /// Seals the reply with `sealer`, which must seal to the client alone
+    /// ([`Misuse::InvalidConfig`] otherwise). [`Responder`] keeps such a sealer per client.
+    pub fn seal_reply(
+        &self,
+        sealer: &mut Sealer,
+        payload: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Vec<u8>, Misuse> {
+        match sealer.recipients() {
+            [Recipient::Service(r)] if *r == self.client => {}
+            _ => {
+                return Err(Misuse::InvalidConfig(
+                    "a reply must be sealed to the request's sender alone",
+                ))
+            }
+        }
+        let m = self.reply_metadata(metadata)?;
+        sealer.seal(payload, &m)
+    }
+}
+
+/// How many request sessions per client a [`Responder`] remembers having answered.
+const KNOWN_REQUEST_SESSIONS: usize = 4;
+
+struct ClientSealer {
+    sealer: Sealer,
+    /// Request sessions of this client answered since the reply session began.
+    answered: Vec<[u8; 16]>,
+    reply_session: Option<[u8; 16]>,
+}
+
+/// Seals replies for a service: one reply session per client, kept in a bounded LRU, so a
+/// reply costs symmetric work only (spec/rpc.md §4).
+///
+/// The reply carries its session block inline whenever the request comes from a request
+/// session this responder has not answered within the current reply session: a client
+/// that restarted (and lost its session cache) starts a new request session, and so gets
+/// the block with its first reply, with no round trip (spec/rpc.md §6.3). Otherwise the
+/// sealer's [`crate::Inline`] policy applies; [`crate::Inline::FirstMessage`] is the
+/// intended one. `Send + Sync`.
+pub struct Responder {
+    identity: Identity,
+    config: SealerConfig,
+    clients: Mutex<LruCache<KeyId, Arc<Mutex<ClientSealer>>>>,
+}
+
+impl Responder {
+    /// A responder for `identity`, sealing with `config`, keeping reply sessions for up to
+    /// `capacity` clients (at least one).
+    pub fn new(
+        identity: &Identity,
+        config: SealerConfig,
+        capacity: usize,
+    ) -> Result<Responder, Misuse> {
+        // Fails early on an unusable configuration, with a throwaway recipient.
+        Sealer::new(
+            identity,
+            &[Recipient::from(identity.public())],
+            config.clone(),
+        )?;
+        Ok(Responder {
+            identity: identity.clone(),
+            config,
+            clients: Mutex::new(LruCache::new(
+                NonZeroUsize::new(capacity.max(1)).expect("at least one"),
+            )),
+        })
+    }
+
+    /// Seals the reply to the request `ctx` describes: to the client alone, bound to the
+    /// request ([`IN_REPLY_TO`] added to `metadata`).
+    pub fn seal_reply(
+        &self,
+        ctx: &RequestContext,
+        payload: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Vec<u8>, Misuse> {
+        let id = ctx.client.key_id();
+        let entry = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            match clients.get(&id) {
+                Some(e) => e.clone(),
+                None => {
+                    let sealer = Sealer::new(
+                        &self.identity,
+                        &[Recipient::from(ctx.client.clone())],
+                        self.config.clone(),
+                    )?;
+                    let e = Arc::new(Mutex::new(ClientSealer {
+                        sealer,
+                        answered: Vec::new(),
+                        reply_session: None,
+                    }));
+                    clients.put(id, e.clone());
+                    e
+                }
+            }
+        };
+        let mut c = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if c.reply_session != c.sealer.session_ref() {
+            // A new reply session: its first envelope carries the block anyway.
+            c.answered.clear();
+        }
+        let known = c.answered.contains(&ctx.request_session);
+        if !known {
+            c.sealer.inline_next();
+        }
+        let out = ctx.seal_reply(&mut c.sealer, payload, metadata)?;
+        if c.reply_session != c.sealer.session_ref() {
+            c.answered.clear();
+            c.reply_session = c.sealer.session_ref();
+        }
+        if !c.answered.contains(&ctx.request_session) {
+            if c.answered.len() == KNOWN_REQUEST_SESSIONS {
+                c.answered.remove(0);
+            }
+            c.answered.push(ctx.request_session);
+        }
+        Ok(out)
+    }
+}
+
+/// A receiver's request for a session block (spec/rpc.md §6): the envelope it could not
+/// open refers to a session it does not hold. The sender answers with the block, beside
+/// the unchanged envelope ([`Sealer::session_block_for`]); the receiver then imports the
+/// block ([`Opener::import_session`]) and opens the same envelope again, so the message is
+/// neither lost nor duplicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NeedSession {
+    session_ref: [u8; 16],
+}
+
+impl NeedSession {
+    /// The request to send when opening `envelope` failed with `error`: `Some` only for
+    /// [`ErrorKind::UnknownSession`] (a by-reference envelope whose session this receiver
+    /// lacks).
+    pub fn from_rejection(envelope: &[u8], error: &Error) -> Option<NeedSession> {
+        if error.kind() != ErrorKind::UnknownSession {
+            return None;
+        }
+        let i = crate::inspect(envelope).ok()?;
+        i.session.is_none().then_some(NeedSession {
+            session_ref: i.session_ref,
+        })
+    }
+
+    /// A request for the session `session_ref`.
+    pub fn new(session_ref: [u8; 16]) -> NeedSession {
+        NeedSession { session_ref }
+    }
+
+    /// The reference of the session asked for.
+    pub fn session_ref(&self) -> [u8; 16] {
+        self.session_ref
+    }
+
+    /// Parses the text form: exactly 32 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<NeedSession> {
+        unhex::<16>(text).map(NeedSession::new)
+    }
+}
+
+impl fmt::Display for NeedSession {
+    /// The text form a transport header carries: 32 lowercase hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.session_ref {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_strictness() {
+        let x: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(unhex::<32>(&hex32(&x)), Some(x));
+        assert_eq!(unhex::<32>(&hex32(&x).to_uppercase()), None);
+        assert_eq!(unhex::<32>(&hex32(&x)[..63]), None);
+        assert_eq!(unhex::<32>(&format!("{}0", hex32(&x))), None);
+        assert_eq!(unhex::<16>("0g000000000000000000000000000000"), None);
+        let n = NeedSession::new([0xab; 16]);
+        assert_eq!(NeedSession::parse(&n.to_string()), Some(n));
+    }
+}
