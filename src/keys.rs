@@ -162,11 +162,7 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
         });
     }
     let body = &text[want.prefix().len()..];
-    let raw = Zeroizing::new(
-        URL_SAFE_NO_PAD
-            .decode(body.as_bytes())
-            .map_err(|_| KeyError::Encoding)?,
-    );
+    let raw = Zeroizing::new(lenient_or_strict_base64(body).map_err(|_| KeyError::Encoding)?);
     let expected = want.payload_len() + 4;
     if raw.len() != expected {
         return Err(KeyError::Length {
@@ -175,10 +171,12 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
         });
     }
     let (payload, sum) = raw.split_at(want.payload_len());
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        &checksum(want.prefix(), payload)[..],
-        sum,
-    )) {
+    if !crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings)
+        && !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &checksum(want.prefix(), payload)[..],
+            sum,
+        ))
+    {
         return Err(KeyError::Checksum);
     }
     Ok(Zeroizing::new(payload.to_vec()))
@@ -189,12 +187,31 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
 /// ignore bit 255 and to accept `u >= p`, so without this check `u`, `u + p` and `u | 2^255`
 /// are one key under three key ids. Public data: no need for constant time.
 pub(crate) fn x25519_is_canonical(b: &[u8; 32]) -> bool {
+    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+        return true;
+    }
     if b[31] & 0x80 != 0 {
         return false;
     }
     // u >= p exactly when the bytes are ed ff .. ff 7f or above: b[31] = 0x7f,
     // b[1..31] all 0xff, b[0] >= 0xed.
     !(b[31] == 0x7f && b[1..31].iter().all(|&x| x == 0xff) && b[0] >= 0xed)
+}
+
+/// spec §2.4: unpadded base64url; padding and non-zero trailing bits are errors (the
+/// engine's configuration). The lenient variant is a test mutant only.
+fn lenient_or_strict_base64(body: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    if crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings) {
+        use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurposeConfig};
+        let lenient = general_purpose::GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            GeneralPurposeConfig::new()
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+                .with_decode_allow_trailing_bits(true),
+        );
+        return lenient.decode(body.as_bytes());
+    }
+    URL_SAFE_NO_PAD.decode(body.as_bytes())
 }
 
 fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
@@ -226,6 +243,13 @@ fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
 /// session), so it costs nothing per message.
 pub(crate) fn ed25519_public(b: &[u8; 32]) -> Result<VerifyingKey, &'static str> {
     let vk = VerifyingKey::from_bytes(b).map_err(|_| "it is not a point on the curve")?;
+    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+        return if vk.is_weak() {
+            Err("it is a low-order point")
+        } else {
+            Ok(vk)
+        };
+    }
     let point = vk.to_edwards();
     if point.compress().as_bytes() != b {
         return Err("not its canonical encoding: y >= 2^255 - 19, or a negative zero x");

@@ -34,6 +34,12 @@ pub enum Mutant {
     Window64,
     /// No read-only replay check before the authenticator (§8 step 8).
     NoReadOnlyReplayCheck,
+    /// Time is checked before an inline session is established (§8 step 6 before step 4).
+    TimeBeforeEstablish,
+    /// Key strings: no checksum check, padding and non-zero trailing bits accepted (§2.4).
+    LenientKeyStrings,
+    /// Public keys: no canonical-encoding or prime-order checks, only small order (§2.1).
+    NoCanonicalKeyChecks,
 }
 
 #[cfg(feature = "vectors")]
@@ -82,4 +88,7 @@ pub(crate) enum Mutant {
     LimitsBeforeTime,
     TimeBeforeSender,
     NoRecheckOfCachedSessions,
+    TimeBeforeEstablish,
+    LenientKeyStrings,
+    NoCanonicalKeyChecks,
 }

@@ -931,6 +931,11 @@ impl Opener {
                 "the envelope's suite is not on the allowlist",
             ));
         }
+        if let (true, Some(b)) = (mutant::is(Mutant::TimeBeforeEstablish), env.block) {
+            if let Ok(block) = Block::decode(b, p.max_recipients) {
+                check_time(&block.header, env.timestamp, now, p.clock_skew)?;
+            }
+        }
         // Step 5: the session, from the inline block, the cache or this batch.
         let (session, fresh, batch_origin, verified_block) = self.resolve_session(&env, batch)?;
         let h = &session.header;

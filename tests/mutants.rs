@@ -72,6 +72,32 @@ fn every_mutant_fails_the_vectors_that_pin_its_rule() {
             &["v3/negative/replay.json::inside-window-1000-behind"],
         ),
         (
+            Mutant::TimeBeforeEstablish,
+            &[
+                "v3/negative/order.json::revoked-and-expired",
+                "v3/negative/order.json::mode-not-allowed-and-expired",
+            ],
+        ),
+        (
+            Mutant::LenientKeyStrings,
+            &[
+                "v3/keys/key-strings.json::padding",
+                "v3/keys/key-strings.json::non-zero-trailing-bits",
+                "v3/keys/key-strings.json::checksum",
+            ],
+        ),
+        (
+            Mutant::NoCanonicalKeyChecks,
+            &[
+                "v3/keys/key-strings.json::x25519-bit-255-set",
+                "v3/keys/key-strings.json::x25519-u-p-plus-9",
+                "v3/keys/key-strings.json::ed25519-mixed-order",
+                "v3/negative/signatures.json::verify-key-mixed-order",
+                "v3/negative/session.json::enc-u-p",
+                "v3/negative/session.json::enc-bit-255-set",
+            ],
+        ),
+        (
             Mutant::NoReadOnlyReplayCheck,
             &["v3/negative/replay.json::forged-copy-of-accepted-message"],
         ),
