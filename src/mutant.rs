@@ -4,7 +4,7 @@
 //! (issue 14: every vector fails on today's code or on a broken variant kept as a test).
 //!
 //! The switch is per thread and only exists with the `vectors` feature; without it,
-//! [`is`] is a constant `false` and every check site folds away.
+//! `is` is a constant `false` and every check site folds away.
 
 /// One broken rule.
 #[cfg(feature = "vectors")]

@@ -315,6 +315,11 @@ struct CachedSession {
     next_seq: Mutex<u64>,
 }
 
+/// What [`Opener::resolve_session`] found: the session, whether it is new to the cache, the
+/// batch index of the envelope that carried it (by-reference envelopes of a batch), and the
+/// digest of an inline block verified for this message.
+type Resolved = (Arc<CachedSession>, bool, Option<usize>, Option<[u8; 32]>);
+
 /// How many distinct verified blocks a cached session remembers (re-addressing adds one
 /// per round of new members).
 const MAX_BLOCKS_MEMO: usize = 8;
@@ -1139,7 +1144,7 @@ impl Opener {
         &self,
         env: &Envelope<'_>,
         batch: &[([u8; 16], Arc<CachedSession>, usize)],
-    ) -> Result<(Arc<CachedSession>, bool, Option<usize>, Option<[u8; 32]>), Error> {
+    ) -> Result<Resolved, Error> {
         let Some(block_bytes) = env.block else {
             if let Some(s) = self.cache.peek(&env.session_ref) {
                 self.counters_for(env.session_ref[0])

@@ -748,11 +748,12 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     use crate::replay::{MemoryReplayStore, ReplayError, ReplayItem, ReplayStore};
     use std::collections::HashMap;
     use std::sync::Mutex;
+    type SessionKey = ([u8; 16], [u8; 16]);
     struct Broken {
         inner: MemoryReplayStore,
         mutant: Mutant,
         skew: u64,
-        tops: Mutex<HashMap<([u8; 16], [u8; 16]), u64>>,
+        tops: Mutex<HashMap<SessionKey, u64>>,
     }
     impl Broken {
         fn item(&self, i: &ReplayItem) -> ReplayItem {
