@@ -21,6 +21,7 @@ use crate::suite::{Mode, Suite};
 mod keystrings;
 mod negative;
 mod positive;
+mod sealer;
 
 /// The format tag of every vector file.
 pub(crate) const FORMAT: &str = "rpcseal-vectors/1";
@@ -72,6 +73,10 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         to_bytes(&negative::reconfigure_file()),
     ));
     files.push((
+        PathBuf::from("v3/sealer/refusals.json"),
+        to_bytes(&sealer::file()),
+    ));
+    files.push((
         PathBuf::from("v3/keys/key-strings.json"),
         to_bytes(&keystrings::file()),
     ));
@@ -109,6 +114,7 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
         ("v3/negative", Kind::Negative),
         ("v3/keys", Kind::KeyString),
         ("v3/reconfigure", Kind::Negative),
+        ("v3/sealer", Kind::Sealer),
     ] {
         let folder = dir.join(sub);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
@@ -147,6 +153,7 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
                         Kind::Positive => positive::verify_case(&file, case),
                         Kind::Negative => negative::verify_case(&file, case),
                         Kind::KeyString => keystrings::verify_case(case),
+                        Kind::Sealer => sealer::verify_case(&file, case),
                     }
                 });
                 out.push(Check {
@@ -172,6 +179,7 @@ enum Kind {
     Positive,
     Negative,
     KeyString,
+    Sealer,
 }
 
 /// Runs every check under `dir`, catching panics so one broken case cannot hide the others.
