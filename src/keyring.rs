@@ -167,10 +167,16 @@ impl Keyring {
                     let key =
                         PublicIdentity::parse(key).map_err(|e: KeyError| bad(e.to_string()))?;
                     let mut t = TrustedKey::new(name, key);
+                    let mut seen: Vec<&str> = Vec::new();
                     for opt in words {
                         let (k, v) = opt
                             .split_once('=')
                             .ok_or_else(|| bad(format!("expected key=value, found {opt:?}")))?;
+                        // spec/keyring.md §3: each option at most once.
+                        if seen.contains(&k) {
+                            return Err(bad(format!("option {k:?} given twice")));
+                        }
+                        seen.push(k);
                         let v: u64 = v
                             .parse()
                             .map_err(|_| bad(format!("{k} needs unix seconds")))?;

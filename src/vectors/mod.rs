@@ -18,6 +18,7 @@ use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
 use crate::open::{Opener, Policy};
 use crate::suite::{Mode, Suite};
 
+mod keyringtext;
 mod keystrings;
 mod negative;
 mod positive;
@@ -75,6 +76,10 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
     files.push((
         PathBuf::from("v3/sealer/refusals.json"),
         to_bytes(&sealer::file()),
+    ));
+    files.push((
+        PathBuf::from("v3/keys/keyring-text.json"),
+        to_bytes(&keyringtext::file()),
     ));
     files.push((
         PathBuf::from("v3/keys/key-strings.json"),
@@ -152,6 +157,9 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
                         Kind::Primitive => primitive(&stem, &file, case),
                         Kind::Positive => positive::verify_case(&file, case),
                         Kind::Negative => negative::verify_case(&file, case),
+                        Kind::KeyString if stem.ends_with("keyring-text.json") => {
+                            keyringtext::verify_case(case)
+                        }
                         Kind::KeyString => keystrings::verify_case(case),
                         Kind::Sealer => sealer::verify_case(&file, case),
                     }
