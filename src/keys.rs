@@ -671,6 +671,12 @@ impl Recipient {
         matches!(self, Recipient::Group(_))
     }
 
+    /// True for a key that several parties hold: a group key or a symmetric key. MAC mode
+    /// to such a key cannot tell its holders apart (spec §6.4).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Recipient::Group(_) | Recipient::Symmetric(_))
+    }
+
     pub(crate) fn wrap_target(&self) -> WrapTarget<'_> {
         match self {
             Recipient::Service(p) => WrapTarget::X25519(p.x25519.as_bytes()),

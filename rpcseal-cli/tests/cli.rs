@@ -119,7 +119,7 @@ fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
 }
 
 #[test]
-fn pubkey_prints_the_public_key_and_warns_about_open_permissions() {
+fn pubkey_prints_the_public_key_and_refuses_open_permissions() {
     let k = Keys::new();
     let public = k.keygen("bob", false);
     rpcseal()
@@ -144,6 +144,13 @@ fn pubkey_prints_the_public_key_and_warns_about_open_permissions() {
         rpcseal()
             .arg("pubkey")
             .arg(k.key("bob"))
+            .assert()
+            .code(3)
+            .stderr(contains("chmod 600"));
+        rpcseal()
+            .arg("pubkey")
+            .arg(k.key("bob"))
+            .arg("--dangerous-allow-readable-key-files")
             .assert()
             .success()
             .stderr(contains("warning").and(contains("chmod 600")));
