@@ -927,9 +927,16 @@ fn bench_quick_json_reports_every_ratio() {
         "aead_1mib_open_vs_raw",
         "aead_1mib_open_vs_raw_one_thread",
         "overhead_bytes_mac_1to1",
+        "store_write_256_vs_plain",
+        "store_read_256_vs_plain",
+        "rotation_us_per_asset",
+        "rotation_us_per_asset_16k",
+        "rotation_ms_per_gib",
     ] {
         assert!(v[key].is_number(), "{key}: {}", v[key]);
     }
+    // One JSON object on one line.
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
     assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
 }
 
