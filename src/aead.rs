@@ -55,9 +55,15 @@ pub(crate) const MAX_TEXT: u64 = ((1 << 32) - 1) * 64;
 /// the L1 cache. A multiple of the ChaCha20 block (64 bytes) and of the Poly1305 block (16).
 const INTERLEAVE: usize = 4096;
 
+/// Whether the scalar Poly1305 pays in this build: only on x86 and x86_64 without AVX2 at
+/// compile time, where the crate's run-time detected AVX2 backend has its ~1 us key setup.
+/// On other targets the crate's backend has no such setup, and the crate is used throughout.
+const SCALAR_PAYS: bool =
+    cfg!(any(target_arch = "x86", target_arch = "x86_64")) && !cfg!(target_feature = "avx2");
+
 /// True when a message of `len` bytes goes through this module's own Poly1305.
 fn scalar(len: usize) -> bool {
-    !cfg!(target_feature = "avx2") && len < SCALAR_BELOW
+    SCALAR_PAYS && len < SCALAR_BELOW
 }
 
 /// True when a message of `len` bytes is sealed and opened in one shot rather than with
@@ -427,6 +433,13 @@ impl Poly1305 {
 
     /// Full reduction mod `2^130 - 5`, then `+ pad mod 2^128` (RFC 8439 §2.5.1).
     fn finish(&mut self) -> [u8; TAG_LEN] {
+        self.finish_with(true)
+    }
+
+    /// [`Poly1305::finish`]; `final_reduction = false` is a deliberately broken variant
+    /// (no conditional subtraction of p) that the adversarial tests must catch.
+    #[inline(always)]
+    fn finish_with(&mut self, final_reduction: bool) -> [u8; TAG_LEN] {
         let [mut h0, mut h1, mut h2] = self.h;
         for _ in 0..2 {
             h2 += h1 >> 44;
@@ -440,7 +453,7 @@ impl Poly1305 {
         let g0 = h0 + 5;
         let g1 = h1 + (g0 >> 44);
         let g2 = (h2 + (g1 >> 44)).wrapping_sub(1 << 42);
-        let use_g = (g2 >> 63).wrapping_sub(1); // all ones when g2 did not borrow
+        let use_g = (g2 >> 63).wrapping_sub(1) & 0u64.wrapping_sub(u64::from(final_reduction)); // all ones when g2 did not borrow
         let h0 = (h0 & !use_g) | (g0 & MASK44 & use_g);
         let h1 = (h1 & !use_g) | (g1 & MASK44 & use_g);
         let h2 = (h2 & !use_g) | (g2 & MASK42 & use_g);
@@ -451,6 +464,26 @@ impl Poly1305 {
         self.h.zeroize();
         tag
     }
+}
+
+/// Poly1305 alone (RFC 8439 §2.5: a partial last block gets the `0x01` marker), with the
+/// scalar code of this module whatever the build: for the differential fuzz target
+/// (`fuzz/fuzz_targets/poly1305_differential.rs`) and the tests.
+#[cfg(any(test, feature = "vectors"))]
+pub(crate) fn poly1305_scalar(key: &[u8; 32], msg: &[u8], final_reduction: bool) -> [u8; 16] {
+    let mut p = Poly1305::new(key);
+    let mut chunks = msg.chunks_exact(16);
+    for c in &mut chunks {
+        p.block(c.try_into().expect("16 bytes"), 1 << 40);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 16];
+        last[..rest.len()].copy_from_slice(rest);
+        last[rest.len()] = 1;
+        p.block(&last, 0);
+    }
+    p.finish_with(final_reduction)
 }
 
 impl Drop for Poly1305 {
@@ -475,19 +508,7 @@ mod tests {
 
     /// Poly1305 alone on full and partial blocks (a partial last block gets the 0x01 marker).
     fn poly1305_mac(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
-        let mut p = Poly1305::new(key);
-        let mut chunks = msg.chunks_exact(16);
-        for c in &mut chunks {
-            p.block(c.try_into().unwrap(), 1 << 40);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 16];
-            last[..rest.len()].copy_from_slice(rest);
-            last[rest.len()] = 1;
-            p.block(&last, 0);
-        }
-        p.finish()
+        poly1305_scalar(key, msg, true)
     }
 
     #[test]
@@ -756,7 +777,7 @@ mod tests {
             let mut y = vec![0u8; len];
             let mut small = c.stream(&[1; 12], b"", 0);
             let mut large = c.stream(&[1; 12], b"", 1 << 20);
-            assert!(matches!(small.auth.mac, Mac::Scalar(_)) == !cfg!(target_feature = "avx2"));
+            assert!(matches!(small.auth.mac, Mac::Scalar(_)) == SCALAR_PAYS);
             assert!(matches!(large.auth.mac, Mac::Crate(_)));
             small.encrypt(&pt, &mut x).unwrap();
             large.encrypt(&pt, &mut y).unwrap();
@@ -799,5 +820,71 @@ mod tests {
         let msg = vec![0xff; 1000];
         let theirs = poly1305::Poly1305::new((&key).into()).compute_unpadded(&msg);
         assert_eq!(poly1305_mac(&key, &msg).to_vec(), theirs.to_vec());
+    }
+
+    /// Adversarial inputs for the scalar Poly1305 (issue 14): accumulators steered onto
+    /// p - 1, p, p + 1 and 2^130 before the final reduction, clamp-maximum r, all-0xff
+    /// blocks, every length 0..300, RFC 8439 A.3 #1; each against the `poly1305` crate and,
+    /// where the value is known in closed form, against that value. A variant without the
+    /// final reduction (kept below) must fail.
+    #[test]
+    fn scalar_poly1305_survives_adversarial_inputs() {
+        let crate_tag = |key: &[u8; 32], msg: &[u8]| -> [u8; 16] {
+            poly1305::Poly1305::new(key.into())
+                .compute_unpadded(msg)
+                .into()
+        };
+        // r = 1, s = 0: the accumulator is the plain sum of the blocks (each with 2^128
+        // added), and the tag is that sum mod p, mod 2^128.
+        let mut key_r1 = [0u8; 32];
+        key_r1[0] = 1;
+        let le = |v: u128| v.to_le_bytes();
+        let max = u128::MAX; // 2^128 - 1
+        let steered: [(&str, Vec<[u8; 16]>, u128); 4] = [
+            // (2^128 - 1) + (2^128 - 5) + 2 * 2^128 = 2^130 - 6 = p - 1
+            ("p - 1", vec![le(max), le(max - 4)], max - 5),
+            // ... - 4 = p: reduces to 0
+            ("p", vec![le(max), le(max - 3)], 0),
+            // p + 1: reduces to 1
+            ("p + 1", vec![le(max), le(max - 2)], 1),
+            // (2^128 - 1) + 1 + 0 + 3 * 2^128 = 2^130: reduces to 5
+            ("2^130", vec![le(max), le(1), le(0)], 5),
+        ];
+        let mut broken_caught = false;
+        for (what, blocks, want) in &steered {
+            let msg: Vec<u8> = blocks.concat();
+            let tag = poly1305_mac(&key_r1, &msg);
+            assert_eq!(u128::from_le_bytes(tag), *want, "accumulator {what}");
+            assert_eq!(tag, crate_tag(&key_r1, &msg), "accumulator {what}");
+            broken_caught |= poly1305_scalar(&key_r1, &msg, false) != tag;
+        }
+        assert!(
+            broken_caught,
+            "a Poly1305 without the final reduction passes"
+        );
+        // RFC 8439 A.3 #1: all-zero key and 64 zero bytes give a zero tag.
+        assert_eq!(poly1305_mac(&[0; 32], &[0; 64]), [0; 16]);
+        // Clamp-maximum r (every bit the clamp keeps), s = 0 and s = all ones, over all-0xff
+        // messages and over random ones, every length 0..300.
+        let mut keys = vec![[0xff; 32], key_r1];
+        let mut k = [0xff; 32];
+        k[16..].fill(0);
+        keys.push(k);
+        let mut rnd = [0u8; 32];
+        OsRng.fill_bytes(&mut rnd);
+        rnd[..16].fill(0xff);
+        keys.push(rnd);
+        for key in &keys {
+            for len in 0..300 {
+                let ones = vec![0xff; len];
+                assert_eq!(
+                    poly1305_mac(key, &ones),
+                    crate_tag(key, &ones),
+                    "0xff x {len}"
+                );
+                let r = random(len);
+                assert_eq!(poly1305_mac(key, &r), crate_tag(key, &r), "random {len}");
+            }
+        }
     }
 }

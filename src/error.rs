@@ -305,4 +305,7 @@ pub enum KeyError {
     /// The bytes decode but are not a usable key (for example a low-order X25519 point).
     #[error("the key is not a valid {0}")]
     Invalid(&'static str),
+    /// The Ed25519 public key is refused: not canonical, not a point, or not of prime order.
+    #[error("the key is not a valid Ed25519 public key: {0}")]
+    InvalidEd25519(&'static str),
 }

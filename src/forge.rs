@@ -285,3 +285,10 @@ pub fn reencode_session_block(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
     wire::put_bin(&mut out, &b.signature);
     Ok(out)
 }
+
+/// Poly1305 (RFC 8439 §2.5) computed by the library's own scalar code (src/aead.rs), in
+/// every build: what the differential fuzz target `poly1305_differential` compares with
+/// the `poly1305` crate.
+pub fn poly1305_scalar(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
+    crate::aead::poly1305_scalar(key, msg, true)
+}

@@ -171,11 +171,7 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
         });
     }
     let body = &text[want.prefix().len()..];
-    let raw = Zeroizing::new(
-        URL_SAFE_NO_PAD
-            .decode(body.as_bytes())
-            .map_err(|_| KeyError::Encoding)?,
-    );
+    let raw = Zeroizing::new(lenient_or_strict_base64(body).map_err(|_| KeyError::Encoding)?);
     let expected = want.payload_len() + 4;
     if raw.len() != expected {
         return Err(KeyError::Length {
@@ -184,19 +180,58 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
         });
     }
     let (payload, sum) = raw.split_at(want.payload_len());
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        &checksum(want.prefix(), payload)[..],
-        sum,
-    )) {
+    if !crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings)
+        && !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &checksum(want.prefix(), payload)[..],
+            sum,
+        ))
+    {
         return Err(KeyError::Checksum);
     }
     Ok(Zeroizing::new(payload.to_vec()))
+}
+
+/// spec/envelope-v3.md §2.1: the one encoding of an X25519 public key is the little-endian
+/// `u` with bit 255 clear and `u < p = 2^255 - 19`. RFC 7748 §5 tells a Diffie-Hellman to
+/// ignore bit 255 and to accept `u >= p`, so without this check `u`, `u + p` and `u | 2^255`
+/// are one key under three key ids. Public data: no need for constant time.
+pub(crate) fn x25519_is_canonical(b: &[u8; 32]) -> bool {
+    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+        return true;
+    }
+    if b[31] & 0x80 != 0 {
+        return false;
+    }
+    // u >= p exactly when the bytes are ed ff .. ff 7f or above: b[31] = 0x7f,
+    // b[1..31] all 0xff, b[0] >= 0xed.
+    !(b[31] == 0x7f && b[1..31].iter().all(|&x| x == 0xff) && b[0] >= 0xed)
+}
+
+/// spec §2.4: unpadded base64url; padding and non-zero trailing bits are errors (the
+/// engine's configuration). The lenient variant is a test mutant only.
+fn lenient_or_strict_base64(body: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    if crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings) {
+        use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurposeConfig};
+        let lenient = general_purpose::GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            GeneralPurposeConfig::new()
+                .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+                .with_decode_allow_trailing_bits(true),
+        );
+        return lenient.decode(body.as_bytes());
+    }
+    URL_SAFE_NO_PAD.decode(body.as_bytes())
 }
 
 fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
     let arr: [u8; 32] = bytes
         .try_into()
         .map_err(|_| KeyError::Invalid("X25519 key"))?;
+    if !x25519_is_canonical(&arr) {
+        return Err(KeyError::Invalid(
+            "X25519 public key (not its canonical encoding: bit 255 set or u >= 2^255 - 19)",
+        ));
+    }
     let pk = XPublic::from(arr);
     // A low-order point makes every Diffie-Hellman with it all-zero: refuse it up front.
     let probe = StaticSecret::from([0x42; 32]);
@@ -206,6 +241,35 @@ fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
         ));
     }
     Ok(pk)
+}
+
+/// spec/envelope-v3.md §2.1: an Ed25519 public key (an identity key or a session's
+/// `verify_key`) is accepted only in its one canonical encoding (RFC 8032 §5.1.3: `y < p`;
+/// and `x = 0` with the sign bit set, "negative zero", is refused too), and only when it lies
+/// in the prime-order subgroup: not of small order and not of mixed order (`A + T` with `T`
+/// a torsion point), so that the cofactorless and the cofactored equations of RFC 8032
+/// §5.1.7 agree on every signature under it. Checked once per key (at parse, or once per
+/// session), so it costs nothing per message.
+pub(crate) fn ed25519_public(b: &[u8; 32]) -> Result<VerifyingKey, &'static str> {
+    let vk = VerifyingKey::from_bytes(b).map_err(|_| "it is not a point on the curve")?;
+    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+        return if vk.is_weak() {
+            Err("it is a low-order point")
+        } else {
+            Ok(vk)
+        };
+    }
+    let point = vk.to_edwards();
+    if point.compress().as_bytes() != b {
+        return Err("not its canonical encoding: y >= 2^255 - 19, or a negative zero x");
+    }
+    if vk.is_weak() {
+        return Err("it is a low-order point");
+    }
+    if !point.is_torsion_free() {
+        return Err("it has a small-order component (mixed order)");
+    }
+    Ok(vk)
 }
 
 /// A service's long-term identity: an Ed25519 signing key (who it is) and an X25519 key
@@ -344,13 +408,7 @@ impl PublicIdentity {
         let ed: [u8; 32] = raw[..32]
             .try_into()
             .map_err(|_| KeyError::Invalid("Ed25519 key"))?;
-        let verifying =
-            VerifyingKey::from_bytes(&ed).map_err(|_| KeyError::Invalid("Ed25519 public key"))?;
-        if verifying.is_weak() {
-            return Err(KeyError::Invalid(
-                "Ed25519 public key (it is a low-order point)",
-            ));
-        }
+        let verifying = ed25519_public(&ed).map_err(KeyError::InvalidEd25519)?;
         let x25519 = x25519_public(&raw[32..])?;
         Ok(PublicIdentity::new(verifying, x25519))
     }
@@ -747,6 +805,61 @@ mod tests {
             GroupPublicKey::parse(&s),
             Err(KeyError::Invalid(_))
         ));
+    }
+
+    /// spec §2.1: one encoding per key. X25519: bit 255 set, or u >= p (RFC 7748 §5 would
+    /// reduce both to the same key under another key id). Ed25519: y >= p (RFC 8032 §5.1.3
+    /// step 1 says reject), x = 0 with the sign bit set, and mixed order (A + T8).
+    #[test]
+    fn only_canonical_public_keys_are_accepted() {
+        let id = Identity::from_parts(&[7; 32], &[8; 32]);
+        let ed = id.public().ed25519_bytes();
+        let x = id.public().x25519_bytes();
+        let pub_id = |ed: &[u8; 32], x: &[u8; 32]| {
+            let mut payload = [0u8; 64];
+            payload[..32].copy_from_slice(ed);
+            payload[32..].copy_from_slice(x);
+            PublicIdentity::parse(&encode_key(StringKind::PubId, &payload))
+        };
+        assert!(pub_id(&ed, &x).is_ok());
+        let mut high = x;
+        high[31] |= 0x80;
+        assert!(matches!(pub_id(&ed, &high), Err(KeyError::Invalid(m)) if m.contains("canonical")));
+        let group = |x: &[u8; 32]| GroupPublicKey::parse(&encode_key(StringKind::PubGroup, x));
+        assert!(group(&high).is_err());
+        // u = p + 9 is u = 9 (the base point) on the wire a second time.
+        let mut p_plus_9 = [0xff; 32];
+        p_plus_9[0] = 0xed + 9;
+        p_plus_9[31] = 0x7f;
+        assert!(!x25519_is_canonical(&p_plus_9));
+        assert!(group(&p_plus_9).is_err());
+        let mut p_minus_1 = [0xff; 32];
+        p_minus_1[0] = 0xec;
+        p_minus_1[31] = 0x7f;
+        assert!(x25519_is_canonical(&p_minus_1));
+        // Ed25519, x = 0 with the sign bit set: the identity as 01 00 .. 80.
+        let mut neg_zero = [0u8; 32];
+        neg_zero[0] = 1;
+        neg_zero[31] = 0x80;
+        assert!(
+            matches!(pub_id(&neg_zero, &x), Err(KeyError::InvalidEd25519(m)) if m.contains("canonical"))
+        );
+        // y = p + y0 for every y0 that decodes: never accepted.
+        for y0 in 0u8..19 {
+            let mut y = [0xff; 32];
+            y[0] = 0xed + y0;
+            y[31] = 0x7f;
+            assert!(ed25519_public(&y).is_err(), "y = p + {y0}");
+        }
+        // Mixed order: A + T, T a point of order 8 (curve25519-dalek's EIGHT_TORSION).
+        let a = id.signing_key().verifying_key().to_edwards();
+        for t in &curve25519_dalek::constants::EIGHT_TORSION[1..] {
+            let mixed = (a + t).compress().to_bytes();
+            assert!(
+                matches!(pub_id(&mixed, &x), Err(KeyError::InvalidEd25519(m)) if m.contains("mixed") || m.contains("low-order")),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,11 @@ mod inspect;
 mod keyring;
 mod keys;
 mod legacy;
+#[cfg(feature = "vectors")]
+#[doc(hidden)]
+pub mod mutant;
+#[cfg(not(feature = "vectors"))]
+mod mutant;
 mod open;
 mod parallel;
 pub mod replay;

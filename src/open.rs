@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
+
+use crate::mutant::{self, Mutant};
 use lru::LruCache;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -41,6 +43,8 @@ pub struct Policy {
     max_session_lifetime: u64,
     max_session_messages: u64,
     strict_order: bool,
+    /// How old a message may be (seconds), at least `clock_skew` (spec/replay.md §2.2).
+    max_age: u64,
 }
 
 /// The longest session lifetime (`expires - not_before`) a default [`Policy`] accepts:
@@ -74,6 +78,7 @@ impl Default for Policy {
             max_session_lifetime: DEFAULT_MAX_SESSION_LIFETIME.as_secs(),
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             strict_order: false,
+            max_age: 120,
         }
     }
 }
@@ -94,8 +99,31 @@ impl Policy {
 
     /// How far a message's timestamp may be from this receiver's clock (whole seconds).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
+        let stored = self.max_age > self.clock_skew;
         self.clock_skew = skew.as_secs();
+        if !stored || self.max_age < self.clock_skew {
+            self.max_age = self.clock_skew;
+        }
         self
+    }
+
+    /// Messages at rest (spec/replay.md §2.2): accepts a message whose timestamp is up to
+    /// `max_age` in the past, and whose session expired up to `max_age` ago, instead of
+    /// only the clock skew. For a consumer of stored messages (a JetStream stream, a
+    /// queue) that reads them minutes or hours after they were sealed. The future side
+    /// stays the clock skew. Replay state of a session is then kept until its expiry plus
+    /// `max_age` (the item's `expires_at`), so a replay stays detectable as long as the
+    /// message is acceptable at all: a larger `max_age` costs replay-store memory. A
+    /// `max_age` below the clock skew is the clock skew.
+    pub fn max_stored_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age.as_secs().max(self.clock_skew);
+        self
+    }
+
+    /// How old an accepted message may be, in seconds: [`Policy::max_stored_age`], or the
+    /// clock skew when that was not set.
+    pub fn max_age_secs(&self) -> u64 {
+        self.max_age
     }
 
     /// The largest payload accepted; the largest envelope accepted grows with it.
@@ -362,6 +390,10 @@ struct CachedSession {
     recipients: u32,
     via_key: KeyId,
     via_group: bool,
+    /// Digests of the distinct inline blocks of this session whose signature has been
+    /// verified (the establishing block first): spec §8 step 4 verifies every distinct
+    /// block once. Bounded by [`MAX_BLOCKS_MEMO`]; past that, blocks are verified again.
+    blocks: Mutex<Vec<[u8; 32]>>,
     /// Reached through a key other holders share: a group key or a symmetric key
     /// (spec §6.4).
     via_shared: bool,
@@ -369,6 +401,15 @@ struct CachedSession {
     /// Held across the replay mark, so that check, mark and advance are one step.
     next_seq: Mutex<u64>,
 }
+
+/// What [`Opener::resolve_session`] found: the session, whether it is new to the cache, the
+/// batch index of the envelope that carried it (by-reference envelopes of a batch), and the
+/// digest of an inline block verified for this message.
+type Resolved = (Arc<CachedSession>, bool, Option<usize>, Option<[u8; 32]>);
+
+/// How many distinct verified blocks a cached session remembers (re-addressing adds one
+/// per round of new members).
+const MAX_BLOCKS_MEMO: usize = 8;
 
 /// An envelope that passed every check before its authenticator (spec §8 steps 1 to 9).
 struct Prepared<'a> {
@@ -380,6 +421,9 @@ struct Prepared<'a> {
     batch_origin: Option<usize>,
     /// The trusted sender's name, from the keyring.
     sender_name: Arc<str>,
+    /// An inline block of a known session, verified for this message: remembered as
+    /// verified only if the message is accepted (a failed message changes no state).
+    verified_block: Option<[u8; 32]>,
     item: ReplayItem,
     payload_len: usize,
 }
@@ -820,6 +864,16 @@ impl Opener {
         // Step 10: the authenticator over every byte before it.
         let mh = prepared.message_hash();
         self.check_authenticator(&prepared.session, &mh, prepared.env.authenticator)?;
+        if mutant::is(Mutant::AuthenticatorBeforeTime) {
+            let h = &prepared.session.header;
+            check_time(
+                h,
+                prepared.env.timestamp,
+                now,
+                self.policy.clock_skew,
+                self.policy.max_age,
+            )?;
+        }
         let payload = self.decrypt(&prepared)?;
         self.accept_or_defer(prepared, payload, mh, now, mark)
     }
@@ -872,15 +926,12 @@ impl Opener {
     /// in one batch is [`ErrorKind::Replayed`]), and an envelope may refer to a session
     /// whose block arrived earlier in the same batch.
     ///
-    /// The difference is cost: the per-message Ed25519 signatures of signed and sign-only
-    /// messages are checked together with batch verification, which is about twice as fast
-    /// per message. When the batch check fails, each signature is checked on its own so
-    /// that only the bad envelopes are rejected.
-    ///
-    /// Batch verification accepts exactly the signatures that a single check accepts,
-    /// except for ones that only the holder of the session's signing key could make
-    /// (signatures with a small-order component); such a signature is still bound to the
-    /// message and its session, so this changes no property of the format.
+    /// Every signature is checked on its own with the strict rule of spec §1, exactly as
+    /// [`Opener::open`] checks it. (Ed25519 batch verification, about twice as fast, was
+    /// dropped: its random linear combination accepts signatures with a small-order
+    /// component that strict verification rejects, so two replicas, one using `open` and
+    /// one `open_batch`, could disagree on a message.) What a batch still saves is the
+    /// per-call overhead and the sharing of sessions established earlier in the batch.
     pub fn open_batch(&self, envelopes: &[&[u8]]) -> Vec<Result<Opened, Error>> {
         let now = match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_secs(),
@@ -983,7 +1034,7 @@ impl Opener {
                 Ok(sig) => {
                     batch.push(i);
                     inputs.push(envelope::signature_input(mh));
-                    sigs.push(Signature::from_bytes(sig));
+                    sigs.push(*sig);
                     keys.push(vk);
                 }
                 Err(_) => {
@@ -997,12 +1048,12 @@ impl Opener {
         self.counters_for(0)
             .message_signatures_checked
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let messages: Vec<&[u8]> = inputs.iter().map(|m| &m[..]).collect();
-        if batch.len() >= 2 && ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
-            return;
-        }
+        // spec §1, §8 step 9: one rule for every verifier. No batch equation: a random
+        // linear combination of cofactorless equations accepts signatures with a small-order
+        // component that strict verification rejects (issue 14), so each signature is
+        // checked on its own, exactly as `open` checks it.
         for (k, &i) in batch.iter().enumerate() {
-            if keys[k].verify_strict(messages[k], &sigs[k]).is_err() {
+            if !crate::sign::verify(&keys[k], &inputs[k][..], &sigs[k]) {
                 auth[i] = Err(bad_signature());
             }
         }
@@ -1050,8 +1101,13 @@ impl Opener {
                 "the envelope's suite is not on the allowlist",
             ));
         }
+        if let (true, Some(b)) = (mutant::is(Mutant::TimeBeforeEstablish), env.block) {
+            if let Ok(block) = Block::decode(b, p.max_recipients) {
+                check_time(&block.header, env.timestamp, now, p.clock_skew, p.max_age)?;
+            }
+        }
         // Step 5: the session, from the inline block, the cache or this batch.
-        let (session, fresh, batch_origin) = self.resolve_session(&env, batch)?;
+        let (session, fresh, batch_origin, verified_block) = self.resolve_session(&env, batch)?;
         let h = &session.header;
         // Step 5: the session's suite is the envelope's (also for a cached session), its
         // sender is trusted, its mode allowed: repeated for cached sessions.
@@ -1061,10 +1117,22 @@ impl Opener {
                 "the envelope's suite differs from its session's",
             ));
         }
-        let sender_name = self.check_sender(&h.sender, env.timestamp)?;
+        if mutant::is(Mutant::TimeBeforeSender) {
+            check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
+        }
+        let sender_name = if mutant::is(Mutant::NoRecheckOfCachedSessions) && !fresh {
+            Arc::from("")
+        } else {
+            self.check_sender(&h.sender, env.timestamp)?
+        };
         self.check_mode(h.mode, session.via_shared)?;
+        if mutant::is(Mutant::LimitsBeforeTime) && env.seq >= h.max_messages {
+            return Err(err(ErrorKind::SessionLimit, "seq past the limit"));
+        }
         // Step 7: time.
-        check_time(h, env.timestamp, now, p.clock_skew)?;
+        if !mutant::is(Mutant::AuthenticatorBeforeTime) {
+            check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
+        }
         // Step 8: session limits and payload size.
         check_session_limits(h, p)?;
         if env.seq >= h.max_messages {
@@ -1099,7 +1167,7 @@ impl Opener {
             seq: env.seq,
             nonce: env.nonce,
             timestamp: env.timestamp,
-            expires_at: h.expires.saturating_add(p.clock_skew),
+            expires_at: h.expires.saturating_add(p.max_age),
             one_shot: h.max_messages == 1,
         };
         self.replay.check(&item, now).map_err(replay_error)?;
@@ -1109,6 +1177,7 @@ impl Opener {
             fresh,
             batch_origin,
             sender_name,
+            verified_block,
             item,
             payload_len,
         })
@@ -1165,9 +1234,17 @@ impl Opener {
             session,
             fresh,
             sender_name,
+            verified_block,
             ..
         } = prepared;
         let h = &session.header;
+        // A block verified for this (accepted) message is remembered as verified.
+        if let Some(d) = verified_block {
+            let mut blocks = session.blocks.lock().unwrap_or_else(|p| p.into_inner());
+            if blocks.len() < MAX_BLOCKS_MEMO && !blocks.contains(&d) {
+                blocks.push(d);
+            }
+        }
         // Step 13: remember the session.
         {
             let mut shard = self.cache.shard(&env.session_ref);
@@ -1236,16 +1313,16 @@ impl Opener {
         &self,
         env: &Envelope<'_>,
         batch: &[([u8; 16], Arc<CachedSession>, usize)],
-    ) -> Result<(Arc<CachedSession>, bool, Option<usize>), Error> {
+    ) -> Result<Resolved, Error> {
         let Some(block_bytes) = env.block else {
             if let Some(s) = self.cache.peek(&env.session_ref) {
                 self.counters_for(env.session_ref[0])
                     .session_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
-                return Ok((s, false, None));
+                return Ok((s, false, None, None));
             }
             return match batch.iter().find(|(r, _, _)| *r == env.session_ref) {
-                Some((_, s, origin)) => Ok((s.clone(), false, Some(*origin))),
+                Some((_, s, origin)) => Ok((s.clone(), false, Some(*origin), None)),
                 None => Err(err(
                     ErrorKind::UnknownSession,
                     "no session with this reference is known: send its block",
@@ -1265,46 +1342,79 @@ impl Opener {
                 "the envelope's suite differs from its session's",
             ));
         }
-        if let Some(s) = self.cache.peek(&env.session_ref) {
+        if let Some(s) = self
+            .cache
+            .peek(&env.session_ref)
+            .filter(|_| !mutant::is(Mutant::NoCacheForInlineBlocks))
+        {
             if s.header_hash == block.header_hash {
+                let verified = self.check_known_block(&s, block_bytes, &block)?;
                 self.counters_for(env.session_ref[0])
                     .session_cache_hits
                     .fetch_add(1, Ordering::Relaxed);
-                return Ok((s, false, None));
+                return Ok((s, false, None, verified));
             }
         }
-        // The same verified block earlier in this batch: this envelope carries it too, so
-        // it stands on its own whatever became of the earlier one.
+        // The same session established earlier in this batch: this envelope carries its
+        // block too, so it stands on its own whatever became of the earlier one.
         if let Some((_, s, _)) = batch
             .iter()
             .find(|(r, s, _)| *r == env.session_ref && s.header_hash == block.header_hash)
         {
-            return Ok((s.clone(), true, None));
+            let verified = self.check_known_block(s, block_bytes, &block)?;
+            return Ok((s.clone(), true, None, verified));
         }
         // A block with this exact header verified before, in a message that then failed
         // (or whose session was evicted): the same session, without the public-key work.
         // Still a session setup for the sender's trust: step 4a again (the key directory is
-        // asked as for any setup), and step 5 like for any session.
+        // asked as for any setup), and step 5 like for any session. A block other than the
+        // one verified then is verified once (issue 14 item 4).
         let known = self
             .verified_blocks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&block.header_hash)
-            .cloned();
+            .cloned()
+            .filter(|_| !mutant::is(Mutant::NoCacheForInlineBlocks));
         if let Some(s) = known {
             self.sender_for_session(&block.header.sender)?;
-            return Ok((s, true, None));
+            let verified = self.check_known_block(&s, block_bytes, &block)?;
+            return Ok((s, true, None, verified));
         }
-        let s = Arc::new(self.establish(&block)?);
+        let s = Arc::new(self.establish(block_bytes, &block)?);
         self.verified_blocks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .put(block.header_hash, s.clone());
-        Ok((s, true, None))
+        Ok((s, true, None, None))
+    }
+
+    /// spec §8 step 4: an inline block whose header is already known is verified once per
+    /// distinct block: a block other than one already verified (a re-addressed block, or a
+    /// forged one with the session's header) has its identity signature checked. The
+    /// sender's trust is checked for every message by step 5. Returns the digest to
+    /// remember if the message is accepted.
+    fn check_known_block(
+        &self,
+        s: &CachedSession,
+        block_bytes: &[u8],
+        block: &Block<'_>,
+    ) -> Result<Option<[u8; 32]>, Error> {
+        let digest = *blake3::hash(block_bytes).as_bytes();
+        if s.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&digest)
+        {
+            return Ok(None);
+        }
+        let sender = self.sender_for_session(&s.header.sender)?;
+        block.verify_signature(&sender)?;
+        Ok(Some(digest))
     }
 
     /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
-    fn establish(&self, block: &Block<'_>) -> Result<CachedSession, Error> {
+    fn establish(&self, block_bytes: &[u8], block: &Block<'_>) -> Result<CachedSession, Error> {
         let h = &block.header;
         let sender = self.sender_for_session(&h.sender)?;
         let (index, own) = block
@@ -1328,17 +1438,19 @@ impl Opener {
         block.verify_signature(&sender)?;
         let (ek, mac_key) = block.unwrap(index, &own.unwrap_key())?;
         let verify = match &h.verify_key {
-            Some(k) => Some(
+            // Step 4f: canonical, prime order (spec §2.1), checked once per session.
+            Some(k) if mutant::is(Mutant::SmallOrderOnlyKeyCheck) => Some(
                 VerifyingKey::from_bytes(k)
                     .ok()
                     .filter(|k| !k.is_weak())
-                    .ok_or_else(|| {
-                        err(
-                            ErrorKind::Malformed,
-                            "the session verification key is not a valid Ed25519 key",
-                        )
-                    })?,
+                    .ok_or_else(|| err(ErrorKind::Malformed, "small-order verify key"))?,
             ),
+            Some(k) => Some(crate::keys::ed25519_public(k).map_err(|_| {
+                err(
+                    ErrorKind::Malformed,
+                    "the session verification key is not a canonical prime-order Ed25519 key",
+                )
+            })?),
             None => None,
         };
         self.counters_for(block.header_hash[0])
@@ -1358,6 +1470,7 @@ impl Opener {
             recipients: block.entries.len() as u32,
             via_key: own.id,
             via_group: own.group,
+            blocks: Mutex::new(vec![*blake3::hash(block_bytes).as_bytes()]),
             via_shared: shared,
             next_seq: Mutex::new(0),
         })
@@ -1428,7 +1541,8 @@ impl Opener {
                 "the session block is too large",
             ));
         }
-        let block = Block::decode(block, self.policy.max_recipients)?;
+        let block_bytes = block;
+        let block = Block::decode(block_bytes, self.policy.max_recipients)?;
         if !self.policy.suites.contains(&block.header.suite) {
             return Err(err(
                 ErrorKind::SuiteNotAllowed,
@@ -1439,11 +1553,11 @@ impl Opener {
         if now.saturating_add(self.policy.clock_skew) < h.not_before {
             return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
         }
-        if now > h.expires.saturating_add(self.policy.clock_skew) {
+        if now > h.expires.saturating_add(self.policy.max_age) {
             return Err(err(ErrorKind::Expired, "the session has expired"));
         }
         check_session_limits(h, &self.policy)?;
-        let session = self.establish(&block)?;
+        let session = self.establish(block_bytes, &block)?;
         let r = session::session_ref(&block.header_hash);
         self.cache.shard(&r).put(r, Arc::new(session));
         Ok(r)
@@ -1659,14 +1773,18 @@ fn now() -> Result<u64, Error> {
 }
 
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
-fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
+/// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
+fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }
-    if now > h.expires.saturating_add(skew) {
+    if now > h.expires.saturating_add(max_age) {
         return Err(err(ErrorKind::Expired, "the session has expired"));
     }
-    if ts.abs_diff(now) > skew {
+    if ts > now.saturating_add(skew)
+        || now > ts.saturating_add(max_age)
+        || (mutant::is(Mutant::SkewInclusive) && ts.abs_diff(now) == skew)
+    {
         return Err(err(
             ErrorKind::ClockSkew,
             "the message's timestamp is too far from our clock",
@@ -1789,7 +1907,7 @@ mod tests {
                 .build()
                 .unwrap();
             let decoded = Envelope::decode(&env, &o.policy.limits).unwrap();
-            let (session, _, _) = o.resolve_session(&decoded, &[]).unwrap();
+            let (session, _, _, _) = o.resolve_session(&decoded, &[]).unwrap();
             let mh = envelope::message_hash(&session.header_hash, decoded.covered);
             o.check_authenticator(&session, &mh, decoded.authenticator)
                 .unwrap();

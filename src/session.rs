@@ -107,6 +107,14 @@ impl Header {
                 "session allows no messages",
             ));
         }
+        // spec §5.1, §10.5: the AEAD nonce bound is a rule of the format, checked by every
+        // receiver, not a promise of the sender.
+        if max_messages > crate::seal::MAX_MESSAGES_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session allows more than 2^48 messages",
+            ));
+        }
         Ok(Header {
             suite,
             mode,
@@ -153,7 +161,7 @@ pub(crate) fn session_ref(header_hash: &[u8; 32]) -> [u8; 16] {
 }
 
 /// The byte string the sender's identity key signs (spec §5.3).
-fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8]) -> Vec<u8> {
     let rh = h(CTX_RECIPIENTS, &[recipients_bytes]);
     let mut m = Vec::with_capacity(SIG_LABEL_SESSION.len() + 64);
     m.extend_from_slice(SIG_LABEL_SESSION);
@@ -610,6 +618,14 @@ impl<'a> Block<'a> {
             }
             let key_id = KeyId(r.bin_exact::<16>()?);
             let enc = r.bin_exact::<32>()?;
+            // spec §5.4: an HPKE `enc` is an X25519 public key, accepted in its one encoding
+            // only (§2.1), checked as the field is read.
+            if kind == KIND_X25519 && !crate::keys::x25519_is_canonical(&enc) {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "an encapsulated key is not a canonical X25519 public key",
+                ));
+            }
             let wrapped = r.bin()?;
             if wrapped.len() != wrap_len {
                 return Err(Error::new(

@@ -14,8 +14,39 @@ pub(crate) fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {
 /// `Verify(pk, m, sig)`, strict (spec §1): rejects `S ≥ L`, small-order `A` or `R`, and uses
 /// the cofactorless equation.
 pub(crate) fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
+    #[cfg(feature = "vectors")]
+    if crate::mutant::is(crate::mutant::Mutant::LenientSignatures) {
+        return verify_cofactored_lenient(key, message, signature);
+    }
     key.verify_strict(message, &Signature::from_bytes(signature))
         .is_ok()
+}
+
+/// A deliberately wrong verifier (tests only): `[8]([S]B - R - [k]A) = 0` with `S` reduced
+/// mod L and `R` decoded however it is encoded: what cofactored or batch verification
+/// accepts (RFC 8032 §5.1.7 allows the cofactored check; spec §1 does not).
+#[cfg(feature = "vectors")]
+fn verify_cofactored_lenient(key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
+    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::IsIdentity;
+    use sha2::{Digest, Sha512};
+    let mut rb = [0u8; 32];
+    rb.copy_from_slice(&signature[..32]);
+    let mut sb = [0u8; 32];
+    sb.copy_from_slice(&signature[32..]);
+    let Some(r) = CompressedEdwardsY(rb).decompress() else {
+        return false;
+    };
+    let s = Scalar::from_bytes_mod_order(sb);
+    let mut h = Sha512::new();
+    h.update(rb);
+    h.update(key.as_bytes());
+    h.update(message);
+    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    (EdwardsPoint::mul_base(&s) - r - key.to_edwards() * k)
+        .mul_by_cofactor()
+        .is_identity()
 }
 
 #[cfg(test)]

@@ -126,6 +126,20 @@ fn write_seed_corpus() {
     for (name, k) in keys {
         write("key_strings", name, k.as_bytes());
     }
+    // poly1305_differential: mode byte, key (32), message. RFC 8439 §2.5.2 and A.3 #5, #9,
+    // and the steered accumulators of src/aead.rs's adversarial test (r = 1).
+    let poly: Vec<(&str, Vec<u8>)> = vec![
+        ("rfc8439-2-5-2", [&[0u8][..], &hex::decode("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b").unwrap(), b"Cryptographic Forum Research Group"].concat()),
+        ("a3-5", [&[0u8][..], &hex::decode("0200000000000000000000000000000000000000000000000000000000000000ffffffffffffffffffffffffffffffff").unwrap()].concat()),
+        ("a3-9", [&[0u8][..], &hex::decode("0200000000000000000000000000000000000000000000000000000000000000fdffffffffffffffffffffffffffffff").unwrap()].concat()),
+        ("r1-p", [&[2u8][..], &[0u8; 32], &[0xff; 16], &{ let mut b = [0xff; 16]; b[0] = 0xfc; b }].concat()),
+        ("r1-2-130", [&[2u8][..], &[0u8; 32], &[0xff; 16], &{ let mut b = [0u8; 16]; b[0] = 1; b }, &[0u8; 16]].concat()),
+        ("clamp-max-ones", [&[1u8][..], &[0u8; 32], &[0xff; 77]].concat()),
+        ("all-ones", [&[3u8][..], &[0xffu8; 32], &[0xff; 300]].concat()),
+    ];
+    for (name, data) in poly {
+        write("poly1305_differential", name, &data);
+    }
     let legacy = [
         (
             "oslo-call",

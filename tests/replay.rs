@@ -200,7 +200,7 @@ fn failed_check_and_mark_changes_nothing() {
 }
 
 #[test]
-fn one_shot_sessions_are_tracked_by_nonce() {
+fn one_shot_sessions_accept_exactly_one_message() {
     let s = MemoryReplayStore::default();
     let m = one_shot(1, 1);
     s.check(&m, NOW).unwrap();
@@ -216,7 +216,12 @@ fn one_shot_sessions_are_tracked_by_nonce() {
         s.check_and_mark(&same_nonce_other_seq, NOW),
         Err(ReplayError::Replayed)
     ));
-    s.check_and_mark(&one_shot(1, 2), NOW).unwrap();
+    // spec/replay.md §4: a second message of a one-shot session, with another nonce, is
+    // replayed too (one EK, AEAD nonce 0: it would reuse the keystream).
+    assert!(matches!(
+        s.check_and_mark(&one_shot(1, 2), NOW),
+        Err(ReplayError::Replayed)
+    ));
     s.check_and_mark(&one_shot(2, 1), NOW).unwrap();
     // Windows and nonces do not interfere.
     s.check_and_mark(&item(1, 0), NOW).unwrap();

@@ -137,7 +137,7 @@ fn redis_window_and_nonce_semantics() {
         Err(ReplayError::OutsideWindow)
     ));
     s.check(&item(2, u64::MAX - 2), t).unwrap();
-    // One-shot sessions: by nonce.
+    // One-shot sessions: exactly one message per session, whatever its nonce (§4).
     let n = ReplayItem {
         one_shot: true,
         ..item(3, 0)
@@ -151,7 +151,18 @@ fn redis_window_and_nonce_semantics() {
         nonce: [2u8; 16],
         ..n
     };
-    s.check_and_mark(&n2, t).unwrap();
+    assert!(matches!(
+        s.check_and_mark(&n2, t),
+        Err(ReplayError::Replayed)
+    ));
+    s.check_and_mark(
+        &ReplayItem {
+            one_shot: true,
+            ..item(4, 0)
+        },
+        t,
+    )
+    .unwrap();
     // Keys expire no earlier than expires_at (plus margin), and do expire.
     let mut con = raw(&url);
     // spec/replay.md §6.2: the hash tag {P:hh} of the session id's first byte.

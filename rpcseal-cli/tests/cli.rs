@@ -961,3 +961,35 @@ fn inspect_reports_each_mode() {
         .code(1)
         .stderr(contains("malformed"));
 }
+
+/// Issue 14 item 1: a recipient string whose X25519 key has bit 255 set (the same key to
+/// RFC 7748, another key id) used to seal to a recipient id the real recipient does not
+/// have. It is refused, naming the kind of key; so is a mixed-order Ed25519 key.
+#[test]
+fn non_canonical_recipient_strings_are_refused_naming_the_kind() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = fs::read_to_string(root.join("vectors/v3/keys/key-strings.json")).unwrap();
+    let string_of = |name: &str| -> String {
+        let at = text.find(&format!("\"name\": \"{name}\"")).unwrap();
+        let s = text[at..].find("\"string\": \"").unwrap() + at + 11;
+        let e = text[s..].find('"').unwrap() + s;
+        text[s..e].to_owned()
+    };
+    let k = Keys::new();
+    k.keygen("alice", false);
+    for (case, kind) in [
+        ("x25519-bit-255-set", "X25519 public key"),
+        ("ed25519-mixed-order", "Ed25519 public key"),
+    ] {
+        rpcseal()
+            .arg("seal")
+            .arg("--from")
+            .arg(k.key("alice"))
+            .arg("--to")
+            .arg(string_of(case))
+            .write_stdin("x")
+            .assert()
+            .code(3)
+            .stderr(contains(kind));
+    }
+}

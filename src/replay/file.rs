@@ -234,7 +234,7 @@ impl State {
         if item.one_shot {
             if self
                 .nonces
-                .contains_key(&(item.sender, item.session_id, item.nonce))
+                .contains_key(&(item.sender, item.session_id, super::ONE_SHOT_SLOT))
             {
                 return Err(ReplayError::Replayed);
             }
@@ -268,7 +268,7 @@ impl State {
         let (sender, session) = (item.sender, item.session_id);
         if item.one_shot {
             self.nonces
-                .insert((sender, session, item.nonce), item.expires_at);
+                .insert((sender, session, super::ONE_SHOT_SLOT), item.expires_at);
             return;
         }
         // §3 rule 2: a new top forgets everything at or below `seq - W`.
@@ -875,7 +875,8 @@ mod tests {
         s.check_and_mark(&item(10_000, 9000), 1000).unwrap();
         assert_eq!(s.len().unwrap(), 1);
 
-        // §4: one-shot sessions by nonce, seq plays no part.
+        // §4: one entry per one-shot session: a second message, whatever its nonce, is
+        // replayed.
         let mut one = item(0, 9000);
         one.one_shot = true;
         s.check_and_mark(&one, 1000).unwrap();
@@ -886,7 +887,10 @@ mod tests {
             Err(ReplayError::Replayed)
         ));
         one.nonce = [9; 16];
-        s.check_and_mark(&one, 1000).unwrap();
+        assert!(matches!(
+            s.check_and_mark(&one, 1000),
+            Err(ReplayError::Replayed)
+        ));
 
         // §1.1: past expires_at is refused, also when the clock steps back afterwards.
         assert!(matches!(

@@ -602,11 +602,11 @@ impl MemoryReplayStore {
     fn nonce_op(&self, item: &ReplayItem, now: u64, mark: bool) -> Result<(), ReplayError> {
         let hash = self
             .hasher
-            .hash(&[&item.sender, &item.session_id, &item.nonce]);
+            .hash(&[&item.sender, &item.session_id, &super::ONE_SHOT_SLOT]);
         let mut key = [0u8; 48];
         key[..16].copy_from_slice(&item.sender);
         key[16..32].copy_from_slice(&item.session_id);
-        key[32..].copy_from_slice(&item.nonce);
+        key[32..].copy_from_slice(&super::ONE_SHOT_SLOT);
         let shard = &self.nonces[Self::shard_of(hash, self.nonces.len())].0;
         let mut t = Self::lock(shard)?;
         let now = t.settle(now, self.loss_margin, self.start_floor(now));

@@ -6,7 +6,8 @@
 //!
 //! * per (sender, session) a sliding window of [`WINDOW_SIZE`] sequence numbers
 //!   (RFC 6479 style ring of 64-bit words), for ordinary sessions;
-//! * per (sender, session, nonce) one entry, for one-shot sessions.
+//! * per (sender, session) one entry, for one-shot sessions (the nonce plays no part:
+//!   a one-shot session accepts exactly one message, spec/replay.md §4).
 //!
 //! Everything fails closed: an error of any kind means "reject the message".
 //!
@@ -61,16 +62,23 @@ pub struct ReplayItem {
     pub session_id: [u8; 16],
     /// Message sequence number within the session (starts at 0).
     pub seq: u64,
-    /// The message's random nonce.
+    /// The message's random nonce. No store keys anything by it any more (one-shot
+    /// sessions are tracked per session, spec/replay.md §4); kept for stores that log it.
     pub nonce: [u8; 16],
     /// The message's timestamp, unix seconds (already checked against the receiver clock).
     pub timestamp: u64,
     /// Unix seconds after which no message of this session can pass the Opener's
     /// freshness checks any more (session expiry + allowed skew); state may be dropped then.
     pub expires_at: u64,
-    /// True when the session allows exactly one message: tracked by nonce, not by a window.
+    /// True when the session allows exactly one message (`max_messages = 1`): tracked by
+    /// one entry per (sender, session), not by a window.
     pub one_shot: bool,
 }
+
+/// spec/replay.md §4: one-shot state is per (sender, session_id). The stores' keys keep a
+/// 16-byte slot where the nonce once was (so the file and Redis layouts are unchanged); it
+/// is always this value.
+pub(crate) const ONE_SHOT_SLOT: [u8; 16] = [0; 16];
 
 /// A replay store: remembers accepted messages until they can no longer be fresh.
 ///

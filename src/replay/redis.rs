@@ -675,7 +675,7 @@ impl RedisReplayStore {
             k.push_str(":n:");
             hex_into(&mut k, &item.sender);
             hex_into(&mut k, &item.session_id);
-            hex_into(&mut k, &item.nonce);
+            hex_into(&mut k, &super::ONE_SHOT_SLOT);
         } else {
             k.push_str(":w:");
             hex_into(&mut k, &item.sender);

@@ -18,8 +18,11 @@ use crate::keys::{GroupKey, Identity, KeyId, PublicIdentity, SymmetricKey};
 use crate::open::{Opener, Policy};
 use crate::suite::{Mode, Suite};
 
+mod keyringtext;
+mod keystrings;
 mod negative;
 mod positive;
+mod sealer;
 
 /// The format tag of every vector file.
 pub(crate) const FORMAT: &str = "rpcseal-vectors/1";
@@ -66,6 +69,22 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
             to_bytes(&v),
         ));
     }
+    files.push((
+        PathBuf::from("v3/reconfigure/keyring-changes.json"),
+        to_bytes(&negative::reconfigure_file()),
+    ));
+    files.push((
+        PathBuf::from("v3/sealer/refusals.json"),
+        to_bytes(&sealer::file()),
+    ));
+    files.push((
+        PathBuf::from("v3/keys/keyring-text.json"),
+        to_bytes(&keyringtext::file()),
+    ));
+    files.push((
+        PathBuf::from("v3/keys/key-strings.json"),
+        to_bytes(&keystrings::file()),
+    ));
     files
 }
 
@@ -98,6 +117,9 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
         ("primitives", Kind::Primitive),
         ("v3/positive", Kind::Positive),
         ("v3/negative", Kind::Negative),
+        ("v3/keys", Kind::KeyString),
+        ("v3/reconfigure", Kind::Negative),
+        ("v3/sealer", Kind::Sealer),
     ] {
         let folder = dir.join(sub);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
@@ -135,6 +157,11 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
                         Kind::Primitive => primitive(&stem, &file, case),
                         Kind::Positive => positive::verify_case(&file, case),
                         Kind::Negative => negative::verify_case(&file, case),
+                        Kind::KeyString if stem.ends_with("keyring-text.json") => {
+                            keyringtext::verify_case(case)
+                        }
+                        Kind::KeyString => keystrings::verify_case(case),
+                        Kind::Sealer => sealer::verify_case(&file, case),
                     }
                 });
                 out.push(Check {
@@ -159,10 +186,18 @@ enum Kind {
     Primitive,
     Positive,
     Negative,
+    KeyString,
+    Sealer,
 }
 
 /// Runs every check under `dir`, catching panics so one broken case cannot hide the others.
 pub fn verify(dir: &Path) -> Report {
+    verify_with(dir, None)
+}
+
+/// [`verify`] with a deliberately broken receiver (`tests/mutants.rs`): the report's
+/// failures are the vectors that catch it.
+pub fn verify_with(dir: &Path, mutant: Option<crate::mutant::Mutant>) -> Report {
     let mut report = Report::default();
     let checks = match checks(dir) {
         Ok(c) => c,
@@ -173,7 +208,9 @@ pub fn verify(dir: &Path) -> Report {
     };
     for check in checks {
         let name = check.name.clone();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check.run())) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::mutant::with(mutant, || check.run())
+        })) {
             Ok(Ok(())) => report.passed += 1,
             Ok(Err(e)) => report.failures.push((name, e)),
             Err(_) => report.failures.push((name, "panicked".into())),
@@ -599,6 +636,49 @@ impl Receiver {
 /// The reference implementation's envelope limit is the payload limit plus this.
 const ENVELOPE_SLACK: u64 = 1024 * 1024;
 
+/// The list of key names in `r[field]` (absent: empty).
+fn names_in(r: &Value, field: &str) -> Result<Vec<String>, String> {
+    match &r[field] {
+        Value::Null => Ok(vec![]),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or(format!("{field}: not a name"))
+            })
+            .collect(),
+        _ => Err(format!("{field}: expected a list of key names")),
+    }
+}
+
+/// The keyring of a `receiver` object (or of a reconfiguration step's `keyring`):
+/// `trusted_senders`, `sender_validity`, `revoked_senders`.
+pub(crate) fn keyring_from_json(file: &Value, r: &Value) -> Result<Keyring, String> {
+    let public = |n: &str| -> Result<PublicIdentity, String> {
+        let s = file["keys"][n]["public_string"]
+            .as_str()
+            .ok_or(format!("{n}: no public_string"))?;
+        PublicIdentity::parse(s).map_err(|e| format!("{n}: {e}"))
+    };
+    let mut ring = Keyring::new();
+    for n in names_in(r, "trusted_senders")? {
+        let mut t = TrustedKey::new(&n, public(&n)?);
+        let v = &r["sender_validity"][&n];
+        if let Some(from) = v["valid_from"].as_u64() {
+            t = t.valid_from(from);
+        }
+        if let Some(until) = v["valid_until"].as_u64() {
+            t = t.valid_until(until);
+        }
+        ring.add(t);
+    }
+    for n in names_in(r, "revoked_senders")? {
+        ring.revoke(public(&n)?.key_id());
+    }
+    Ok(ring)
+}
+
 /// Builds an [`Opener`] from a `receiver` object of a vector file.
 pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String> {
     let names = |field: &str| -> Result<Vec<String>, String> {
@@ -634,28 +714,7 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
             _ => return Err(format!("{n} is not a symmetric key")),
         }
     }
-    let public = |n: &str| -> Result<PublicIdentity, String> {
-        let s = file["keys"][n]["public_string"]
-            .as_str()
-            .ok_or(format!("{n}: no public_string"))?;
-        PublicIdentity::parse(s).map_err(|e| format!("{n}: {e}"))
-    };
-    let mut ring = Keyring::new();
-    for n in names("trusted_senders")? {
-        let mut t = TrustedKey::new(&n, public(&n)?);
-        let v = &r["sender_validity"][&n];
-        if let Some(from) = v["valid_from"].as_u64() {
-            t = t.valid_from(from);
-        }
-        if let Some(until) = v["valid_until"].as_u64() {
-            t = t.valid_until(until);
-        }
-        ring.add(t);
-    }
-    for n in names("revoked_senders")? {
-        ring.revoke(public(&n)?.key_id());
-    }
-    b = b.keyring(ring);
+    b = b.keyring(keyring_from_json(file, r)?);
     let p = &r["policy"];
     let suites = p["suites"]
         .as_array()
@@ -705,7 +764,75 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
         None | Some("memory") => {}
         Some(other) => return Err(format!("unknown replay store {other}")),
     }
+    if let Some(store) = mutant_store(num(&p["clock_skew"])?) {
+        b = b.replay_store(store);
+    }
     b.policy(policy).build().map_err(|e| e.to_string())
+}
+
+/// The deliberately broken replay stores of `tests/mutants.rs` (crate::mutant).
+fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplayStore>> {
+    use crate::mutant::Mutant;
+    use crate::replay::{MemoryReplayStore, ReplayError, ReplayItem, ReplayStore};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type SessionKey = ([u8; 16], [u8; 16]);
+    struct Broken {
+        inner: MemoryReplayStore,
+        mutant: Mutant,
+        skew: u64,
+        tops: Mutex<HashMap<SessionKey, u64>>,
+    }
+    impl Broken {
+        fn item(&self, i: &ReplayItem) -> ReplayItem {
+            let mut i = *i;
+            if self.mutant == Mutant::StoreExpiresWithoutSkew {
+                i.expires_at = i.expires_at.saturating_sub(self.skew);
+            }
+            i
+        }
+        fn window64(&self, i: &ReplayItem) -> Result<(), ReplayError> {
+            let tops = self.tops.lock().expect("not poisoned");
+            match tops.get(&(i.sender, i.session_id)) {
+                Some(&top)
+                    if self.mutant == Mutant::Window64 && i.seq <= top && top - i.seq >= 64 =>
+                {
+                    Err(ReplayError::OutsideWindow)
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+    impl ReplayStore for Broken {
+        fn check(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+            if self.mutant == Mutant::NoReadOnlyReplayCheck {
+                return Ok(());
+            }
+            self.window64(i)?;
+            self.inner.check(&self.item(i), now)
+        }
+        fn check_and_mark(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+            self.window64(i)?;
+            self.inner.check_and_mark(&self.item(i), now)?;
+            let mut tops = self.tops.lock().expect("not poisoned");
+            let top = tops.entry((i.sender, i.session_id)).or_insert(i.seq);
+            *top = (*top).max(i.seq);
+            Ok(())
+        }
+    }
+    let mutant = crate::mutant::active()?;
+    matches!(
+        mutant,
+        Mutant::StoreExpiresWithoutSkew | Mutant::Window64 | Mutant::NoReadOnlyReplayCheck
+    )
+    .then(|| {
+        std::sync::Arc::new(Broken {
+            inner: MemoryReplayStore::default(),
+            mutant,
+            skew,
+            tops: Mutex::new(HashMap::new()),
+        }) as std::sync::Arc<dyn ReplayStore>
+    })
 }
 
 /// The outcome of opening, as the vectors write it: `ok` or the failure class.

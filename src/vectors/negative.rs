@@ -59,6 +59,11 @@ fn map(pairs: &[(&str, &str)]) -> Vec<u8> {
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
+/// The payload of an encoded `bin` (a field of a plan's entries).
+fn bytes_of_bin(field: &[u8]) -> Vec<u8> {
+    let mut r = wire::Reader::new(field);
+    r.bin().expect("a bin field").to_vec()
+}
 
 // ---- sessions built by hand ------------------------------------------------------------------
 
@@ -318,6 +323,8 @@ struct Step {
     envelope: Vec<u8>,
     now: u64,
     expect: &'static str,
+    /// Before this step the receiver's keyring becomes this one (`v3/reconfigure/` only).
+    keyring: Option<Value>,
 }
 
 struct Case {
@@ -365,6 +372,7 @@ impl Family {
                 envelope: env,
                 now,
                 expect,
+                keyring: None,
             }],
         );
     }
@@ -396,6 +404,23 @@ fn step(envelope: Vec<u8>, now: u64, expect: &'static str) -> Step {
         envelope,
         now,
         expect,
+        keyring: None,
+    }
+}
+
+/// A step before which the receiver's keyring is replaced by `rx`'s (its trusted senders,
+/// their validity, its revocations); caches and replay state stay.
+fn step_after(rx: &Receiver, envelope: Vec<u8>, now: u64, expect: &'static str) -> Step {
+    let j = rx.to_json();
+    Step {
+        envelope,
+        now,
+        expect,
+        keyring: Some(json!({
+            "trusted_senders": j["trusted_senders"],
+            "sender_validity": j["sender_validity"],
+            "revoked_senders": j["revoked_senders"],
+        })),
     }
 }
 
@@ -622,6 +647,14 @@ fn structure() -> Family {
         &|p| p.header[2] = u(3),
         "malformed",
         "§5.1, §9",
+        &mut f,
+    );
+    header_case(
+        "header-max-messages-over-2-48",
+        "max_messages = 2^48 + 1 (§5.1: at most 2^48, the AEAD nonce bound), block correctly signed.",
+        &|p| p.header[7] = u((1 << 48) + 1),
+        "malformed",
+        "§5.1, §10.5",
         &mut f,
     );
     header_case(
@@ -1115,6 +1148,7 @@ fn sessions() -> Family {
         let rule = match class {
             "bad_wrap" => "§5.4, §5.5, §8 step 4e",
             "key_commitment" => "§5.4, §10.3, §8 step 4e",
+            "malformed" => "§2.1, §5.4, §9",
             _ => "§8 step 4",
         };
         f.one(name, rule, what, rx, sess.finish(&sess.msg(0)), class);
@@ -1173,15 +1207,20 @@ fn sessions() -> Family {
             "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
             "u = p - 1 (order 2)",
         ),
-        (
-            "enc-u-p",
-            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-            "u = p, a non-canonical encoding of 0",
-        ),
     ] {
         let pt = super::unhex(point).expect("hex");
         wrap_case(name, &format!("Bob's HPKE enc is the low-order X25519 share {what}: the Diffie-Hellman output is all zero (RFC 7748 §6.1); block signed."), "bad_wrap", &|_, e| e[0][2] = b(&pt), &["bob"], Mode::Signed, bob(), &mut f);
     }
+    // spec §2.1, §5.4: an enc is an X25519 public key in its one encoding, checked as the
+    // field is read (before any Diffie-Hellman).
+    let pt = super::unhex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
+        .expect("hex");
+    wrap_case("enc-u-p", "Bob's HPKE enc is u = p, a non-canonical encoding of 0 (§2.1): malformed as it is read, before any Diffie-Hellman; block signed.", "malformed", &|_, e| e[0][2] = b(&pt), &["bob"], Mode::Signed, bob(), &mut f);
+    wrap_case("enc-bit-255-set", "Bob's honest HPKE enc with bit 255 set: RFC 7748 would ignore the bit, §2.1 does not accept it (one encoding per key); block signed.", "malformed", &|_, e| {
+        let mut enc = bytes_of_bin(&e[0][2]);
+        enc[31] |= 0x80;
+        e[0][2] = b(&enc);
+    }, &["bob"], Mode::Signed, bob(), &mut f);
     // Key commitment: one ciphertext, two EKs.
     let commit_case = |name: &str, mode: Mode, rx: Receiver, f: &mut Family| {
         let mut p = Plan::new(&format!("session/{name}"), mode, &["bob", "carol"]);
@@ -1259,6 +1298,25 @@ fn sessions() -> Family {
     let bobs_key = SigningKey::from_bytes(&det32("session/signed3/bob's own key"));
     let sig = crate::sign::sign(&bobs_key, &envelope::signature_input(&mh));
     f.one("signed-forged-by-recipient", "§6.1, §8 step 9", "Bob knows EK and re-encrypts another payload, signing with a key of his own: not the session's verify_key.", Receiver::new("carol"), cat(&[&covered, &b(&sig)]), "bad_authenticator");
+    // §8 step 4: each distinct inline block is verified once, also for a cached session.
+    let p = Plan::new("session/cached block", Mode::Signed, &["bob"]);
+    let good = p.seal();
+    let mut block = good.block.clone();
+    let last = block.len() - 1;
+    block[last] ^= 1;
+    let broken = Sess { block, ..p.seal() };
+    f.seq("cached-session-inline-block-bad-signature", "§8 step 4, §6.1", "Message 0 establishes the session; message 1 carries the same header in a block whose identity signature is damaged, and is correctly signed with the session key (only the session key holder can make it). Each distinct block is verified: bad_signature.", bob(), vec![step(good.finish(&good.msg(0)), T0, "ok"), step(broken.finish(&broken.msg(1)), T0, "bad_signature")]);
+    // §5.7: a re-addressed block has the same header; old messages open by the full
+    // header hash through the cache.
+    let p1 = Plan::new("session/readdressed", Mode::Signed, &["bob", "carol"]);
+    let p2 = Plan::new(
+        "session/readdressed",
+        Mode::Signed,
+        &["bob", "carol", "dave"],
+    );
+    let b1 = p1.seal();
+    let b2 = p2.seal();
+    f.seq("readdressed-block-opens-earlier-messages", "§5.7, §8 step 4", "dave joins: message 0 carries the re-addressed block (same header bytes, bob and carol unchanged, dave appended), then message 1 carries the original block, which has no entry for dave. The session is found in the cache by its full header hash (and the original block's signature is verified): ok; its copy is replayed. An implementation that never reuses a cached session says not_for_us at step 1.", Receiver::new("dave"), vec![step(b2.finish(&b2.msg(0)), T0, "ok"), step(b1.finish(&b1.msg(1)), T0, "ok"), step(b1.finish(&b1.msg(1)), T0, "replayed")]);
     f
 }
 
@@ -1366,10 +1424,11 @@ fn replay() -> Family {
     p.header[7] = u(1);
     let one = p.seal();
     let o = one.finish(&one.msg(0));
+    let o_first = o.clone();
     f.seq(
         "one-shot-session-replayed",
         r,
-        "A session with max_messages = 1 is tracked by nonce (replay.md §4).",
+        "A session with max_messages = 1 is tracked per session (replay.md §4): its copy is replayed.",
         bob(),
         vec![step(o.clone(), T0, "ok"), step(o, T0, "replayed")],
     );
@@ -1380,7 +1439,7 @@ fn replay() -> Family {
         bob(),
         vec![
             step(e0.clone(), T0, "ok"),
-            step(e0, T0 + 3600 + 121, "expired"),
+            step(e0.clone(), T0 + 3600 + 121, "expired"),
         ],
     );
     let mut p = Plan::new("replay/limit", Mode::Signed, &["bob"]);
@@ -1430,6 +1489,251 @@ fn replay() -> Family {
         many.finish(&many.msg(0)),
         "session_limit",
     );
+    // replay.md §4: exactly one message per one-shot session, whatever its nonce.
+    let other = one.finish(&one.msg_with(0, T0 + 1, true, b"another payload", META));
+    f.seq(
+        "one-shot-session-second-message",
+        r,
+        "max_messages = 1: a second, different message of the session (seq 0, another nonce and payload, correctly signed: only a faulty sender makes it) would reuse AEAD nonce 0 under EK; it is replayed, like a byte-identical copy.",
+        bob(),
+        vec![step(o_first.clone(), T0, "ok"), step(other, T0 + 1, "replayed")],
+    );
+    // replay.md §3: W >= 1024, so 1000 behind the top is inside the window.
+    f.seq("inside-window-1000-behind", r, "seq 1000, then seq 0 (1000 behind the top: inside any window of W >= 1024, outside a window of 64), then seq 0 again.", bob(), vec![step(s(1000), T0, "ok"), step(s(0), T0, "ok"), step(s(0), T0, "replayed")]);
+    // replay.md §1.1: expires_at includes the skew.
+    let late = base.finish(&base.msg_with(7, T0 + 3599, true, PAYLOAD, META));
+    f.seq("accepted-after-expiry-within-skew", "replay.md §1.1; §8 step 6", "Timestamp expires - 1, receiver clock expires + 100 (skew 120): fresh by §8 step 6, and the replay store's expires_at = expires + skew; a store using expires alone rejects it as expired. Then the copy is replayed.", bob(), vec![step(late.clone(), T0 + 3700, "ok"), step(late, T0 + 3700, "replayed")]);
+    // §8 step 8 is required: a forged copy of an accepted message is replayed.
+    let mut forged = e0.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    f.seq("forged-copy-of-accepted-message", "§8 step 8; replay.md §2 (e)", "The accepted message's seq again, its signature damaged: the read-only replay check of step 8 (required) comes before the authenticator, so the class is replayed, not bad_authenticator.", bob(), vec![step(e0.clone(), T0, "ok"), step(forged, T0, "replayed")]);
+    f
+}
+
+fn order() -> Family {
+    let mut f = Family { cases: vec![] };
+    let base = honest("order/base", Mode::Signed, &["bob"]);
+    let mut bad = base.finish(&base.msg(0));
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    f.at("not-yet-valid-and-bad-authenticator", "§8 steps 6 before 9", "Received 500 s before the session's not_before (skew 120), with a damaged signature: step 6 (not_yet_valid) comes before step 9 (bad_authenticator).", bob(), bad.clone(), T0 - 500, "not_yet_valid");
+    f.at("clock-skew-and-bad-authenticator", "§8 steps 6 before 9", "Timestamp 500 s from the receiver's clock (skew 120), damaged signature: clock_skew, not bad_authenticator.", bob(), bad, T0 + 500, "clock_skew");
+    let mut p = Plan::new("order/limit", Mode::Signed, &["bob"]);
+    p.header[7] = u(2);
+    let lim = p.seal();
+    f.at("clock-skew-and-seq-past-limit", "§8 steps 6 before 7", "seq 2 of a session with max_messages = 2, 500 s from the receiver's clock: step 6 (clock_skew) comes before step 7 (session_limit).", bob(), lim.finish(&lim.msg(2)), T0 + 500, "clock_skew");
+    let mut rx = bob();
+    rx.revoked = vec!["alice"];
+    f.at("revoked-and-expired", "§8 steps 4a/5 before 6", "A revoked sender's expired session: the sender check (revoked) comes before time (expired).", rx, base.finish(&base.msg(0)), T0 + 3600 + 200, "revoked");
+    let mut rx = bob();
+    rx.modes = vec![Mode::Mac];
+    f.at("mode-not-allowed-and-expired", "§8 steps 4c/5 before 6", "A signed-mode session to a receiver that allows only MAC mode, received after expiry: mode_not_allowed before expired.", rx, base.finish(&base.msg(0)), T0 + 3600 + 200, "mode_not_allowed");
+    let e = base.finish(&base.msg(0));
+    f.seq("exact-skew-is-fresh", "§8 step 6", "|timestamp - now| = skew exactly (120): not more than skew, so accepted; then its copy is replayed. An implementation using >= rejects the first as clock_skew.", bob(), vec![step(e.clone(), T0 + 120, "ok"), step(e, T0 + 120, "replayed")]);
+    f
+}
+
+// ---- strict Ed25519 (spec §1, §2.1) -----------------------------------------------------------
+
+use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::Scalar;
+use sha2::{Digest, Sha512};
+
+/// The secret scalar `a` of an Ed25519 seed (RFC 8032 §5.1.5: SHA-512, clamp, low half).
+fn ed_scalar(seed: &[u8; 32]) -> Scalar {
+    let h = Sha512::digest(seed);
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&h[..32]);
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    Scalar::from_bytes_mod_order(a)
+}
+
+/// `k = SHA-512(R ‖ A ‖ M) mod L` (RFC 8032 §5.1.6 step 4), over the bytes as given.
+fn ed_challenge(r: &[u8; 32], a: &[u8; 32], m: &[u8]) -> Scalar {
+    let mut h = Sha512::new();
+    h.update(r);
+    h.update(a);
+    h.update(m);
+    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+}
+
+/// A signature by the holder of `seed` on `m` under the public key encoded as `a_bytes`,
+/// with a chosen `R`: `R = r·B + extra` (`r` from `label`), or the exact bytes `r_bytes`
+/// with `r = 0`; `S = r + k·a`. `need` filters `k` (retrying with another `r`).
+fn ed_sign_with(
+    seed: &[u8; 32],
+    a_bytes: &[u8; 32],
+    m: &[u8],
+    label: &str,
+    extra: Option<EdwardsPoint>,
+    r_bytes: Option<[u8; 32]>,
+    need: &dyn Fn(&Scalar) -> bool,
+) -> [u8; 64] {
+    let a = ed_scalar(seed);
+    for attempt in 0u32.. {
+        let (r, rb) = match r_bytes {
+            Some(rb) => (Scalar::ZERO, rb),
+            None => {
+                let wide: [u8; 64] = det(&format!("{label}/r {attempt}"), 64)
+                    .try_into()
+                    .expect("64");
+                let r = Scalar::from_bytes_mod_order_wide(&wide);
+                let point = ED25519_BASEPOINT_POINT * r + extra.unwrap_or_default();
+                (r, point.compress().to_bytes())
+            }
+        };
+        let k = ed_challenge(&rb, a_bytes, m);
+        if !need(&k) {
+            assert!(r_bytes.is_none(), "cannot retry fixed R bytes");
+            continue;
+        }
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&rb);
+        sig[32..].copy_from_slice(s.as_bytes());
+        return sig;
+    }
+    unreachable!()
+}
+
+/// `S + L` as a 32-byte little-endian integer (fits: S < L < 2^253).
+fn plus_l(s: &[u8]) -> [u8; 32] {
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(s[i]) + u16::from(L[i]) + carry;
+        out[i] = v as u8;
+        carry = v >> 8;
+    }
+    out
+}
+
+fn signatures() -> Family {
+    let mut f = Family { cases: vec![] };
+    let r_msg = "§1, §6.1, §8 step 9";
+    // Messages signed by the session's own key with a chosen R or S: only the holder of
+    // the session signing key can make them; a non-strict verifier accepts them.
+    let sess = honest("signatures/message", Mode::Signed, &["bob"]);
+    let seed = *sess.signing.as_bytes();
+    let vk = sess.signing.verifying_key().to_bytes();
+    let m = sess.msg(0);
+    let covered = cat(&[&m.hdr, &m.f.concat()]);
+    let input = envelope::signature_input(&envelope::message_hash(&sess.hh, &covered));
+    let with_sig = |sig: &[u8]| cat(&[&covered, &b(sig)]);
+    let t2 = EIGHT_TORSION[4];
+    let torsion = ed_sign_with(
+        &seed,
+        &vk,
+        &input,
+        "signatures/torsion",
+        Some(t2),
+        None,
+        &|_| true,
+    );
+    f.one("message-signature-r-plus-order-2-point", r_msg, "R' = rB + T2 (T2 = (0, -1), of order 2), S = r + k·a with k = H(R' ‖ A ‖ M): the cofactored equation [8S]B = [8]R' + [8k]A holds, and a random-coefficient batch equation holds for every even coefficient (issue 14 item 2); the cofactorless equation does not.", bob(), with_sig(&torsion), "bad_authenticator");
+    let honest_sig = sess.auth(&covered);
+    let mut s_plus_l = honest_sig.clone();
+    s_plus_l[32..].copy_from_slice(&plus_l(&honest_sig[32..]));
+    f.one("message-signature-s-plus-l", r_msg, "The honest signature with S replaced by S + L: [S + L]B = [S]B, so a verifier that does not require S < L (RFC 8032 §5.1.7 step 1) accepts it: a second encoding of one signature.", bob(), with_sig(&s_plus_l), "bad_authenticator");
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let small_r = ed_sign_with(
+        &seed,
+        &vk,
+        &input,
+        "signatures/small r",
+        None,
+        Some(identity),
+        &|_| true,
+    );
+    f.one("message-signature-small-order-r", r_msg, "R = 01 00 .. 00 (the identity, small order) and S = k·a: [S]B = R + [k]A holds exactly; strict verification rejects a small-order R.", bob(), with_sig(&small_r), "bad_authenticator");
+    let mut neg_zero = identity;
+    neg_zero[31] = 0x80;
+    let nz = ed_sign_with(
+        &seed,
+        &vk,
+        &input,
+        "signatures/negative zero r",
+        None,
+        Some(neg_zero),
+        &|_| true,
+    );
+    f.one("message-signature-r-negative-zero", r_msg, "R = 01 00 .. 80: the identity with the x sign bit set (x = 0, a non-canonical encoding; Wycheproof ed25519 tcId 151 is of this kind), S = k·a with k over these R bytes: a verifier that compares points instead of R's bytes, or decodes R leniently, accepts it.", bob(), with_sig(&nz), "bad_authenticator");
+
+    // The block signature by the identity key: the same rule (§5.3, §8 step 4d).
+    let p = Plan::new("signatures/block", Mode::Signed, &["bob"]);
+    let alice = cast_identity("alice");
+    let alice_seed = *alice.signing_key().as_bytes();
+    let alice_pk = alice.public().ed25519_bytes();
+    let header = p.header_bytes();
+    let raw: Vec<Vec<u8>> = p.entries().iter().map(|e| arr(e)).collect();
+    let recipients = arr(&raw);
+    let good = p.seal_raw(&recipients, &alice);
+    let block_input = session::block_signing_input(&good.hh, &recipients);
+    let bad_sig = ed_sign_with(
+        &alice_seed,
+        &alice_pk,
+        &block_input,
+        "signatures/block torsion",
+        Some(t2),
+        None,
+        &|_| true,
+    );
+    let forged = Sess {
+        block: cat(&[&arr_hdr(3), &b(&header), &recipients, &b(&bad_sig)]),
+        ..good
+    };
+    f.one("block-signature-r-plus-order-2-point", "§1, §5.3, §8 step 4d", "The session block signed by alice's identity with R' = rB + T2 (T2 of order 2): accepted by cofactored or batch verification, rejected by strict verification.", bob(), forged.finish(&forged.msg(0)), "bad_signature");
+
+    // verify_key of mixed order: A + T8. A message signed with k ≡ 0 (mod 8) satisfies the
+    // cofactorless equation under it, so only the prime-order check of §2.1 rejects it.
+    let mut p = Plan::new("signatures/mixed verify key", Mode::Signed, &["bob"]);
+    let mixed = (p.signing.verifying_key().to_edwards() + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
+    p.header[9] = b(&mixed);
+    let ms = p.seal();
+    let mm = ms.msg(0);
+    let mcov = cat(&[&mm.hdr, &mm.f.concat()]);
+    let minput = envelope::signature_input(&envelope::message_hash(&ms.hh, &mcov));
+    let mseed = *ms.signing.as_bytes();
+    let msig = ed_sign_with(
+        &mseed,
+        &mixed,
+        &minput,
+        "signatures/mixed",
+        None,
+        None,
+        &|k| k.as_bytes()[0] & 7 == 0,
+    );
+    f.one("verify-key-mixed-order", "§2.1, §8 step 4f", "verify_key = A + T (T of order 8), block correctly signed; the message's signature has k ≡ 0 (mod 8), so [S]B = R + [k](A + T) holds: a receiver that rejects only small-order keys accepts it.", bob(), cat(&[&mcov, &b(&msig)]), "malformed");
+    // verify_key y >= p: the 19 values p .. 2^255 - 1 of y (x sign bit clear); the first
+    // that decodes to a point.
+    let noncanon = (0u8..19)
+        .map(|y0| {
+            let mut y = [0xff; 32];
+            y[0] = 0xed + y0;
+            y[31] = 0x7f;
+            y
+        })
+        .find(|y| ed25519_dalek::VerifyingKey::from_bytes(y).is_ok())
+        .expect("some y >= p decodes");
+    let mut p = Plan::new(
+        "signatures/non-canonical verify key",
+        Mode::Signed,
+        &["bob"],
+    );
+    p.header[9] = b(&noncanon);
+    let ns = p.seal();
+    f.one("verify-key-y-at-least-p", "§2.1, §8 step 4f", "verify_key encodes y >= p (RFC 8032 §5.1.3 step 1: decoding fails), block correctly signed.", bob(), ns.finish(&ns.msg(0)), "malformed");
     f
 }
 
@@ -1679,6 +1983,74 @@ fn versions() -> Family {
     f
 }
 
+/// spec §8 step 5: a receiver whose keyring changes between the envelopes of one case.
+fn reconfigure() -> Family {
+    let mut f = Family { cases: vec![] };
+    let r = "§8 step 5 (repeated for cached sessions)";
+    let sess = honest("reconfigure/base", Mode::Signed, &["bob"]);
+    let m0 = sess.finish(&sess.msg(0));
+    let m1 = sess.finish(&sess.msg_with(1, T0 + 10, false, PAYLOAD, META));
+    let mut revoked = bob();
+    revoked.revoked = vec!["alice"];
+    f.seq("revoked-after-session-cached", r, "Message 0 establishes the session; then alice's key is revoked; message 1 (by reference, from the cache) is revoked.", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&revoked, m1.clone(), T0 + 10, "revoked")]);
+    let mut untrusted = bob();
+    untrusted.trusted = vec!["carol"];
+    f.seq("untrusted-after-session-cached", r, "Message 0 establishes the session; then the keyring no longer trusts alice; message 1 (from the cache) is untrusted_sender.", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&untrusted, m1.clone(), T0 + 10, "untrusted_sender")]);
+    let mut ended = bob();
+    ended.validity = vec![("alice", None, Some(T0 + 5))];
+    f.seq("key-validity-ends-after-session-cached", "§8 step 5; keyring.md §2", "Message 0 establishes the session; then alice's key is valid only until T0 + 5; message 1, timestamped T0 + 10, is expired (key validity).", bob(), vec![step(m0.clone(), T0, "ok"), step_after(&ended, m1.clone(), T0 + 10, "expired")]);
+    let late = sess.finish(&sess.msg_with(2, T0, false, PAYLOAD, META));
+    f.seq("revoked-and-expired-cached-session", "§8 steps 5 before 6", "Message 0 establishes the session; alice is revoked; message 2 (by reference) arrives after the session's expiry plus skew: revoked (step 5) before expired (step 6).", bob(), vec![step(m0, T0, "ok"), step_after(&revoked, late, T0 + 3600 + 200, "revoked")]);
+    f
+}
+
+/// `v3/reconfigure/keyring-changes.json`: negative cases whose steps may carry a `keyring`.
+pub(super) fn reconfigure_file() -> Value {
+    family_file("reconfigure/keyring-changes", "A receiver whose keyring changes between the envelopes of one case: step 5's re-checks of cached sessions.", reconfigure())
+}
+
+fn family_file(family: &str, description: &str, fam: Family) -> Value {
+    let mut file = json!({
+        "format": FORMAT,
+        "family": family,
+        "description": description,
+        "spec": "spec/envelope-v3.md",
+        "license": "CC0-1.0",
+        "keys": keys_json(),
+        "cases": [],
+    });
+    let cases: Vec<Value> = fam
+        .cases
+        .into_iter()
+        .map(|c| {
+            let v = json!({
+                "name": c.name,
+                "description": c.description,
+                "rule": c.rule,
+                "failure": c.steps.last().map(|s| s.expect).unwrap_or("ok"),
+                "receiver": c.receiver.to_json(),
+                "steps": c.steps.iter().map(|s| {
+                    let mut j = json!({
+                        "now": s.now,
+                        "envelope": hx(&s.envelope),
+                        "expect": s.expect,
+                    });
+                    if let Some(k) = &s.keyring {
+                        j["keyring"] = k.clone();
+                    }
+                    j
+                }).collect::<Vec<_>>(),
+            });
+            if let Err(e) = verify_case(&file, &v) {
+                panic!("{family}/{}: {e}", c.name);
+            }
+            v
+        })
+        .collect();
+    file["cases"] = Value::Array(cases);
+    file
+}
+
 pub(super) fn files() -> Vec<(&'static str, Value)> {
     let families: Vec<(&str, &str, Family)> = vec![
         ("structure", "Truncation, trailing bytes, field counts, field lengths, and the structural rules of headers, blocks and entries.", structure()),
@@ -1687,45 +2059,18 @@ pub(super) fn files() -> Vec<(&'static str, Value)> {
         ("session", "Sender authentication, wraps, low-order shares, key commitment, and insiders forging messages.", sessions()),
         ("time", "Session lifetimes and clock skew.", time()),
         ("replay", "Ordered lists of envelopes opened by one receiver: replays, the window, one-shot sessions, session limits.", replay()),
+        ("signatures", "Strict Ed25519 verification (§1) of message and block signatures, and the one encoding of every Ed25519 key on the wire (§2.1).", signatures()),
+        ("order", "Envelopes with two defects whose class depends on the order of §8's steps, so that the MUST order is tested.", order()),
         ("bitflips", "One bit flipped in each field of a valid envelope, in each mode.", bitflips()),
         ("versions", "Legacy v2 input (spec/legacy-v2.md), unknown formats, and the keyring's revocation and key validity (spec/keyring.md).", versions()),
     ];
     families
         .into_iter()
         .map(|(name, description, fam)| {
-            let mut file = json!({
-                "format": FORMAT,
-                "family": format!("negative/{name}"),
-                "description": description,
-                "spec": "spec/envelope-v3.md",
-                "license": "CC0-1.0",
-                "keys": keys_json(),
-                "cases": [],
-            });
-            let cases: Vec<Value> = fam
-                .cases
-                .into_iter()
-                .map(|c| {
-                    let v = json!({
-                        "name": c.name,
-                        "description": c.description,
-                        "rule": c.rule,
-                        "failure": c.steps.last().map(|s| s.expect).unwrap_or("ok"),
-                        "receiver": c.receiver.to_json(),
-                        "steps": c.steps.iter().map(|s| json!({
-                            "now": s.now,
-                            "envelope": hx(&s.envelope),
-                            "expect": s.expect,
-                        })).collect::<Vec<_>>(),
-                    });
-                    if let Err(e) = verify_case(&file, &v) {
-                        panic!("negative/{name}/{}: {e}", c.name);
-                    }
-                    v
-                })
-                .collect();
-            file["cases"] = Value::Array(cases);
-            (name, file)
+            (
+                name,
+                family_file(&format!("negative/{name}"), description, fam),
+            )
         })
         .collect()
 }
@@ -1757,6 +2102,9 @@ pub(super) fn verify_case(file: &Value, case: &Value) -> Result<(), String> {
     let opener = opener_from_json(file, &case["receiver"])?;
     let steps = case["steps"].as_array().ok_or("steps")?;
     for (i, s) in steps.iter().enumerate() {
+        if !s["keyring"].is_null() {
+            opener.set_keyring(super::keyring_from_json(file, &s["keyring"])?);
+        }
         let env = bytes(&s["envelope"])?;
         // The one entry point for every version (spec/legacy-v2.md §2).
         let got = outcome_any(&opener.open_any_at(&env, num(&s["now"])?));

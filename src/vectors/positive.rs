@@ -356,7 +356,7 @@ fn draw_json(d: &Draw) -> Value {
     Value::Object(m)
 }
 
-fn recipient_of(file: &Value, name: &str) -> Result<Recipient, String> {
+pub(super) fn recipient_of(file: &Value, name: &str) -> Result<Recipient, String> {
     Ok(match file_key(file, name)? {
         CastKey::Identity(i) => Recipient::from(i.public()),
         CastKey::Group(g) => Recipient::Group(g.public().clone()),

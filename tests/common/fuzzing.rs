@@ -738,4 +738,39 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_strings", key_strings),
     ("mutate_envelope", mutate_envelope),
     ("legacy_v2", legacy_v2),
+    ("poly1305_differential", poly1305_differential),
 ];
+
+/// The library's scalar Poly1305 (src/aead.rs) against the `poly1305` crate, on the key and
+/// message the input gives. The first byte steers the key towards the edges: 0 takes the
+/// next 32 bytes as they are, 1 sets every bit of r that the clamp keeps (the largest
+/// limbs), 2 sets r = 1 (the accumulator is the plain sum of the blocks, so inputs reach
+/// values around p and 2^130 directly), 3 sets r to all ones and s to all ones.
+pub fn poly1305_differential(data: &[u8]) {
+    use poly1305::universal_hash::KeyInit as _;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut key = [0u8; 32];
+    let n = rest.len().min(32);
+    key[..n].copy_from_slice(&rest[..n]);
+    let msg = &rest[n..];
+    match mode % 4 {
+        1 => key[..16].fill(0xff),
+        2 => {
+            key[..16].fill(0);
+            key[0] = 1;
+        }
+        3 => key.fill(0xff),
+        _ => {}
+    }
+    let theirs: [u8; 16] = poly1305::Poly1305::new((&key).into())
+        .compute_unpadded(msg)
+        .into();
+    assert_eq!(
+        forge::poly1305_scalar(&key, msg),
+        theirs,
+        "mode {mode}, {} bytes",
+        msg.len()
+    );
+}

@@ -1,0 +1,197 @@
+//! `v3/keys/key-strings.json`: key strings (spec/envelope-v3.md §2.1, §2.4) that a parser
+//! must accept, with the key id of the one encoding, or reject, with the reason. A vector
+//! kind of its own (`{name, description, rule, asked_kind, string, expect, key_id}`), in a
+//! file of its own, so that readers of the envelope files meet no unknown field.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use curve25519_dalek::constants::EIGHT_TORSION;
+use serde_json::{json, Value};
+
+use super::{cast_identity, cast_key, CastKey, FORMAT};
+use crate::error::KeyError;
+use crate::hash::{h, CTX_KEY_CHECKSUM};
+use crate::keys::{GroupKey, GroupPublicKey, Identity, PublicIdentity, Recipient, SymmetricKey};
+
+/// A key string with a correct checksum over any payload (spec §2.4).
+fn encode(prefix: &str, payload: &[u8]) -> String {
+    let sum = h(CTX_KEY_CHECKSUM, &[prefix.as_bytes(), payload]);
+    let mut raw = payload.to_vec();
+    raw.extend_from_slice(&sum[..4]);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// The outcome class of parsing `string` as `asked_kind`, and the key id on success.
+fn parse(asked_kind: &str, string: &str) -> Result<(&'static str, Option<String>), String> {
+    let class = |e: KeyError| match e {
+        KeyError::UnknownPrefix { .. } => "unknown_prefix",
+        KeyError::WrongKind { .. } => "wrong_kind",
+        KeyError::Encoding => "encoding",
+        KeyError::Length { .. } => "length",
+        KeyError::Checksum => "checksum",
+        _ => "invalid_key",
+    };
+    let r = match asked_kind {
+        "public_identity" => PublicIdentity::parse(string).map(|k| k.key_id()),
+        "secret_identity" => Identity::from_secret_string(string).map(|k| k.key_id()),
+        "public_group" => GroupPublicKey::parse(string).map(|k| k.key_id()),
+        "secret_group" => GroupKey::from_secret_string(string).map(|k| k.public().key_id()),
+        "secret_symmetric" => SymmetricKey::from_secret_string(string).map(|k| k.key_id()),
+        "recipient" => Recipient::parse(string).map(|k| k.key_id()),
+        other => return Err(format!("unknown asked_kind {other}")),
+    };
+    Ok(match r {
+        Ok(id) => ("ok", Some(id.to_string())),
+        Err(e) => (class(e), None),
+    })
+}
+
+struct Case {
+    name: &'static str,
+    description: &'static str,
+    rule: &'static str,
+    asked_kind: &'static str,
+    string: String,
+    expect: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    let alice = cast_identity("alice");
+    let pub_id = alice.public().to_string();
+    let secret_id = alice.to_secret_string().to_string();
+    let (group_pub, group_secret) = match cast_key("team") {
+        CastKey::Group(g) => (g.public().to_string(), g.to_secret_string().to_string()),
+        _ => unreachable!("team is a group key"),
+    };
+    let sym = match cast_key("vault") {
+        CastKey::Symmetric(k) => k.to_secret_string().to_string(),
+        _ => unreachable!("vault is a symmetric key"),
+    };
+    let ed = alice.public().ed25519_bytes();
+    let x = alice.public().x25519_bytes();
+    let id_with =
+        |e: &[u8; 32], xk: &[u8; 32]| encode("rpcseal-pub-id:", &[&e[..], &xk[..]].concat());
+    let group_with = |xk: &[u8; 32]| encode("rpcseal-pub-group:", xk);
+    let mut x_high = x;
+    x_high[31] |= 0x80;
+    // u = p + 9: the base point's u a second time (RFC 7748 §5 reduces it).
+    let mut p_plus_9 = [0xff; 32];
+    p_plus_9[0] = 0xed + 9;
+    p_plus_9[31] = 0x7f;
+    let mut ed_identity = [0u8; 32];
+    ed_identity[0] = 1;
+    let mut ed_neg_zero = ed_identity;
+    ed_neg_zero[31] = 0x80;
+    let ed_y_ge_p = (0u8..19)
+        .map(|y0| {
+            let mut y = [0xff; 32];
+            y[0] = 0xed + y0;
+            y[31] = 0x7f;
+            y
+        })
+        .find(|y| ed25519_dalek::VerifyingKey::from_bytes(y).is_ok())
+        .expect("some y >= p decodes");
+    let ed_mixed = (alice.signing_key().verifying_key().to_edwards() + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
+    let ed_off_curve = (2u8..)
+        .map(|y| {
+            let mut k = [0u8; 32];
+            k[0] = y;
+            k
+        })
+        .find(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_err())
+        .expect("some y is off the curve");
+    let body = &pub_id["rpcseal-pub-id:".len()..];
+    // 68 bytes are 91 base64url characters; the last carries 4 data bits and 2 zero bits.
+    let last = body.chars().last().expect("non-empty");
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let idx = alphabet.find(last).expect("base64url");
+    let trailing = alphabet.as_bytes()[idx | 1] as char;
+    let mut typo = pub_id.clone().into_bytes();
+    let mid = typo.len() / 2;
+    typo[mid] = if typo[mid] == b'A' { b'B' } else { b'A' };
+    let ok = "§2.4";
+    let c = |name, description, rule, asked_kind, string: String, expect| Case {
+        name,
+        description,
+        rule,
+        asked_kind,
+        string,
+        expect,
+    };
+    vec![
+        c("public-identity", "alice's public identity string.", ok, "public_identity", pub_id.clone(), "ok"),
+        c("secret-identity", "alice's secret identity string; the key id is her sender id.", ok, "secret_identity", secret_id.clone(), "ok"),
+        c("public-group", "The team group key's public string.", ok, "public_group", group_pub.clone(), "ok"),
+        c("secret-group", "The team group key's secret string.", ok, "secret_group", group_secret.clone(), "ok"),
+        c("secret-symmetric", "vault's symmetric key string (key id ‖ key).", ok, "secret_symmetric", sym.clone(), "ok"),
+        c("recipient-group", "A recipient may be a public group key.", ok, "recipient", group_pub.clone(), "ok"),
+        c("recipient-symmetric", "A recipient may be a symmetric key.", ok, "recipient", sym, "ok"),
+        c("surrounding-whitespace", "Leading and trailing whitespace (spaces, tab, CRLF) is ignored.", ok, "public_identity", format!(" \t{pub_id}\r\n"), "ok"),
+        c("unknown-prefix", "Not an rpcseal key string.", ok, "public_identity", "age1qqqqqqqqqqqqqqqqqqqq".into(), "unknown_prefix"),
+        c("prefix-wrong-case", "The public prefix in upper case: prefixes are exact.", ok, "public_identity", pub_id.replacen("rpcseal-pub-id:", "RPCSEAL-PUB-ID:", 1), "unknown_prefix"),
+        c("group-asked-as-identity", "A public group key where a public identity is asked for.", ok, "public_identity", group_pub, "wrong_kind"),
+        c("secret-asked-as-public", "A secret identity where a public identity is asked for.", ok, "public_identity", secret_id.clone(), "wrong_kind"),
+        c("secret-as-recipient", "A secret identity string is never a recipient.", ok, "recipient", secret_id, "wrong_kind"),
+        c("padding", "base64url with padding ('='): rejected, the encoding is unpadded (RFC 4648 §3.2).", ok, "public_identity", format!("{pub_id}="), "encoding"),
+        c("non-zero-trailing-bits", "The last character changed so that its 2 unused low bits are not zero: the same bytes, a second string (RFC 4648 §3.5).", ok, "public_identity", format!("{}{trailing}", &pub_id[..pub_id.len() - 1]), "encoding"),
+        c("standard-alphabet", "A character of the standard alphabet ('+') instead of base64url.", ok, "public_identity", format!("{}+", &pub_id[..pub_id.len() - 1]), "encoding"),
+        c("truncated", "Four characters missing (a truncated copy): wrong decoded length.", ok, "public_identity", pub_id[..pub_id.len() - 4].into(), "length"),
+        c("checksum", "One character changed in the middle: the checksum does not match.", ok, "public_identity", String::from_utf8(typo).expect("ascii"), "checksum"),
+        c("x25519-bit-255-set", "alice's X25519 key with bit 255 set, checksum correct: RFC 7748 ignores the bit, so it would be her key under another key id.", "§2.1, §2.4", "public_identity", id_with(&ed, &x_high), "invalid_key"),
+        c("x25519-u-p-plus-9", "A group key u = p + 9 (the base point reduced mod p), checksum correct: not the canonical encoding.", "§2.1, §2.4", "public_group", group_with(&p_plus_9), "invalid_key"),
+        c("x25519-u-zero", "A group key u = 0, of small order, checksum correct.", "§2.4", "public_group", group_with(&[0; 32]), "invalid_key"),
+        c("ed25519-small-order", "An identity whose Ed25519 key is the identity point 01 00 .. 00.", "§2.1, §2.4", "public_identity", id_with(&ed_identity, &x), "invalid_key"),
+        c("ed25519-negative-zero", "An Ed25519 key 01 00 .. 80: x = 0 with the sign bit set, a second encoding of the identity point.", "§2.1, §2.4", "public_identity", id_with(&ed_neg_zero, &x), "invalid_key"),
+        c("ed25519-y-at-least-p", "An Ed25519 key whose y is p or more (RFC 8032 §5.1.3 step 1: decoding fails).", "§2.1, §2.4", "public_identity", id_with(&ed_y_ge_p, &x), "invalid_key"),
+        c("ed25519-mixed-order", "alice's Ed25519 key plus a point of order 8: a point on the curve, not of small order, not in the prime-order subgroup.", "§2.1, §2.4", "public_identity", id_with(&ed_mixed, &x), "invalid_key"),
+        c("ed25519-not-on-curve", "32 bytes that decode to no curve point.", "§2.1, §2.4", "public_identity", id_with(&ed_off_curve, &x), "invalid_key"),
+    ]
+}
+
+pub(super) fn file() -> Value {
+    let cases: Vec<Value> = cases()
+        .into_iter()
+        .map(|c| {
+            let (expect, key_id) = parse(c.asked_kind, &c.string).expect("known kinds");
+            assert_eq!(expect, c.expect, "key-strings/{}", c.name);
+            let mut v = json!({
+                "name": c.name,
+                "description": c.description,
+                "rule": c.rule,
+                "asked_kind": c.asked_kind,
+                "string": c.string,
+                "expect": expect,
+            });
+            if let Some(id) = key_id {
+                v["key_id"] = json!(id);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format": FORMAT,
+        "family": "keys/key-strings",
+        "description": "Key strings to parse as asked_kind: accepted with the key id of their one encoding, or rejected with the reason.",
+        "spec": "spec/envelope-v3.md §2.1, §2.4",
+        "license": "CC0-1.0",
+        "cases": cases,
+    })
+}
+
+pub(super) fn verify_case(case: &Value) -> Result<(), String> {
+    let kind = case["asked_kind"].as_str().ok_or("asked_kind")?;
+    let string = case["string"].as_str().ok_or("string")?;
+    let want = case["expect"].as_str().ok_or("expect")?;
+    let (got, id) = parse(kind, string)?;
+    if got != want {
+        return Err(format!("got {got}, expected {want}"));
+    }
+    if let Some(want_id) = case["key_id"].as_str() {
+        if id.as_deref() != Some(want_id) {
+            return Err(format!("key id {id:?}, expected {want_id}"));
+        }
+    }
+    Ok(())
+}
