@@ -621,13 +621,11 @@ impl<Req: prost::Message + Default> Decoder for ServerDecoder<Req> {
         }
         // spec/grpc.md §3: the full opening procedure, the request rules, the method, and
         // for a stream its one session in strict order; only then the mark.
-        let (opened, mark) = opener
-            .open_unmarked(&bytes)
-            .map_err(|e| match self.kind {
-                // A stream's session travels inline on its first message: nothing to ask.
-                Kind::Unary => need_session(&bytes, &e),
-                Kind::Streaming => refused(),
-            })?;
+        let (opened, mark) = opener.open_unmarked(&bytes).map_err(|e| match self.kind {
+            // A stream's session travels inline on its first message: nothing to ask.
+            Kind::Unary => need_session(&bytes, &e),
+            Kind::Streaming => refused(),
+        })?;
         let ctx = RequestContext::new(opener, &opened).map_err(|_| refused())?;
         if opened.metadata.get(rpc::METHOD).map(String::as_str) != Some(&*self.path) {
             return Err(refused());

@@ -387,6 +387,9 @@ async fn exchange_raw(
     (got, Ok(()))
 }
 
+/// Rearranges a stream's envelopes.
+type Mangle = fn(&[Vec<u8>]) -> Vec<Vec<u8>>;
+
 #[tokio::test]
 async fn replayed_reordered_dropped_or_spliced_stream_messages_end_the_stream() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
@@ -402,7 +405,7 @@ async fn replayed_reordered_dropped_or_spliced_stream_messages_end_the_stream() 
     assert_eq!(n, 0);
     assert_eq!(end.unwrap_err().code(), Code::Unauthenticated);
 
-    let cases: [(&str, fn(&[Vec<u8>]) -> Vec<Vec<u8>>, usize); 4] = [
+    let cases: [(&str, Mangle, usize); 4] = [
         (
             "replayed",
             |m| vec![m[0].clone(), m[1].clone(), m[1].clone(), m[2].clone()],
