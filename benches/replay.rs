@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
         max_sessions: 1 << 20,
         max_nonces: 1 << 10,
         shards: 64,
+        ..MemoryReplayConfig::default()
     });
     for s in 0..SESSIONS {
         store.check_and_mark(&item(s, 0), NOW).unwrap();

@@ -251,6 +251,19 @@ pub enum Misuse {
     /// An opener was built without any trusted sender.
     #[error("an opener needs at least one trusted sender")]
     NoTrustedSenders,
+    /// The replay store's loss margin is smaller than the policy's clock skew: after a loss
+    /// of state its watermark would not cover every message accepted before
+    /// (spec/replay.md §6.4).
+    #[error(
+        "the replay store's loss margin ({margin} s) is smaller than the clock skew ({skew} s): \
+         raise the margin to at least the skew plus the clock difference between receivers"
+    )]
+    LossMarginBelowSkew {
+        /// The store's margin, seconds.
+        margin: u64,
+        /// The policy's skew, seconds.
+        skew: u64,
+    },
     /// The operating system's clock is before 1970 or otherwise unusable.
     #[error("the system clock is unusable")]
     Clock,

@@ -73,6 +73,7 @@ pub use keys::{
 pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
 pub use open::{
     DeferredMark, Opened, Opener, OpenerBuilder, OpenerStats, Policy, Received, SessionFacts,
+    DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_SESSION_MESSAGES, MAX_RECIPIENTS_LIMIT,
 };
 pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,

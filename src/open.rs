@@ -37,12 +37,24 @@ pub struct Policy {
     accept_mac_via_group: bool,
     accept_legacy: bool,
     parallel_hash_from: Option<usize>,
+    max_session_lifetime: u64,
+    max_session_messages: u64,
     strict_order: bool,
 }
 
+/// The longest session lifetime (`expires - not_before`) a default [`Policy`] accepts:
+/// 24 hours (spec/envelope-v3.md §8 step 7).
+pub const DEFAULT_MAX_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The largest `max_messages` a session may declare under a default [`Policy`]: 2^32
+/// (spec/envelope-v3.md §8 step 7), the sealer's default.
+pub const DEFAULT_MAX_SESSION_MESSAGES: u64 = 1 << 32;
+/// The most recipients [`Policy::max_recipients`] can be raised to: 65 536.
+pub const MAX_RECIPIENTS_LIMIT: usize = 1 << 16;
+
 impl Default for Policy {
     /// Every known suite and mode, 120 s of clock skew, 16 MiB payloads, 4096 recipients,
-    /// 64 metadata entries of at most 8 KiB in all.
+    /// 64 metadata entries of at most 8 KiB in all, sessions of at most 24 hours and 2^32
+    /// messages.
     fn default() -> Self {
         Policy {
             suites: Suite::KNOWN.to_vec(),
@@ -58,6 +70,8 @@ impl Default for Policy {
             accept_mac_via_group: false,
             accept_legacy: false,
             parallel_hash_from: None,
+            max_session_lifetime: DEFAULT_MAX_SESSION_LIFETIME.as_secs(),
+            max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             strict_order: false,
         }
     }
@@ -90,9 +104,27 @@ impl Policy {
         self
     }
 
-    /// The longest recipient list accepted in a session block.
+    /// The longest recipient list accepted in a session block, at most
+    /// [`MAX_RECIPIENTS_LIMIT`] (larger values are lowered to it).
     pub fn max_recipients(mut self, n: usize) -> Self {
-        self.max_recipients = n;
+        self.max_recipients = n.min(MAX_RECIPIENTS_LIMIT);
+        self
+    }
+
+    /// The longest session lifetime (`expires - not_before`, whole seconds) accepted;
+    /// a session declaring a longer one is refused (*session_limit*). Default
+    /// [`DEFAULT_MAX_SESSION_LIFETIME`], 24 hours. A session's keys protect every message
+    /// it carries until it expires: this bounds what one captured session key exposes.
+    pub fn max_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_session_lifetime = lifetime.as_secs();
+        self
+    }
+
+    /// The largest message count (`max_messages`) a session may declare; a session
+    /// declaring more is refused (*session_limit*). Default
+    /// [`DEFAULT_MAX_SESSION_MESSAGES`], 2^32.
+    pub fn max_session_messages(mut self, n: u64) -> Self {
+        self.max_session_messages = n;
         self
     }
 
@@ -510,15 +542,25 @@ impl OpenerBuilder {
         self
     }
 
-    /// Where replay state lives (default: a bounded in-memory
-    /// [`MemoryReplayStore`](crate::replay::MemoryReplayStore); for a fleet of replicas,
-    /// a shared store such as the Redis one behind the `redis` feature).
+    /// Where replay state lives. Default: a bounded in-memory
+    /// [`MemoryReplayStore`](crate::replay::MemoryReplayStore), whose protection lasts one
+    /// process lifetime (a message captured within the clock skew before a restart can be
+    /// replayed once after it). A process that restarts uses a
+    /// [`FileReplayStore`](crate::replay::file::FileReplayStore) (one host), a shared store
+    /// such as the Redis one behind the `redis` feature (a fleet of replicas), or at least an
+    /// in-memory store with
+    /// [`start_watermark`](crate::replay::MemoryReplayConfig::start_watermark).
     pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
         self.replay = Some(store);
         self
     }
 
     /// Builds the opener.
+    ///
+    /// Refuses a replay store whose loss margin
+    /// ([`ReplayStore::loss_margin_secs`]) is smaller than the policy's clock skew: its
+    /// loss watermark would not cover every message a receiver may have accepted
+    /// (spec/replay.md §6.4). The default in-memory store gets a margin of at least the skew.
     pub fn build(self) -> Result<Opener, Misuse> {
         if self.keys.is_empty() {
             return Err(Misuse::NoKeys);
@@ -526,15 +568,27 @@ impl OpenerBuilder {
         if self.keyring.is_empty() && self.directory.is_none() {
             return Err(Misuse::NoTrustedSenders);
         }
+        let skew = self.policy.clock_skew;
+        let replay = self.replay.unwrap_or_else(|| {
+            use crate::replay::{MemoryReplayConfig, MemoryReplayStore};
+            let config = MemoryReplayConfig::default();
+            Arc::new(MemoryReplayStore::new(MemoryReplayConfig {
+                loss_margin_secs: config.loss_margin_secs.max(skew),
+                ..config
+            }))
+        });
+        if let Some(margin) = replay.loss_margin_secs() {
+            if margin < skew {
+                return Err(Misuse::LossMarginBelowSkew { margin, skew });
+            }
+        }
         Ok(Opener {
             keys: self.keys,
             keyring: RwLock::new(self.keyring),
             directory: self.directory,
             policy: self.policy,
             cache: SessionCache::new(self.cache_capacity),
-            replay: self
-                .replay
-                .unwrap_or_else(|| Arc::new(crate::replay::MemoryReplayStore::default())),
+            replay,
             counters: (0..SHARDS).map(|_| Counters::default()).collect(),
         })
     }
@@ -810,21 +864,29 @@ impl Opener {
             }
         }
         self.check_signatures(&prepared, &signed, &mut auth);
-        // Steps 11 to 13 in input order: decrypt, mark, cache.
+        // Steps 11 to 13 in input order: decrypt, mark, cache. A by-reference envelope whose
+        // session came from this batch opens only once an envelope carrying that block was
+        // accepted before it, whichever one (as one by one, where the first accepted copy
+        // puts the session in the cache).
         let mut out: Vec<Result<Opened, Error>> = Vec::with_capacity(envelopes.len());
+        let mut accepted_blocks: Vec<[u8; 32]> = Vec::new();
         for (p, a) in prepared.into_iter().zip(auth) {
             let r = p.and_then(|(p, mh)| {
                 a?;
-                if let Some(origin) = p.batch_origin {
-                    if out[origin].is_err() {
-                        return Err(err(
-                            ErrorKind::UnknownSession,
-                            "no session with this reference is known: send its block",
-                        ));
-                    }
+                if p.batch_origin.is_some() && !accepted_blocks.contains(&p.session.header_hash) {
+                    return Err(err(
+                        ErrorKind::UnknownSession,
+                        "no session with this reference is known: send its block",
+                    ));
                 }
+                let carries_block = p.env.block.is_some();
+                let header_hash = p.session.header_hash;
                 let payload = self.decrypt(&p)?;
-                self.accept(p, payload, mh, now)
+                let opened = self.accept(p, payload, mh, now)?;
+                if carries_block && !accepted_blocks.contains(&header_hash) {
+                    accepted_blocks.push(header_hash);
+                }
+                Ok(opened)
             });
             out.push(r);
         }
@@ -933,6 +995,7 @@ impl Opener {
         // Step 7: time.
         check_time(h, env.timestamp, now, p.clock_skew)?;
         // Step 8: session limits and payload size.
+        check_session_limits(h, p)?;
         if env.seq >= h.max_messages {
             return Err(err(
                 ErrorKind::SessionLimit,
@@ -1284,6 +1347,7 @@ impl Opener {
         if now > h.expires.saturating_add(self.policy.clock_skew) {
             return Err(err(ErrorKind::Expired, "the session has expired"));
         }
+        check_session_limits(h, &self.policy)?;
         let session = self.establish(&block)?;
         let r = session::session_ref(&block.header_hash);
         self.cache.shard(&r).put(r, Arc::new(session));
@@ -1472,6 +1536,23 @@ fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Spec §8 step 7: the receiver's caps on a session's declared lifetime and message count.
+fn check_session_limits(h: &Header, p: &Policy) -> Result<(), Error> {
+    if h.expires.saturating_sub(h.not_before) > p.max_session_lifetime {
+        return Err(err(
+            ErrorKind::SessionLimit,
+            "the session's lifetime is longer than this receiver accepts",
+        ));
+    }
+    if h.max_messages > p.max_session_messages {
+        return Err(err(
+            ErrorKind::SessionLimit,
+            "the session allows more messages than this receiver accepts",
+        ));
+    }
+    Ok(())
+}
+
 /// Strict order (spec/rpc.md §8): `seq` must be the expected `next`.
 fn check_order(next: u64, seq: u64) -> Result<(), Error> {
     match seq.cmp(&next) {
@@ -1508,9 +1589,18 @@ fn replay_error(e: ReplayError) -> Error {
             ErrorKind::Replayed,
             "the sequence number is older than the replay window: it may have been accepted before",
         ),
+        // spec/replay.md §8: "cannot prove it is new" is about the store, not the message.
         ReplayError::BelowWatermark => err(
-            ErrorKind::Replayed,
-            "the replay store evicted or lost state this message depends on and cannot prove it is new",
+            ErrorKind::ReplayUnavailable,
+            "the replay store cannot prove this message is new: it is dated at or before the \
+             store's watermark and the store has no record of its session. The watermark is \
+             set when the store lost its state or cannot trust it (a restart with a start \
+             watermark, a Redis restart or FLUSHALL, a Redis key prefix used for the first \
+             time, a replay state file restored from a copy, a clock that stepped back) or \
+             when a full store evicted live entries; it is the time of that event plus the \
+             loss margin (300 s by default). Newer messages are accepted: the sender can \
+             seal this one again. A Redis key prefix that has never been used is declared \
+             new with create_marker_if_absent (rpcseal open --replay-redis-new-prefix)",
         ),
         ReplayError::Expired => err(
             ErrorKind::Expired,

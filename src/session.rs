@@ -576,7 +576,18 @@ impl<'a> Block<'a> {
             ));
         }
         let wrap_len = header.wrapped_key_len() + WRAP_TAG;
-        let mut entries = Vec::with_capacity(n);
+        // Every entry takes at least this many bytes (array header, kind, two bin fields
+        // with their headers, the wrap with a one-byte-length header): a count the rest of
+        // the block cannot hold is refused before anything is allocated for it, and the
+        // allocation is capped besides (issue 13, item 11).
+        let min_entry = 1 + 1 + (2 + 16) + (2 + 32) + (2 + wrap_len);
+        if n.saturating_mul(min_entry) > r.remaining() {
+            return Err(Error::new(
+                ErrorKind::Malformed,
+                "session block is shorter than its recipient count needs",
+            ));
+        }
+        let mut entries = Vec::with_capacity(n.min(256));
         for _ in 0..n {
             if r.array()? != ENTRY_FIELDS {
                 return Err(Error::new(

@@ -139,7 +139,7 @@ impl<'a> Reader<'a> {
         &self.buf[start..self.pos]
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 

@@ -37,6 +37,7 @@ fn small(max_sessions: usize, max_nonces: usize, shards: usize) -> MemoryReplayS
         max_sessions,
         max_nonces,
         shards,
+        ..MemoryReplayConfig::default()
     })
 }
 

@@ -107,6 +107,7 @@ fn flooding_the_store_with_sessions_does_not_reopen_a_replay() {
         max_sessions: 8,
         max_nonces: 8,
         shards: 1,
+        ..MemoryReplayConfig::default()
     }));
     let o = Opener::builder()
         .identity(&bob)
@@ -128,7 +129,17 @@ fn flooding_the_store_with_sessions_does_not_reopen_a_replay() {
         let e = seal(&mut m, b"flood", T0 + 1 + i % 2);
         let _ = o.open_at(&e, T0 + 1);
     }
-    assert_eq!(kind(o.open_at(&victim, T0 + 2)), Err(ErrorKind::Replayed));
+    // Still tracked (replayed), or evicted under the flood and so below the watermark,
+    // which the store reports as "cannot prove it is new" (spec/replay.md §8): never
+    // accepted.
+    let r = kind(o.open_at(&victim, T0 + 2));
+    assert!(
+        matches!(
+            r,
+            Err(ErrorKind::Replayed) | Err(ErrorKind::ReplayUnavailable)
+        ),
+        "{r:?}"
+    );
 }
 
 /// A store that cannot answer fails closed, and a failure before the last step leaves

@@ -437,3 +437,27 @@ fn redis_lost_state_sets_a_watermark_that_rejects_old_replays() {
     ));
     assert_eq!(n.losses_detected(), 1);
 }
+
+/// Item 10 of issue 13: the config's Debug never shows the password, and the URL can come
+/// from an environment variable or a file instead of a command line.
+#[test]
+fn item_10_redis_config_debug_redacts_the_password_and_the_url_has_other_sources() {
+    let url = "redis://replay-user:s3cret-Pw@127.0.0.1:6390/2?password=0ther-s3cret";
+    let c = RedisReplayConfig::new(url);
+    let d = format!("{c:?}");
+    assert!(!d.contains("s3cret"), "{d}");
+    assert!(!d.contains("replay-user"), "{d}");
+    assert!(d.contains("127.0.0.1:6390"), "{d}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis-url");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    assert_eq!(RedisReplayConfig::from_url_file(&file).unwrap().url, url);
+    let e = RedisReplayConfig::from_url_file(dir.path().join("missing")).unwrap_err();
+    assert!(!e.to_string().contains("s3cret"));
+    let var = "RPCSEAL_TEST_ITEM_10_REDIS_URL";
+    std::env::set_var(var, url);
+    assert_eq!(RedisReplayConfig::from_env(var).unwrap().url, url);
+    std::env::remove_var(var);
+    assert!(RedisReplayConfig::from_env(var).is_err());
+}

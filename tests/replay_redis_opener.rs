@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rpcseal::replay::{RedisReplayConfig, RedisReplayStore};
-use rpcseal::{ErrorKind, Identity, Mode, Opener, Recipient, Sealer, SealerConfig};
+use rpcseal::{ErrorKind, Identity, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 /// The tests' fixed clock. The Redis script refuses marks whose key expiry is already past
 /// on the server's clock, so the fixed time must not be in the past: after that date the
@@ -360,9 +360,10 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     for (j, r) in replicas.iter().enumerate() {
         for at in [detect, t + 120] {
             for e in old.iter().chain([&old_one_shot]) {
+                // Below the loss watermark: "cannot prove it is new" (spec/replay.md §8).
                 assert_eq!(
                     kind(r.open_at(e, at)),
-                    Err(ErrorKind::Replayed),
+                    Err(ErrorKind::ReplayUnavailable),
                     "replica {j} at {at}"
                 );
             }
@@ -379,7 +380,7 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     let early = seal(&mut s, b"early", watermark);
     assert_eq!(
         kind(replicas[1].open_at(&early, watermark)),
-        Err(ErrorKind::Replayed)
+        Err(ErrorKind::ReplayUnavailable)
     );
     // After the watermark: accepted, once, on any replica, in the old session and in new ones.
     let late = seal(&mut s, b"late", watermark + 1);
@@ -417,6 +418,121 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     // after the loss, keeps the watermark as its floor.
     assert_eq!(
         kind(replicas[0].open_at(&early, watermark + 3)),
-        Err(ErrorKind::Replayed)
+        Err(ErrorKind::ReplayUnavailable)
     );
+}
+
+/// Deletes every key of one prefix (Redis losing this store's state, as FLUSHALL would).
+fn lose_prefix(url: &str, key_prefix: &str) {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{key_prefix}:*"))
+        .query(&mut con)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    }
+}
+
+/// Item 5 of issue 13: with a skew of 600 s and the default 300 s loss margin, a message
+/// stamped now + 500 s would be accepted, and accepted again after a loss. Such an opener
+/// is refused; with a margin that covers the skew, the replay after the loss is rejected.
+#[test]
+fn item_05_a_loss_margin_below_the_skew_cannot_be_configured() {
+    let test = "item_05_a_loss_margin_below_the_skew_cannot_be_configured";
+    let Some(url) = shared_url(test) else { return };
+    let alice = Identity::generate();
+    let svc = Identity::generate();
+    let skew = Policy::default().clock_skew(Duration::from_secs(600));
+    let p = prefix("item05");
+    let built = Opener::builder()
+        .identity(&svc)
+        .trust(alice.public())
+        .policy(skew.clone())
+        .replay_store(store(&url, &p))
+        .build();
+    let e = built.err().expect("a margin below the skew is refused");
+    assert!(e.to_string().contains("loss margin"), "{e}");
+
+    let mut c = RedisReplayConfig::new(&url);
+    c.key_prefix = p.clone();
+    c.loss_margin_secs = 600 + 60;
+    let o = Opener::builder()
+        .identity(&svc)
+        .trust(alice.public())
+        .policy(skew)
+        .replay_store(Arc::new(RedisReplayStore::connect(c).unwrap()))
+        .build()
+        .unwrap();
+    let t = t0();
+    let mut s = sealer(&alice, &svc, Mode::Signed);
+    let ahead = seal(&mut s, b"ahead", t + 500);
+    assert!(o.open_at(&ahead, t).is_ok());
+    lose_prefix(&url, &p);
+    assert!(o.open_at(&ahead, t + 1).is_err());
+}
+
+/// Item 16 of issue 13: there is no shared default key prefix. A store without one is
+/// refused; the receiver-derived prefix differs between two services, so each accepts its
+/// own copy of a message sent to both.
+#[test]
+fn item_16_two_services_never_share_a_default_redis_prefix() {
+    let test = "item_16_two_services_never_share_a_default_redis_prefix";
+    let Some(url) = shared_url(test) else { return };
+    let e = RedisReplayStore::connect(RedisReplayConfig::new(&url)).unwrap_err();
+    assert!(e.to_string().contains("key prefix"), "{e}");
+
+    let alice = Identity::generate();
+    let (one, two) = (Identity::generate(), Identity::generate());
+    let open = |me: &Identity| {
+        let mut c = RedisReplayConfig::for_receiver(&url, &me.public().key_id());
+        c.create_marker_if_absent = true;
+        let st = Arc::new(RedisReplayStore::connect(c).unwrap());
+        opener(me, &alice, st)
+    };
+    let (o1, o2) = (open(&one), open(&two));
+    let mut s = Sealer::new(
+        &alice,
+        &[Recipient::from(one.public()), Recipient::from(two.public())],
+        SealerConfig::new(Mode::Signed),
+    )
+    .unwrap();
+    let t = t0();
+    let env = seal(&mut s, b"to both", t);
+    assert_eq!(kind(o1.open_at(&env, t)), Ok(b"to both".to_vec()));
+    assert_eq!(kind(o2.open_at(&env, t)), Ok(b"to both".to_vec()));
+    assert_eq!(kind(o1.open_at(&env, t)), Err(ErrorKind::Replayed));
+    // Replicas of one service (same identity) share the prefix.
+    let replica = open(&one);
+    assert_eq!(kind(replica.open_at(&env, t)), Err(ErrorKind::Replayed));
+}
+
+/// Item 20 of issue 13: a key prefix used for the first time without declaring it new is
+/// "cannot prove it is new" (the store's class), with what happened and what to do, not
+/// "replayed".
+#[test]
+fn item_20_a_never_used_prefix_says_cannot_prove_and_what_to_do() {
+    let test = "item_20_a_never_used_prefix_says_cannot_prove_and_what_to_do";
+    let Some(url) = shared_url(test) else { return };
+    let alice = Identity::generate();
+    let svc = Identity::generate();
+    let mut c = RedisReplayConfig::new(&url);
+    c.key_prefix = prefix("item20");
+    let o = opener(
+        &svc,
+        &alice,
+        Arc::new(RedisReplayStore::connect(c).unwrap()),
+    );
+    let t = t0();
+    let mut s = sealer(&alice, &svc, Mode::Signed);
+    let e = o.open_at(&seal(&mut s, b"x", t), t).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReplayUnavailable);
+    let text = e.to_string();
+    for needle in [
+        "cannot prove",
+        "used for the first time",
+        "--replay-redis-new-prefix",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
 }

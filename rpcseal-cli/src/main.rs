@@ -11,7 +11,8 @@
 //! - `tests/`: the tool tested as a user sees it (arguments in, exit code and output out),
 //!   including the README's walkthrough executed as written.
 //!
-//! Exit codes: 0 success, 1 envelope rejected, 2 usage error, 3 key or file problem.
+//! Exit codes: 0 success, 1 envelope rejected, 2 usage error, 3 key or file problem, 4 an
+//! unauthenticated legacy payload was written (`open --allow-legacy`).
 
 #![forbid(unsafe_code)]
 
@@ -24,8 +25,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Signed and encrypted RPC envelopes.
 ///
-/// Exit codes: 0 success, 1 envelope rejected (the failure class is printed on stderr),
-/// 2 usage error, 3 key or file problem.
+/// Exit codes: 0 success (for open: verified), 1 envelope rejected (the failure class is
+/// printed on stderr), 2 usage error, 3 key or file problem (for open: also a replay store
+/// that cannot answer or cannot prove an envelope new), 4 open --allow-legacy wrote the
+/// payload of a legacy envelope that nothing authenticates.
 #[derive(Parser)]
 #[command(name = "rpcseal", version, max_term_width = 100)]
 struct Cli {
@@ -112,25 +115,42 @@ enum Command {
         keyring: Option<PathBuf>,
         /// Also accept legacy v2 (oslo.messaging) envelopes. They are NOT authenticated:
         /// anyone on the path can forge them. The payload is still written, with a warning
-        /// on stderr (and "legacy": true with --json).
+        /// on stderr ("authenticated": false with --json), and the exit code is 4, never 0.
         #[arg(long)]
         allow_legacy: bool,
         /// Keep replay state in FILE across runs, so the same envelope is accepted once.
-        /// Created if missing; locked while in use. Without it each run remembers nothing.
+        /// The file must exist (see --replay-state-new); locked while in use, in a
+        /// directory only its owner can write. Without any replay option each run
+        /// remembers nothing and cannot detect a replay.
         #[arg(long, value_name = "FILE", conflicts_with = "replay_redis")]
         replay_state: Option<PathBuf>,
+        /// The --replay-state FILE is brand new: create it (refused if it exists). Never use
+        /// it for a state file that was lost: a new, empty one would accept again every
+        /// envelope the lost one had seen.
+        #[arg(long, requires = "replay_state")]
+        replay_state_new: bool,
         /// Keep replay state in Redis (needs a build with Redis support). Every receiver
-        /// sharing replay state must use the same server and key prefix.
-        #[arg(long, value_name = "URL")]
+        /// sharing replay state must use the same server and key prefix. The URL may hold a
+        /// password, which other users can read on a command line: prefer
+        /// --replay-redis-url-file or --replay-redis-url-env.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["replay_redis_url_file", "replay_redis_url_env"])]
         replay_redis: Option<String>,
-        /// Key prefix of the Redis replay state (default "rpcseal:replay").
-        #[arg(long, value_name = "PREFIX", requires = "replay_redis")]
+        /// Keep replay state in Redis, at the URL on the first line of FILE.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["replay_state", "replay_redis_url_env"])]
+        replay_redis_url_file: Option<PathBuf>,
+        /// Keep replay state in Redis, at the URL held by the environment variable VAR.
+        #[arg(long, value_name = "VAR", conflicts_with = "replay_state")]
+        replay_redis_url_env: Option<String>,
+        /// Key prefix of the Redis replay state. Default: "rpcseal:replay:" and the key id
+        /// of our identity key (the same on every replica, different for unrelated
+        /// services); required when no --key is an identity.
+        #[arg(long, value_name = "PREFIX")]
         replay_redis_prefix: Option<String>,
         /// The Redis key prefix has never accepted a message: start it without a loss
         /// watermark. Without it a new prefix rejects every message for 5 minutes (fail
-        /// closed). Never use it once Redis may have lost state: replays of the last
-        /// minutes could then be accepted.
-        #[arg(long, requires = "replay_redis")]
+        /// closed, "cannot prove it is new"). Never use it once Redis may have lost state:
+        /// replays of the last minutes could then be accepted.
+        #[arg(long)]
         replay_redis_new_prefix: bool,
         /// Accept MAC-mode messages that reach us through a group key. Any group member can
         /// forge those.
@@ -143,9 +163,15 @@ enum Command {
         /// The envelope (default: standard input).
         #[arg(short, long, value_name = "IN")]
         input: Option<PathBuf>,
-        /// Where to write the payload (default: standard output).
+        /// Where to write the payload (default: standard output). A new file is created
+        /// readable by its owner only, never through a symlink; an existing file is
+        /// replaced only with --force, except a device or FIFO (such as /dev/null), which
+        /// is written as it is.
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
+        /// Replace an existing -o file.
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Wrap a JSON object in a legacy v2 (oslo.messaging) envelope, for peers that are not
     /// upgraded yet. The result is neither signed nor encrypted.
@@ -257,26 +283,37 @@ fn main() -> ExitCode {
             keyring,
             allow_legacy,
             replay_state,
+            replay_state_new,
             replay_redis,
+            replay_redis_url_file,
+            replay_redis_url_env,
             replay_redis_prefix,
             replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
             json,
             input,
             output,
+            force,
         } => cli::open::run(cli::open::Args {
             keys: key,
             trust,
             keyring,
             allow_legacy,
             replay_state,
-            replay_redis,
+            replay_state_new,
+            replay_redis: match (replay_redis, replay_redis_url_file, replay_redis_url_env) {
+                (Some(url), _, _) => Some(cli::open::RedisUrl::Arg(url)),
+                (_, Some(file), _) => Some(cli::open::RedisUrl::File(file)),
+                (_, _, Some(var)) => Some(cli::open::RedisUrl::Env(var)),
+                _ => None,
+            },
             replay_redis_prefix,
             replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
             json,
             input,
             output,
+            force,
         }),
         Command::LegacySeal { input, output } => {
             cli::seal::legacy(input.as_deref(), output.as_deref())

@@ -179,6 +179,7 @@ fn one_to_one_round_trip_through_files_and_through_pipes() {
             .arg(k.path("msg.env"))
             .arg("-o")
             .arg(k.path("msg.out"))
+            .arg("--force") // one file for every mode: replaced each time
             .assert()
             .success();
         assert_eq!(fs::read(k.path("msg.out")).unwrap(), b"hello bob");
@@ -373,10 +374,11 @@ fn replay_state_rejects_the_second_open() {
         c
     };
     open()
+        .arg("--replay-state-new")
         .assert()
         .success()
         .stdout("once only")
-        .stderr(contains("created a new replay state file"));
+        .stderr("");
     open()
         .assert()
         .code(1)
@@ -417,6 +419,7 @@ fn concurrent_opens_with_one_state_file_accept_exactly_one() {
     open_cmd(&[&k.key("bob")], &alice)
         .arg("--replay-state")
         .arg(&state)
+        .arg("--replay-state-new")
         .arg("-i")
         .arg(k.path("warmup.env"))
         .assert()
@@ -535,19 +538,14 @@ fn inspect_shows_the_cleartext_and_what_it_could_not_check() {
 #[test]
 fn usage_errors_exit_2() {
     rpcseal().arg("seal").assert().code(2);
-    let redis = rpcseal()
-        .args([
-            "open",
-            "--key",
-            "k",
-            "--trust",
-            "t",
-            "--replay-redis",
-            "redis://x",
-        ])
+    let keys = Keys::new();
+    let alice = keys.keygen("alice", false);
+    keys.keygen("bob", false);
+    let redis = open_cmd(&[&keys.key("bob")], &alice)
+        .args(["--replay-redis", "redis://x"])
         .assert();
     // Without the `redis` feature the flag is a usage error; with it (CI runs
-    // `--all-features`), an unreachable store fails closed before any key is read.
+    // `--all-features`), an unreachable store fails closed before any envelope is read.
     if cfg!(feature = "redis") {
         redis
             .code(3)
@@ -691,9 +689,180 @@ fn legacy_envelopes_only_with_allow_legacy_and_a_warning() {
         .arg("--allow-legacy")
         .write_stdin(v2)
         .assert()
-        .success()
+        .code(4)
         .stdout(r#"{"method": "ping"}"#)
         .stderr(contains("NOT authenticated"));
+}
+
+/// Item 1 of issue 13: the state file fails closed when it is lost. `open --replay-state`
+/// exits 0, then 1 (replayed), and after the file is deleted 3, never 0 again; a new file
+/// only on request, and never over an existing one. Without any replay option, stderr
+/// says that the run cannot detect a replay.
+#[test]
+fn item_01_a_deleted_replay_state_file_fails_closed() {
+    let k = Keys::new();
+    let alice = k.keygen("alice", false);
+    let bob = k.keygen("bob", false);
+    let env = seal_bytes(&k, "alice", &[&bob], &[], b"once only");
+    let state = k.path("replay.state");
+    let open = || {
+        let mut c = open_cmd(&[&k.key("bob")], &alice);
+        c.arg("--replay-state").arg(&state).write_stdin(env.clone());
+        c
+    };
+    open()
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(contains("does not exist").and(contains("--replay-state-new")));
+    open().arg("--replay-state-new").assert().success();
+    open().assert().code(1).stderr(contains("replayed"));
+    open()
+        .arg("--replay-state-new")
+        .assert()
+        .code(3)
+        .stderr(contains("exists"));
+    fs::remove_file(&state).unwrap();
+    open()
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(contains("does not exist"));
+    // Declared new beside the old lock file: still not accepted a second time.
+    open()
+        .arg("--replay-state-new")
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(contains("cannot prove"));
+    // No replay option: accepted, and stderr says what that means.
+    open_cmd(&[&k.key("bob")], &alice)
+        .write_stdin(env.clone())
+        .assert()
+        .success()
+        .stderr(contains("cannot detect a replayed envelope"));
+}
+
+/// Item 8 of issue 13: writing the payload of an unauthenticated legacy envelope exits 4
+/// in every output mode, never 0.
+#[test]
+fn item_08_allow_legacy_exits_4_in_every_output_mode() {
+    let k = Keys::new();
+    let alice = k.keygen("alice", false);
+    let bob = k.keygen("bob", false);
+    let v2 = rpcseal()
+        .arg("legacy-seal")
+        .write_stdin(r#"{"method": "ping"}"#)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let legacy = || {
+        let mut c = open_cmd(&[&k.key("bob")], &alice);
+        c.arg("--allow-legacy").write_stdin(v2.clone());
+        c
+    };
+    legacy().assert().code(4).stdout(r#"{"method": "ping"}"#);
+    let out = k.path("legacy.out");
+    legacy().arg("-o").arg(&out).assert().code(4).stdout("");
+    assert_eq!(fs::read_to_string(&out).unwrap(), r#"{"method": "ping"}"#);
+    let json = legacy()
+        .arg("--json")
+        .assert()
+        .code(4)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["authenticated"], false);
+    let out = k.path("legacy.json");
+    legacy().args(["--json", "-o"]).arg(&out).assert().code(4);
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["authenticated"], false);
+    // A verified envelope with the same flag: 0, "authenticated": true.
+    let env = seal_bytes(&k, "alice", &[&bob], &[], b"signed");
+    let json = open_cmd(&[&k.key("bob")], &alice)
+        .args(["--allow-legacy", "--json"])
+        .write_stdin(env)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["authenticated"], true);
+}
+
+/// Item 9 of issue 13: `open -o FILE` writes the payload privately: 0600, never through a
+/// symlink, no overwrite without --force; a device is written as it is.
+#[cfg(unix)]
+#[test]
+fn item_09_open_output_is_private_and_follows_no_symlink() {
+    use std::os::unix::fs::symlink;
+    let k = Keys::new();
+    let alice = k.keygen("alice", false);
+    let bob = k.keygen("bob", false);
+    let env = seal_bytes(&k, "alice", &[&bob], &[], b"secret payload");
+    let open_to = |out: &Path| {
+        let mut c = open_cmd(&[&k.key("bob")], &alice);
+        c.arg("-o").arg(out).write_stdin(env.clone());
+        c
+    };
+    // umask 022 as usual; the file is 0600 all the same.
+    let out = k.path("payload.out");
+    open_to(&out).assert().success();
+    assert_eq!(fs::read(&out).unwrap(), b"secret payload");
+    assert_eq!(mode_of(&out), 0o600);
+
+    // No overwrite without --force; with it, replaced and private.
+    let existing = k.path("existing");
+    fs::write(&existing, "keep me").unwrap();
+    open_to(&existing)
+        .assert()
+        .code(3)
+        .stderr(contains("--force"));
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep me");
+    open_to(&existing).arg("--force").assert().success();
+    assert_eq!(fs::read(&existing).unwrap(), b"secret payload");
+    assert_eq!(mode_of(&existing), 0o600);
+
+    // Never through a symlink, even with --force.
+    let victim = k.path("victim");
+    fs::write(&victim, "victim").unwrap();
+    let link = k.path("link");
+    symlink(&victim, &link).unwrap();
+    for force in [false, true] {
+        let mut c = open_to(&link);
+        if force {
+            c.arg("--force");
+        }
+        c.assert().code(3).stderr(contains("symlink"));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "victim");
+    }
+    let dangling = k.path("dangling");
+    symlink(k.path("nowhere"), &dangling).unwrap();
+    open_to(&dangling).assert().code(3);
+    assert!(!k.path("nowhere").exists());
+
+    // A device is written as it is.
+    open_to(Path::new("/dev/null")).assert().success();
+
+    // So is a FIFO: no replacement, no refusal, the reader gets the payload.
+    let fifo = k.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if made {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        open_to(&fifo).assert().success();
+        assert_eq!(reader.join().unwrap(), b"secret payload");
+    }
 }
 
 #[test]

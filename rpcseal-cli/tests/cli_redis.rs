@@ -157,7 +157,119 @@ fn redis_new_prefix_without_the_flag_fails_closed() {
     // loss margin are rejected, never accepted twice.
     k.open(&url, &p, &env)
         .assert()
-        .code(1)
+        .code(3)
         .stdout("")
+        .stderr(contains("cannot prove"));
+}
+
+/// Item 20 of issue 13: a never-used prefix without --replay-redis-new-prefix says what
+/// happened and what to do, as the store's failure (exit 3), not as a replay.
+#[test]
+fn item_20_a_never_used_prefix_says_cannot_prove_and_what_to_do() {
+    let Some(url) = gate("item_20_a_never_used_prefix_says_cannot_prove_and_what_to_do") else {
+        return;
+    };
+    let k = Keys::new();
+    let p = prefix("item20");
+    let env = k.seal(b"first");
+    let out = k.open(&url, &p, &env).assert().code(3).stdout("");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for needle in [
+        "cannot prove",
+        "used for the first time",
+        "--replay-redis-new-prefix",
+        "seal this one again",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("replayed"), "{stderr}");
+}
+
+/// Item 16 of issue 13: without --replay-redis-prefix the prefix is derived from the
+/// receiver's identity, so two services opening their copies of one message both accept
+/// it; the same service twice does not.
+#[test]
+fn item_16_the_default_prefix_is_the_receivers_own() {
+    let Some(url) = gate("item_16_the_default_prefix_is_the_receivers_own") else {
+        return;
+    };
+    let k = Keys::new();
+    let carol = rpcseal()
+        .arg("keygen")
+        .arg("-o")
+        .arg(k.key("carol"))
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let carol = String::from_utf8(carol).unwrap();
+    let carol = carol
+        .trim()
+        .strip_prefix("Public key: ")
+        .unwrap()
+        .to_owned();
+    let env = rpcseal()
+        .arg("seal")
+        .arg("--from")
+        .arg(k.key("alice"))
+        .args(["--to", &k.bob, "--to", &carol])
+        .write_stdin(&b"to both"[..])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let open = |who: &str| {
+        let mut c = rpcseal();
+        c.arg("open")
+            .arg("--key")
+            .arg(k.key(who))
+            .arg("--trust")
+            .arg(&k.alice)
+            .args(["--replay-redis", &url, "--replay-redis-new-prefix"])
+            .write_stdin(env.clone());
+        c
+    };
+    open("bob").assert().success().stdout("to both");
+    open("carol").assert().success().stdout("to both");
+    open("bob").assert().code(1).stderr(contains("replayed"));
+}
+
+/// Item 10 of issue 13: the Redis URL (which may hold a password) can come from a file or
+/// an environment variable instead of the command line.
+#[test]
+fn item_10_the_redis_url_from_a_file_or_the_environment() {
+    let Some(url) = gate("item_10_the_redis_url_from_a_file_or_the_environment") else {
+        return;
+    };
+    let k = Keys::new();
+    let p = prefix("item10");
+    let file = k.dir.path().join("redis.url");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    let env = k.seal(b"via file");
+    let open = |env: &[u8]| {
+        let mut c = rpcseal();
+        c.arg("open")
+            .arg("--key")
+            .arg(k.key("bob"))
+            .arg("--trust")
+            .arg(&k.alice)
+            .args(["--replay-redis-prefix", &p])
+            .write_stdin(env.to_vec());
+        c
+    };
+    open(&env)
+        .arg("--replay-redis-url-file")
+        .arg(&file)
+        .arg("--replay-redis-new-prefix")
+        .assert()
+        .success()
+        .stdout("via file");
+    open(&env)
+        .args(["--replay-redis-url-env", "RPCSEAL_ITEM10_URL"])
+        .env("RPCSEAL_ITEM10_URL", &url)
+        .assert()
+        .code(1)
         .stderr(contains("replayed"));
 }

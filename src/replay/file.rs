@@ -11,16 +11,23 @@
 //! - every entry keeps the session's `expires_at` and is dropped once it has passed; an item
 //!   whose `expires_at` has passed is refused as *expired* (§1.1). The store remembers the
 //!   latest clock reading of any successful mark and never uses an earlier one, so a clock
-//!   stepping back cannot revive dropped state.
+//!   stepping back cannot revive dropped state; a reading more than
+//!   [`CLOCK_STEP_BACK_LIMIT_SECS`] ahead of `now` is not trusted (§1.2, below);
+//! - the file keeps a *watermark* `M` (§6.4): a message dated at or before `M` is refused
+//!   (*below watermark*), tracked or not.
 //!
 //! Properties:
-//! - **Atomic**: the new state is written to a temporary file, flushed to disk, and renamed
+//! - **Atomic**: the new state is written to a temporary file with a random name, created
+//!   exclusively (never through an existing file or symlink), flushed to disk, and renamed
 //!   over the old one, so a crash leaves either the old state or the new one.
 //! - **Locked**: every call holds an OS file lock on a companion file `FILE.lock` for its
 //!   whole duration (shared for [`ReplayStore::check`], exclusive for
 //!   [`ReplayStore::check_and_mark`]), so two processes opening the same envelope at the
 //!   same time accept it at most once. The lock lives on a separate file because the state
-//!   file itself is replaced on every write.
+//!   file itself is replaced on every write. It is opened without following symlinks.
+//! - **Private**: files are created 0600, and a state directory that others may write to
+//!   (group- or world-writable, `/tmp` included) is refused
+//!   ([`FileReplayError::UnsafeDirectory`]): whoever can write there can swap the files.
 //! - **Bounded**: at most [`FileReplayStore::max_entries`] live entries, and a file larger
 //!   than that many entries can hold is refused before it is read. When the store is full
 //!   it refuses new messages (fails closed); it never evicts a live entry, since an evicted
@@ -32,33 +39,61 @@
 //! Not a fit for a fleet of replicas on several hosts (use a shared store such as Redis), nor
 //! for high message rates: each call reads, and each accepted message rewrites, the file.
 //!
-//! A state file that is deleted is not detectable as lost: [`FileReplayStore::open_or_create`]
-//! reports whether it created the file so a caller can say so.
+//! # Lost state (`spec/replay.md` §7)
+//!
+//! - A missing state file is an error ([`FileReplayError::Missing`]): [`FileReplayStore::open`]
+//!   never starts empty. Only [`FileReplayStore::create`], the caller's statement that the
+//!   file is brand new, makes an empty one (the command-line tool's `--replay-state-new`).
+//! - A file must prove that it is the latest copy. Every write records, in the file, the
+//!   device and inode numbers of the file being written and a fresh random *generation*,
+//!   and puts the same generation into the lock file `FILE.lock`. A file whose recorded
+//!   inode is not its own (restored from a backup, copied into place) or whose generation
+//!   is not the lock file's (an older file moved back into place, a lock file deleted) cannot
+//!   prove it: the next call treats it as a loss, as Redis does (§6.4), and raises the
+//!   watermark to `now + loss margin` ([`FileReplayStore::with_loss_margin`], default
+//!   [`DEFAULT_LOSS_MARGIN_SECS`]), which covers every message a previous incarnation
+//!   could have accepted. Its entries are kept. [`FileReplayStore::losses_detected`] counts
+//!   these. A `create` beside a lock file that holds a generation (the state file was
+//!   deleted, not new) is treated the same way.
+//! - Not detected: a snapshot of the whole filesystem or machine rolled back (the inode and
+//!   both files come back together). Don't roll back a host's replay state with it.
 //!
 //! The file format is text, one entry per line, so an operator can read it:
 //!
 //! ```text
-//! rpcseal-replay-state v1
+//! rpcseal-replay-state v2
 //! latest <the latest clock reading of a successful mark, unix seconds>
+//! watermark <messages dated at or before it are refused, unix seconds>
+//! origin <device, decimal> <inode, decimal> <generation, 32 hex>
 //! s <sender key id, 32 hex> <session id, 32 hex> <seq, decimal> <expires_at, decimal>
 //! n <sender key id, 32 hex> <session id, 32 hex> <nonce, 32 hex> <expires_at, decimal>
 //! ...
 //! end <entry count> <BLAKE3 of every byte before this line, 64 hex>
 //! ```
+//!
+//! The lock file holds the generation (32 hex and a newline). A version 1 file (without the
+//! `watermark` and `origin` lines) is read, and cannot prove it is the latest.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ReplayError, ReplayItem, ReplayStore, WINDOW_SIZE};
+use rand_core::{OsRng, RngCore};
 
-const MAGIC: &str = "rpcseal-replay-state v1\n";
+use super::{
+    ReplayError, ReplayItem, ReplayStore, CLOCK_STEP_BACK_LIMIT_SECS, DEFAULT_LOSS_MARGIN_SECS,
+    WINDOW_SIZE,
+};
+
+const MAGIC: &str = "rpcseal-replay-state v2\n";
+const MAGIC_V1: &str = "rpcseal-replay-state v1\n";
 /// Bytes of one entry line: 2 + 32 + 1 + 32 + 1 + up to 32 + 1 + up to 20 + 1.
 const MAX_LINE: usize = 122;
-/// Bytes of the `latest` line.
-const MAX_LATEST: usize = 28;
+/// Bytes of the `latest`, `watermark` and `origin` lines.
+const MAX_LATEST: usize = 28 + 31 + 7 + 21 + 21 + 33;
 /// Bytes of the trailer line: "end " + up to 20 + " " + 64 + "\n".
 const MAX_TRAILER: usize = 90;
 const CHECKSUM_CONTEXT: &str = "rpcseal 2026-11-26 replay state file checksum";
@@ -108,11 +143,28 @@ pub enum FileReplayError {
         /// The file concerned.
         path: PathBuf,
     },
-    /// `open` was asked for a file that does not exist.
-    #[error("replay state file {path} does not exist")]
+    /// `open` was asked for a file that does not exist. A replay store that starts empty
+    /// would accept again every message its lost state had seen: create a new file only
+    /// when it is brand new ([`FileReplayStore::create`]).
+    #[error(
+        "replay state file {path} does not exist: refusing to start empty, which would accept \
+         again what a lost state file had accepted; create a new file only if it is brand new"
+    )]
     Missing {
         /// The file concerned.
         path: PathBuf,
+    },
+    /// The directory of the state file can be written by other users (group- or
+    /// world-writable): they could replace the state or plant symlinks.
+    #[error(
+        "replay state directory {path} is writable by other users (mode {mode:o}): use a \
+         directory only its owner can write"
+    )]
+    UnsafeDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
 }
 
@@ -133,6 +185,10 @@ type NonceKey = ([u8; 16], [u8; 16], [u8; 16]);
 #[derive(Default)]
 struct State {
     latest: u64,
+    /// spec/replay.md §6.4: messages dated at or before it are refused.
+    watermark: u64,
+    /// The file proved that it is the latest copy (see the module documentation).
+    proven: bool,
     seqs: BTreeMap<SeqKey, u64>,
     nonces: BTreeMap<NonceKey, u64>,
 }
@@ -150,32 +206,57 @@ impl State {
             .map(|(k, _)| k.2)
     }
 
-    /// spec/replay.md §1.1, §3 and §4: the verdict for `item` at `now`.
+    /// spec/replay.md §1.2 and §6.4, before every verdict: a file that cannot prove it is
+    /// the latest, or a recorded clock reading more than [`CLOCK_STEP_BACK_LIMIT_SECS`]
+    /// ahead of `now`, is a loss: the clock is re-based on `now` and the watermark raised to
+    /// `now + margin`. Returns true when it was.
+    fn needs_settling(&self, now: u64) -> bool {
+        !self.proven || now.saturating_add(CLOCK_STEP_BACK_LIMIT_SECS) < self.latest
+    }
+
+    fn settle(&mut self, now: u64, margin: u64) -> bool {
+        let loss = self.needs_settling(now);
+        if now.saturating_add(CLOCK_STEP_BACK_LIMIT_SECS) < self.latest {
+            self.latest = now;
+        }
+        if loss {
+            self.watermark = self.watermark.max(now.saturating_add(margin));
+            self.proven = true;
+        }
+        loss
+    }
+
+    /// spec/replay.md §1.1, §3, §4 and §6.4: the verdict for `item` at `now`.
     fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         if now.max(self.latest) > item.expires_at {
             return Err(ReplayError::Expired);
         }
         if item.one_shot {
-            return match self
+            if self
                 .nonces
                 .contains_key(&(item.sender, item.session_id, item.nonce))
             {
-                true => Err(ReplayError::Replayed),
-                false => Ok(()),
-            };
-        }
-        match self.top(item.sender, item.session_id) {
-            Some(top) if item.seq <= top && top - item.seq >= WINDOW_SIZE => {
-                Err(ReplayError::OutsideWindow)
+                return Err(ReplayError::Replayed);
             }
-            _ if self
-                .seqs
-                .contains_key(&(item.sender, item.session_id, item.seq)) =>
-            {
-                Err(ReplayError::Replayed)
+        } else {
+            match self.top(item.sender, item.session_id) {
+                Some(top) if item.seq <= top && top - item.seq >= WINDOW_SIZE => {
+                    return Err(ReplayError::OutsideWindow)
+                }
+                _ if self
+                    .seqs
+                    .contains_key(&(item.sender, item.session_id, item.seq)) =>
+                {
+                    return Err(ReplayError::Replayed)
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        // Tracked or not: entries kept from before a loss may miss what the lost state held.
+        if item.timestamp <= self.watermark {
+            return Err(ReplayError::BelowWatermark);
+        }
+        Ok(())
     }
 
     /// Records `item` (already checked) and drops what no longer matters.
@@ -211,50 +292,71 @@ impl State {
 pub struct FileReplayStore {
     path: PathBuf,
     lock_path: PathBuf,
-    tmp_path: PathBuf,
     max_entries: usize,
+    loss_margin: u64,
+    losses: AtomicU64,
 }
 
 impl FileReplayStore {
-    /// Opens an existing state file and checks that it is readable and intact.
+    /// Opens an existing state file and checks that it is readable and intact. A missing
+    /// file is [`FileReplayError::Missing`]: the store never starts empty by itself.
     pub fn open(path: impl AsRef<Path>) -> Result<FileReplayStore, FileReplayError> {
         let store = FileReplayStore::at(path.as_ref());
-        if !store.path.exists() {
+        store.check_directory()?;
+        if fs::symlink_metadata(&store.path).is_err() {
             return Err(FileReplayError::Missing { path: store.path });
         }
         store.validate()?;
         Ok(store)
     }
 
-    /// Creates a new, empty state file; fails if it exists.
+    /// Creates a new, empty state file; fails if it exists. Call it only for a state file
+    /// that is brand new: a store that starts empty accepts again, within the clock skew,
+    /// every message its lost state had accepted. (If the lock file beside it still holds
+    /// the generation of an earlier state file, the new one is treated as a loss, below
+    /// the watermark rule of the module documentation.)
     pub fn create(path: impl AsRef<Path>) -> Result<FileReplayStore, FileReplayError> {
         let store = FileReplayStore::at(path.as_ref());
-        let lock = store.lock_file()?;
+        let mut lock = store.lock_file()?;
         lock.lock().map_err(|e| store.io(&store.lock_path, e))?;
-        if store.path.exists() {
+        if fs::symlink_metadata(&store.path).is_ok() {
             return Err(FileReplayError::Exists { path: store.path });
         }
-        store.save(&State::default())?;
+        // An earlier incarnation left its generation in the lock file: keep it there, so
+        // that the new file cannot prove it is the latest and the next call sets a watermark.
+        let previous = store.lock_generation(&mut lock)?.is_some();
+        store.save(&State::default(), &mut lock, !previous)?;
         Ok(store)
-    }
-
-    /// Opens the state file, creating an empty one if there is none. The flag is true when
-    /// the file was created: a caller should say so, since a state file that was deleted
-    /// looks exactly like one that never existed.
-    pub fn open_or_create(
-        path: impl AsRef<Path>,
-    ) -> Result<(FileReplayStore, bool), FileReplayError> {
-        match FileReplayStore::create(path.as_ref()) {
-            Ok(s) => Ok((s, true)),
-            Err(FileReplayError::Exists { .. }) => Ok((FileReplayStore::open(path)?, false)),
-            Err(e) => Err(e),
-        }
     }
 
     /// Sets the bound on live entries (default [`DEFAULT_MAX_ENTRIES`], at least 1).
     pub fn with_max_entries(mut self, n: usize) -> FileReplayStore {
         self.max_entries = n.max(1);
         self
+    }
+
+    /// Sets the loss margin (default [`DEFAULT_LOSS_MARGIN_SECS`]): after a loss the
+    /// watermark is `now + margin`. It must be at least the receivers' clock skew plus the
+    /// largest clock difference between the processes sharing the file (§6.4); an
+    /// [`Opener`](crate::Opener) refuses a store whose margin is below its skew.
+    pub fn with_loss_margin(mut self, secs: u64) -> FileReplayStore {
+        self.loss_margin = secs;
+        self
+    }
+
+    /// How many times this store found that its file could not prove it is the latest copy,
+    /// or that its recorded clock was more than [`CLOCK_STEP_BACK_LIMIT_SECS`] ahead, and
+    /// raised the watermark. For alerting.
+    pub fn losses_detected(&self) -> u64 {
+        self.losses.load(Ordering::Relaxed)
+    }
+
+    /// The watermark the file holds: messages dated at or before it are refused.
+    pub fn watermark(&self) -> Result<u64, FileReplayError> {
+        let mut lock = self.lock_file()?;
+        lock.lock_shared()
+            .map_err(|e| self.io(&self.lock_path, e))?;
+        Ok(self.load(&mut lock)?.watermark)
     }
 
     /// The bound on live entries.
@@ -269,10 +371,10 @@ impl FileReplayStore {
 
     /// How many entries the file holds (expired ones included until the next write).
     pub fn len(&self) -> Result<usize, FileReplayError> {
-        let lock = self.lock_file()?;
+        let mut lock = self.lock_file()?;
         lock.lock_shared()
             .map_err(|e| self.io(&self.lock_path, e))?;
-        Ok(self.load()?.len())
+        Ok(self.load(&mut lock)?.len())
     }
 
     /// True when the file holds no entry.
@@ -289,9 +391,39 @@ impl FileReplayStore {
         FileReplayStore {
             path: path.to_owned(),
             lock_path: with_suffix(".lock"),
-            tmp_path: with_suffix(".tmp"),
             max_entries: DEFAULT_MAX_ENTRIES,
+            loss_margin: DEFAULT_LOSS_MARGIN_SECS,
+            losses: AtomicU64::new(0),
         }
+    }
+
+    /// The directory the state file lives in.
+    fn directory(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// Refuses a directory that other users may write to: they could swap the state file
+    /// or plant links where the store writes.
+    fn check_directory(&self) -> Result<(), FileReplayError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = self.directory();
+            let mode = fs::metadata(&dir)
+                .map_err(|e| self.io(&dir, e))?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(FileReplayError::UnsafeDirectory {
+                    path: dir,
+                    mode: mode & 0o7777,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn io(&self, path: &Path, source: io::Error) -> FileReplayError {
@@ -309,26 +441,36 @@ impl FileReplayStore {
     }
 
     fn validate(&self) -> Result<(), FileReplayError> {
-        let lock = self.lock_file()?;
+        let mut lock = self.lock_file()?;
         lock.lock_shared()
             .map_err(|e| self.io(&self.lock_path, e))?;
-        self.load().map(|_| ())
+        self.load(&mut lock).map(|_| ())
     }
 
-    /// The lock file, created if needed. Locks are released when the handle is dropped.
+    /// The lock file, created if needed, never through a symlink, in a directory only its
+    /// owner can write. Locks are released when the handle is dropped.
     fn lock_file(&self) -> Result<File, FileReplayError> {
-        private_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
+        self.check_directory()?;
+        let mut o = private_options();
+        o.read(true).write(true).create(true).truncate(false);
+        no_follow(&mut o);
+        o.open(&self.lock_path)
             .map_err(|e| self.io(&self.lock_path, e))
     }
 
+    /// The generation the lock file holds, if any. Call with the lock held.
+    fn lock_generation(&self, lock: &mut File) -> Result<Option<[u8; 16]>, FileReplayError> {
+        let mut text = String::new();
+        lock.seek(io::SeekFrom::Start(0))
+            .and_then(|_| lock.take(64).read_to_string(&mut text))
+            .map_err(|e| self.io(&self.lock_path, e))?;
+        Ok(text.strip_suffix('\n').and_then(unhex16))
+    }
+
     /// Reads and checks the whole file. Call with the lock held.
-    fn load(&self) -> Result<State, FileReplayError> {
+    fn load(&self, lock: &mut File) -> Result<State, FileReplayError> {
         let file = File::open(&self.path).map_err(|e| self.io(&self.path, e))?;
+        let identity = file_identity(&file).map_err(|e| self.io(&self.path, e))?;
         let limit =
             MAGIC.len() + MAX_LATEST + self.max_entries.saturating_mul(MAX_LINE) + MAX_TRAILER;
         let mut bytes = Vec::new();
@@ -343,9 +485,13 @@ impl FileReplayStore {
             });
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| self.corrupt("it is not UTF-8 text"))?;
-        let body = text
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| self.corrupt("the first line is not the format's header"))?;
+        let (v1, body) = match (text.strip_prefix(MAGIC), text.strip_prefix(MAGIC_V1)) {
+            (Some(body), _) => (false, body),
+            (None, Some(body)) => (true, body),
+            (None, None) => {
+                return Err(self.corrupt("the first line is not the format's header"));
+            }
+        };
         let body = body
             .strip_suffix('\n')
             .ok_or_else(|| self.corrupt("the file is truncated"))?;
@@ -374,6 +520,21 @@ impl FileReplayStore {
                 .ok_or_else(|| self.corrupt("the second line is not `latest <time>`"))?,
             ..State::default()
         };
+        if !v1 {
+            state.watermark = lines
+                .next()
+                .and_then(|l| l.strip_prefix("watermark "))
+                .and_then(parse_u64)
+                .ok_or_else(|| self.corrupt("the third line is not `watermark <time>`"))?;
+            let origin = lines
+                .next()
+                .and_then(|l| l.strip_prefix("origin "))
+                .and_then(parse_origin)
+                .ok_or_else(|| self.corrupt("the fourth line is not `origin <dev> <ino> <gen>`"))?;
+            // The proof of being the latest copy: our own inode, and the lock's generation.
+            let generation = self.lock_generation(lock)?;
+            state.proven = origin.0 == identity && generation == Some(origin.1);
+        }
         for (n, line) in lines.enumerate() {
             let bad = || self.corrupt(format!("entry {} is not well formed", n + 1));
             let dup = || self.corrupt(format!("entry {} is a duplicate", n + 1));
@@ -396,12 +557,61 @@ impl FileReplayStore {
         Ok(state)
     }
 
-    /// Writes the state to the temporary file, flushes it, renames it over the state file
-    /// and flushes the directory. Call with the exclusive lock held.
-    fn save(&self, state: &State) -> Result<(), FileReplayError> {
+    /// Writes the state to a new temporary file with a random name (created exclusively,
+    /// never through a symlink), flushes it, renames it over the state file, flushes the
+    /// directory, and records the new generation in the lock file (unless `set_generation`
+    /// is false). Call with the exclusive lock held.
+    fn save(
+        &self,
+        state: &State,
+        lock: &mut File,
+        set_generation: bool,
+    ) -> Result<(), FileReplayError> {
+        let mut random = [0u8; 16];
+        OsRng.fill_bytes(&mut random);
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(format!(".tmp.{}", hex(&random)));
+        let tmp = PathBuf::from(tmp);
+        let mut o = private_options();
+        o.write(true).create_new(true);
+        no_follow(&mut o);
+        let mut f = o.open(&tmp).map_err(|e| self.io(&tmp, e))?;
+        let written = self.write_state(state, &mut f).and_then(|generation| {
+            drop(f);
+            fs::rename(&tmp, &self.path).map_err(|e| self.io(&self.path, e))?;
+            Ok(generation)
+        });
+        let generation = match written {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        sync_parent(&self.path).map_err(|e| self.io(&self.path, e))?;
+        if set_generation {
+            // After the rename: a crash in between leaves a file that cannot prove it is the
+            // latest, which fails closed (a watermark), never open.
+            lock.set_len(0)
+                .and_then(|()| lock.seek(io::SeekFrom::Start(0)))
+                .and_then(|_| lock.write_all(format!("{}\n", hex(&generation)).as_bytes()))
+                .and_then(|()| lock.sync_all())
+                .map_err(|e| self.io(&self.lock_path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The file's text, written to `f` (the new temporary file) and flushed. Returns the
+    /// generation it records.
+    fn write_state(&self, state: &State, f: &mut File) -> Result<[u8; 16], FileReplayError> {
+        let (dev, ino) = file_identity(f).map_err(|e| self.io(&self.path, e))?;
+        let mut generation = [0u8; 16];
+        OsRng.fill_bytes(&mut generation);
         let mut text = String::with_capacity(MAGIC.len() + state.len() * 100 + MAX_TRAILER);
         text.push_str(MAGIC);
         let _ = writeln!(text, "latest {}", state.latest);
+        let _ = writeln!(text, "watermark {}", state.watermark);
+        let _ = writeln!(text, "origin {dev} {ino} {}", hex(&generation));
         for ((sender, session, seq), exp) in &state.seqs {
             let _ = writeln!(text, "s {} {} {seq} {exp}", hex(sender), hex(session));
         }
@@ -416,37 +626,47 @@ impl FileReplayStore {
         }
         let sum = checksum(&text);
         let _ = writeln!(text, "end {} {sum}", state.len());
-
-        let tmp = &self.tmp_path;
-        let mut f = private_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(|e| self.io(tmp, e))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
-            .map_err(|e| self.io(tmp, e))?;
-        drop(f);
-        fs::rename(tmp, &self.path).map_err(|e| self.io(&self.path, e))?;
-        sync_parent(&self.path).map_err(|e| self.io(&self.path, e))
+            .map_err(|e| self.io(&self.path, e))?;
+        Ok(generation)
     }
 }
 
 impl ReplayStore for FileReplayStore {
     fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
-        let lock = self.lock_file()?;
+        let mut lock = self.lock_file()?;
         lock.lock_shared()
             .map_err(|e| self.io(&self.lock_path, e))?;
-        self.load()?.check(item, now)
+        let mut state = self.load(&mut lock)?;
+        if state.needs_settling(now) {
+            // A loss is recorded at once, in check as in mark (as Redis's script re-creates
+            // its marker in either mode): a watermark computed afresh from each call's `now`
+            // would refuse every message for good. Under the exclusive lock, from a fresh read.
+            lock.unlock().map_err(|e| self.io(&self.lock_path, e))?;
+            lock.lock().map_err(|e| self.io(&self.lock_path, e))?;
+            state = self.load(&mut lock)?;
+            if state.settle(now, self.loss_margin) {
+                self.losses.fetch_add(1, Ordering::Relaxed);
+                self.save(&state, &mut lock, true)?;
+            }
+        }
+        state.check(item, now)
     }
 
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         // One exclusive lock around read, check and write: no other process can slip the
         // same message in between. The lock is released when `lock` is dropped.
-        let lock = self.lock_file()?;
+        let mut lock = self.lock_file()?;
         lock.lock().map_err(|e| self.io(&self.lock_path, e))?;
-        let mut state = self.load()?;
+        let mut state = self.load(&mut lock)?;
+        if state.settle(now, self.loss_margin) {
+            // A loss: the watermark is written whatever the verdict, as Redis keeps the
+            // marker a rejected call re-created (§6.3 step 1). Without it, every later call
+            // would set a new one from its own `now`.
+            self.losses.fetch_add(1, Ordering::Relaxed);
+            self.save(&state, &mut lock, true)?;
+        }
         state.check(item, now)?;
         state.mark(item, now);
         if state.len() > self.max_entries {
@@ -458,9 +678,45 @@ impl ReplayStore for FileReplayStore {
             }
             .into());
         }
-        self.save(&state)?;
+        self.save(&state, &mut lock, true)?;
         Ok(())
     }
+
+    fn loss_margin_secs(&self) -> Option<u64> {
+        Some(self.loss_margin)
+    }
+}
+
+/// The device and inode numbers of an open file (zeros where there are none).
+fn file_identity(f: &File) -> io::Result<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata()?;
+        Ok((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        Ok((0, 0))
+    }
+}
+
+/// `<dev> <ino> <generation>` of the `origin` line.
+fn parse_origin(s: &str) -> Option<((u64, u64), [u8; 16])> {
+    let mut f = s.split(' ');
+    let dev = parse_u64(f.next()?)?;
+    let ino = parse_u64(f.next()?)?;
+    let generation = unhex16(f.next()?)?;
+    f.next().is_none().then_some(((dev, ino), generation))
+}
+
+/// Opening never follows a symlink at the last component (`O_NOFOLLOW`).
+fn no_follow(o: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(o, libc::O_NOFOLLOW);
+    #[cfg(not(unix))]
+    let _ = o;
 }
 
 fn checksum(text: &str) -> String {
@@ -567,14 +823,12 @@ mod tests {
     fn marks_persist_across_instances_and_replays_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
-        let (s, created) = FileReplayStore::open_or_create(&path).unwrap();
-        assert!(created);
+        let s = FileReplayStore::create(&path).unwrap();
         s.check(&item(0, 2000), 1000).unwrap();
         s.check_and_mark(&item(0, 2000), 1000).unwrap();
         s.check_and_mark(&item(1, 2000), 1000).unwrap();
 
-        let (again, created) = FileReplayStore::open_or_create(&path).unwrap();
-        assert!(!created);
+        let again = FileReplayStore::open(&path).unwrap();
         assert!(matches!(
             again.check(&item(0, 2000), 1001),
             Err(ReplayError::Replayed)
@@ -641,9 +895,19 @@ mod tests {
         ));
         s.check_and_mark(&item(20_000, 9000), 5000).unwrap();
         assert!(matches!(
-            s.check(&item(1, 4000), 3000),
+            s.check(&item(1, 4800), 4500),
             Err(ReplayError::Expired)
         ));
+        // §1.2: a step back of more than the limit re-bases the clock, with a watermark.
+        let other = ReplayItem {
+            sender: [7; 16],
+            ..item(1, 4000)
+        };
+        assert!(matches!(
+            s.check(&other, 3000),
+            Err(ReplayError::BelowWatermark)
+        ));
+        assert_eq!(s.watermark().unwrap(), 3000 + DEFAULT_LOSS_MARGIN_SECS);
     }
 
     #[test]
@@ -657,7 +921,7 @@ mod tests {
         let damaged = [
             good.replacen(" 0 2000", " 0 2001", 1),
             good[..good.len() - 10].to_owned(),
-            good.replacen("rpcseal-replay-state v1", "rpcseal-replay-state v9", 1),
+            good.replacen("rpcseal-replay-state v2", "rpcseal-replay-state v9", 1),
             String::new(),
             "garbage".to_owned(),
         ];
@@ -722,6 +986,39 @@ mod tests {
                 .sum()
         });
         assert_eq!(accepted, 1);
+    }
+
+    /// A version 1 file (no watermark, no origin) is read, cannot prove it is the latest,
+    /// and gets a loss watermark; its entries are kept, and it is rewritten as version 2.
+    #[test]
+    fn a_version_1_file_is_read_as_unproven() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut text = String::from(MAGIC_V1);
+        text.push_str("latest 1000\n");
+        let _ = writeln!(text, "s {} {} 0 2000", hex(&[1; 16]), hex(&[2; 16]));
+        let sum = checksum(&text);
+        let _ = writeln!(text, "end 1 {sum}");
+        fs::write(&path, &text).unwrap();
+        let s = FileReplayStore::open(&path).unwrap();
+        assert!(matches!(
+            s.check_and_mark(&item(0, 2000), 1000),
+            Err(ReplayError::Replayed)
+        ));
+        assert_eq!(s.losses_detected(), 1);
+        assert_eq!(s.watermark().unwrap(), 1000 + DEFAULT_LOSS_MARGIN_SECS);
+        // Untracked and dated before the watermark: refused; after it: accepted.
+        assert!(matches!(
+            s.check_and_mark(&item(1, 2000), 1001),
+            Err(ReplayError::BelowWatermark)
+        ));
+        let later = ReplayItem {
+            timestamp: 1301,
+            ..item(1, 2000)
+        };
+        s.check_and_mark(&later, 1301).unwrap();
+        assert_eq!(s.losses_detected(), 1);
+        assert!(fs::read_to_string(&path).unwrap().starts_with(MAGIC));
     }
 
     #[cfg(unix)]

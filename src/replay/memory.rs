@@ -15,12 +15,14 @@
 //! to the newest timestamp it covered. Removal shifts the following entries of the probe
 //! run back (no tombstones), so lookups never slow down with churn.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rand_core::{OsRng, RngCore};
 
 use super::window::Window;
-use super::{ReplayError, ReplayItem, ReplayStore};
+use super::{
+    ReplayError, ReplayItem, ReplayStore, CLOCK_STEP_BACK_LIMIT_SECS, DEFAULT_LOSS_MARGIN_SECS,
+};
 
 /// Sizing of a [`MemoryReplayStore`].
 ///
@@ -38,6 +40,23 @@ pub struct MemoryReplayConfig {
     /// Number of independently locked shards for each of the two tables. Default 64.
     /// Values are clamped to 1..=65 536.
     pub shards: usize,
+    /// Seconds added to `now` when the store raises its watermark because it cannot trust
+    /// what it holds: at start with [`start_watermark`](Self::start_watermark), and when
+    /// the receiver's clock is found more than
+    /// [`CLOCK_STEP_BACK_LIMIT_SECS`](super::CLOCK_STEP_BACK_LIMIT_SECS) behind the
+    /// store's (`spec/replay.md` §1.2, §6.4). Must be at least the receiver's clock skew
+    /// (an [`Opener`](crate::Opener) refuses a smaller one). Default 300.
+    pub loss_margin_secs: u64,
+    /// Start with a watermark: the first call sets it to its `now + loss_margin_secs`, so
+    /// every message dated up to then is refused (*below watermark*). Default `false`.
+    ///
+    /// Without it the store protects against replays for **one process lifetime**: after a
+    /// restart, a message captured within the clock skew before it can be replayed once.
+    /// With it, a restarted process cannot accept anything its previous incarnation
+    /// accepted, at the cost of refusing every message for about `loss_margin_secs` after
+    /// each start (a process that seals and opens at once, or any sender in that window,
+    /// sees rejections). For services that restart and cannot share a store (file, Redis).
+    pub start_watermark: bool,
 }
 
 impl Default for MemoryReplayConfig {
@@ -46,6 +65,8 @@ impl Default for MemoryReplayConfig {
             max_sessions: 1 << 18,
             max_nonces: 1 << 18,
             shards: 64,
+            loss_margin_secs: DEFAULT_LOSS_MARGIN_SECS,
+            start_watermark: false,
         }
     }
 }
@@ -66,7 +87,13 @@ impl Default for MemoryReplayConfig {
 ///
 /// The store also refuses items with `now > expires_at` ([`ReplayError::Expired`]), using
 /// per shard the latest `now` it has seen in a successful `check_and_mark`, so a receiver
-/// clock that steps back cannot revive state that was dropped as expired.
+/// clock that steps back cannot revive state that was dropped as expired. A recorded
+/// reading more than [`CLOCK_STEP_BACK_LIMIT_SECS`](super::CLOCK_STEP_BACK_LIMIT_SECS)
+/// ahead of `now` (one message accepted while the clock was far ahead) is not trusted: the
+/// shard re-bases on `now` and raises its watermark to `now + loss_margin_secs`.
+///
+/// Its protection lasts one process lifetime: see
+/// [`MemoryReplayConfig::start_watermark`] for a process that restarts.
 ///
 /// `check` and `check_and_mark` are O(1) (eviction is amortised O(1)), take one shard lock,
 /// and allocate nothing once the tables have grown to their working size. Keys are hashed
@@ -77,6 +104,10 @@ pub struct MemoryReplayStore {
     hasher: KeyedHash,
     sessions: Shards<SessionEntry>,
     nonces: Shards<NonceEntry>,
+    loss_margin: u64,
+    /// With [`MemoryReplayConfig::start_watermark`]: the start watermark, set by the first
+    /// call (`now + loss_margin`).
+    start: Option<OnceLock<u64>>,
 }
 
 impl std::fmt::Debug for MemoryReplayStore {
@@ -247,9 +278,19 @@ impl<E: Entry> Table<E> {
         }
     }
 
-    /// Effective time: never earlier than a time at which state was dropped.
+    /// Effective time: never earlier than a time at which state was dropped, unless the
+    /// recorded clock is more than [`CLOCK_STEP_BACK_LIMIT_SECS`] ahead of `now`: then it
+    /// is re-based on `now` and the watermark raised to `now + margin` (spec/replay.md
+    /// §1.2), in check and mark alike. `floor` is the start watermark (0 for none).
     #[inline]
-    fn now(&self, now: u64) -> u64 {
+    fn settle(&mut self, now: u64, margin: u64, floor: u64) -> u64 {
+        if now.saturating_add(CLOCK_STEP_BACK_LIMIT_SECS) < self.clock {
+            self.clock = now;
+            self.watermark = self.watermark.max(now.saturating_add(margin));
+        }
+        if floor > self.watermark {
+            self.watermark = floor;
+        }
         self.clock.max(now)
     }
 
@@ -482,6 +523,17 @@ impl MemoryReplayStore {
             nonces: (0..shards)
                 .map(|_| Padded(Mutex::new(Table::new(pn))))
                 .collect(),
+            loss_margin: config.loss_margin_secs,
+            start: config.start_watermark.then(OnceLock::new),
+        }
+    }
+
+    /// The start watermark (0 without [`MemoryReplayConfig::start_watermark`]).
+    #[inline]
+    fn start_floor(&self, now: u64) -> u64 {
+        match &self.start {
+            None => 0,
+            Some(s) => *s.get_or_init(|| now.saturating_add(self.loss_margin)),
         }
     }
 
@@ -506,7 +558,7 @@ impl MemoryReplayStore {
         key[16..].copy_from_slice(&item.session_id);
         let shard = &self.sessions[Self::shard_of(hash, self.sessions.len())].0;
         let mut t = Self::lock(shard)?;
-        let now = t.now(now);
+        let now = t.settle(now, self.loss_margin, self.start_floor(now));
         if now > item.expires_at {
             return Err(ReplayError::Expired);
         }
@@ -557,7 +609,7 @@ impl MemoryReplayStore {
         key[32..].copy_from_slice(&item.nonce);
         let shard = &self.nonces[Self::shard_of(hash, self.nonces.len())].0;
         let mut t = Self::lock(shard)?;
-        let now = t.now(now);
+        let now = t.settle(now, self.loss_margin, self.start_floor(now));
         if now > item.expires_at {
             return Err(ReplayError::Expired);
         }
@@ -596,6 +648,10 @@ impl ReplayStore for MemoryReplayStore {
         } else {
             self.session_op(item, now, true)
         }
+    }
+
+    fn loss_margin_secs(&self) -> Option<u64> {
+        Some(self.loss_margin)
     }
 }
 

@@ -10,10 +10,19 @@
 //!
 //! Everything fails closed: an error of any kind means "reject the message".
 //!
-//! Stores:
+//! Stores, and which to use when (`spec/replay.md` §0):
 //! * [`MemoryReplayStore`]: bounded, sharded, in-process; the default. Eviction of a
-//!   live entry raises a watermark so that it can never reopen a replay.
-//! * `RedisReplayStore` (cargo feature `redis`): shared by every replica of a service.
+//!   live entry raises a watermark so that it can never reopen a replay. Its protection
+//!   lasts **one process lifetime**: a restarted process starts empty, and a message
+//!   captured within the clock skew before the restart can be replayed to it once. A
+//!   service that restarts and cannot share a store sets
+//!   [`MemoryReplayConfig::start_watermark`]: it then refuses, for about the loss margin
+//!   after each start, every message dated before the start plus the margin.
+//! * [`file::FileReplayStore`]: one file on one host, for the command-line tool and a few
+//!   processes; survives restarts, refuses to start from a missing file unless told the
+//!   file is new, and treats a file that cannot prove it is the latest as a loss (§6.4).
+//! * `RedisReplayStore` (cargo feature `redis`): shared by every replica of a service;
+//!   survives restarts of the receivers, and detects a loss of Redis's state.
 //! * [`NoReplayCheck`]: accepts everything. Dangerous; for tests and for receivers that
 //!   knowingly do without replay protection.
 //!
@@ -68,7 +77,9 @@ pub struct ReplayItem {
 /// Implementations must be safe to share between threads and must fail closed: when
 /// they cannot answer for certain, they return an error, never `Ok`.
 pub trait ReplayStore: Send + Sync {
-    /// Read-only: would this item be accepted now? Never marks.
+    /// Read-only: would this item be accepted now? Never marks. (A store may record a
+    /// store-wide watermark here when it detects a loss of its state or a clock far ahead,
+    /// `spec/replay.md` §1.2 and §2: nothing about this item.)
     ///
     /// May be used as a cheap early filter (also before authentication). An `Ok` here
     /// does not reserve anything: [`check_and_mark`](Self::check_and_mark) decides.
@@ -79,6 +90,16 @@ pub trait ReplayStore: Send + Sync {
     /// Of any number of concurrent calls for the same message (on this store or on any
     /// store sharing its state), at most one returns `Ok`.
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError>;
+
+    /// The loss margin of a store that sets a *loss watermark* (`spec/replay.md` §6.4) when
+    /// it finds its state lost or cannot trust it: the watermark is `now + margin`, and it
+    /// covers every message a previous incarnation accepted only if the margin is at least
+    /// the receivers' allowed clock skew plus the largest clock difference between them.
+    /// [`OpenerBuilder::build`](crate::OpenerBuilder::build) refuses a store whose margin
+    /// is smaller than its policy's skew. `None` (the default): the store never sets one.
+    fn loss_margin_secs(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
@@ -87,6 +108,9 @@ impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
     }
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         (**self).check_and_mark(item, now)
+    }
+    fn loss_margin_secs(&self) -> Option<u64> {
+        (**self).loss_margin_secs()
     }
 }
 
@@ -97,7 +121,28 @@ impl<T: ReplayStore + ?Sized> ReplayStore for Box<T> {
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         (**self).check_and_mark(item, now)
     }
+    fn loss_margin_secs(&self) -> Option<u64> {
+        (**self).loss_margin_secs()
+    }
 }
+
+/// Default loss margin of the stores, in seconds (`spec/replay.md` §6.4): at least the
+/// default clock skew (120 s) plus 180 s of clock difference between receivers.
+pub const DEFAULT_LOSS_MARGIN_SECS: u64 = 300;
+
+/// How far a receiver's clock may step back behind the latest clock reading a store has
+/// recorded before the store stops trusting that reading (`spec/replay.md` §1.2), in
+/// seconds: 600.
+///
+/// A store remembers the latest `now` of any successful mark and never uses an earlier one
+/// (so a clock stepping back cannot revive state dropped as expired). One mark made while
+/// the clock was far ahead (an NTP fault, a VM resumed with a stale offset) would then make
+/// every session that expires before that reading look expired until real time catches up.
+/// When `now` is more than this far behind the recorded reading, the store instead
+/// re-bases its clock on `now` and raises its watermark to `now + loss margin`, as after a
+/// loss of state: untracked messages dated up to then are refused for about the loss
+/// margin, and nothing dropped can be replayed.
+pub const CLOCK_STEP_BACK_LIMIT_SECS: u64 = 600;
 
 /// Why a replay store rejected a message. Every variant means: reject the message.
 #[derive(Debug, thiserror::Error)]

@@ -11,14 +11,20 @@ use super::window::word_index;
 use super::{ReplayError, ReplayItem, ReplayStore};
 
 /// Settings of a [`RedisReplayStore`].
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output shows the URL without its password or user name.
+#[derive(Clone)]
 pub struct RedisReplayConfig {
     /// Server URL, e.g. `redis://127.0.0.1:6379/0` (or `rediss://` where the redis crate
-    /// was built with TLS support).
+    /// was built with TLS support). It may hold a password: keep it out of command lines
+    /// ([`from_env`](Self::from_env), [`from_url_file`](Self::from_url_file)).
     pub url: String,
     /// Namespace of every key this store touches: `{key_prefix}:marker`,
     /// `{key_prefix}:w:…`, `{key_prefix}:n:…`. Every receiver sharing replay state must use
-    /// the same prefix; unrelated services must use different ones. Default `rpcseal:replay`.
+    /// the same prefix; unrelated services must use different ones, or each rejects the
+    /// other's copy of a message sent to both as a replay. No default:
+    /// [`RedisReplayStore::connect`] refuses an empty prefix; [`for_receiver`](Self::for_receiver)
+    /// derives one from the receiver's identity, which every replica of a service shares.
     pub key_prefix: String,
     /// Timeout for establishing a TCP connection. Default 1 s.
     pub connect_timeout: Duration,
@@ -40,7 +46,9 @@ pub struct RedisReplayConfig {
     /// loss. It MUST be at least the receivers' allowed clock skew plus the largest clock
     /// difference between the receivers sharing the store: every message accepted before
     /// the loss has `timestamp <= acceptance time + skew <= detection time + skew`.
-    /// Default 300 (the Opener's default skew is 120).
+    /// Default 300 (the Opener's default skew is 120). An
+    /// [`Opener`](crate::Opener) refuses to build with a store whose margin is below its
+    /// policy's skew ([`Misuse::LossMarginBelowSkew`](crate::Misuse::LossMarginBelowSkew)).
     pub loss_margin_secs: u64,
     /// When the marker key is missing at connect: `false` (default) leaves it to the first
     /// check, which re-creates it with a loss watermark (`now + loss_margin_secs`), so a
@@ -52,12 +60,49 @@ pub struct RedisReplayConfig {
     pub create_marker_if_absent: bool,
 }
 
+impl std::fmt::Debug for RedisReplayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisReplayConfig")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("policy_recheck", &self.policy_recheck)
+            .field("expiry_margin_secs", &self.expiry_margin_secs)
+            .field("loss_margin_secs", &self.loss_margin_secs)
+            .field("create_marker_if_absent", &self.create_marker_if_absent)
+            .finish()
+    }
+}
+
+/// The URL with anything between `://` and `@` (user name, password) and any query
+/// replaced by `***`: what `Debug` may show.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, _)) => (r, "?***"),
+        None => (rest, ""),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}{query}"),
+        None => format!("{scheme}://{authority}{path}{query}"),
+    }
+}
+
 impl RedisReplayConfig {
-    /// Default settings for `url`.
+    /// Default settings for `url`, without a key prefix: set
+    /// [`key_prefix`](Self::key_prefix), or use [`for_receiver`](Self::for_receiver).
     pub fn new(url: impl Into<String>) -> Self {
         RedisReplayConfig {
             url: url.into(),
-            key_prefix: "rpcseal:replay".into(),
+            key_prefix: String::new(),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             pool_size: 8,
@@ -65,6 +110,44 @@ impl RedisReplayConfig {
             expiry_margin_secs: 300,
             loss_margin_secs: 300,
             create_marker_if_absent: false,
+        }
+    }
+
+    /// Default settings for `url`, with the key prefix `rpcseal:replay:<receiver key id
+    /// in hex>`: the same for every replica of a service that shares its identity, and
+    /// different for unrelated services.
+    pub fn for_receiver(url: impl Into<String>, receiver: &crate::KeyId) -> Self {
+        let mut c = Self::new(url);
+        c.key_prefix = format!("rpcseal:replay:{receiver}");
+        c
+    }
+
+    /// Default settings for the URL held by the environment variable `var` (so it is not
+    /// on a command line, which other users can read in `/proc`).
+    pub fn from_env(var: &str) -> Result<Self, ReplayError> {
+        match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => Ok(Self::new(url.trim())),
+            _ => Err(ReplayError::Misconfigured {
+                reason: format!("the environment variable {var} holds no Redis URL"),
+            }),
+        }
+    }
+
+    /// Default settings for the URL held by the file at `path` (its first line).
+    pub fn from_url_file(path: impl AsRef<std::path::Path>) -> Result<Self, ReplayError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ReplayError::Misconfigured {
+            reason: format!(
+                "cannot read the Redis URL file {}: {}",
+                path.display(),
+                e.kind()
+            ),
+        })?;
+        match text.lines().next().map(str::trim) {
+            Some(url) if !url.is_empty() => Ok(Self::new(url)),
+            _ => Err(ReplayError::Misconfigured {
+                reason: format!("the Redis URL file {} is empty", path.display()),
+            }),
         }
     }
 }
@@ -270,7 +353,11 @@ impl RedisReplayStore {
     fn open(config: RedisReplayConfig) -> Result<Self, ReplayError> {
         if config.key_prefix.is_empty() {
             return Err(ReplayError::Misconfigured {
-                reason: "empty Redis key prefix".into(),
+                reason: "no Redis key prefix: name the service (every replica the same, \
+                         unrelated services different: two services on one prefix reject \
+                         each other's copies of a message as replays), or use \
+                         RedisReplayConfig::for_receiver"
+                    .into(),
             });
         }
         if config.command_timeout.is_zero() || config.connect_timeout.is_zero() {
@@ -443,5 +530,28 @@ impl ReplayStore for RedisReplayStore {
 
     fn check_and_mark(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         self.run(item, now, true)
+    }
+
+    fn loss_margin_secs(&self) -> Option<u64> {
+        Some(self.config.loss_margin_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_redacted_for_debug() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:pw@host:1/2", "redis://***@host:1/2"),
+            ("rediss://user:p@ss@host", "rediss://***@host"),
+            ("redis://host/0?password=pw", "redis://host/0?***"),
+            ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+            ("pw-only-no-scheme", "***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -525,6 +525,10 @@ pub(crate) struct Receiver {
     pub max_recipients: u64,
     pub max_metadata_entries: u64,
     pub max_metadata_bytes: u64,
+    /// spec/envelope-v3.md §8 step 7: the longest session lifetime, seconds.
+    pub max_session_lifetime: u64,
+    /// spec/envelope-v3.md §8 step 7: the largest `max_messages` of a session.
+    pub max_session_messages: u64,
     pub mac_via_group: bool,
     /// `dangerous_accept_unauthenticated_legacy_v2` (spec/legacy-v2.md §3).
     pub accept_legacy: bool,
@@ -549,6 +553,8 @@ impl Receiver {
             max_recipients: crate::seal::DEFAULT_MAX_RECIPIENTS as u64,
             max_metadata_entries: 64,
             max_metadata_bytes: 8192,
+            max_session_lifetime: crate::open::DEFAULT_MAX_SESSION_LIFETIME.as_secs(),
+            max_session_messages: crate::open::DEFAULT_MAX_SESSION_MESSAGES,
             mac_via_group: false,
             accept_legacy: false,
             validity: vec![],
@@ -580,6 +586,8 @@ impl Receiver {
                 "max_recipients": self.max_recipients,
                 "max_metadata_entries": self.max_metadata_entries,
                 "max_metadata_bytes": self.max_metadata_bytes,
+                "max_session_lifetime": self.max_session_lifetime,
+                "max_session_messages": self.max_session_messages,
                 "dangerous_accept_mac_via_group_key": self.mac_via_group,
                 "dangerous_accept_unauthenticated_legacy_v2": self.accept_legacy,
             },
@@ -682,7 +690,11 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
         .max_metadata(
             usize_of(&p["max_metadata_entries"])?,
             usize_of(&p["max_metadata_bytes"])?,
-        );
+        )
+        .max_session_lifetime(std::time::Duration::from_secs(num(
+            &p["max_session_lifetime"]
+        )?))
+        .max_session_messages(num(&p["max_session_messages"])?);
     if p["dangerous_accept_mac_via_group_key"].as_bool() == Some(true) {
         policy = policy.dangerous_accept_mac_via_group_key();
     }

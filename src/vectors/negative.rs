@@ -1387,6 +1387,34 @@ fn replay() -> Family {
         by.finish(&by.msg(0)),
         "session_limit",
     );
+    // Issue 13, item 14: the receiver's caps on what one session may cover.
+    let mut p = Plan::new("limits/lifetime-24h", Mode::Signed, &["bob"]);
+    p.header[6] = u(T0 + 86_400);
+    let day = p.seal();
+    let mut p = Plan::new("limits/lifetime", Mode::Signed, &["bob"]);
+    p.header[6] = u(T0 + 86_401);
+    let long = p.seal();
+    f.seq(
+        "session-lifetime-over-receiver-limit",
+        "§8 step 7",
+        "A session of expires − not_before = 86 400 s (the default receiver limit of 24 hours) is accepted; one of 86 401 s is not.",
+        bob(),
+        vec![
+            step(day.finish(&day.msg(0)), T0, "ok"),
+            step(long.finish(&long.msg(0)), T0, "session_limit"),
+        ],
+    );
+    let mut p = Plan::new("limits/messages", Mode::Signed, &["bob"]);
+    p.header[7] = u((1 << 32) + 1);
+    let many = p.seal();
+    f.one(
+        "session-max-messages-over-receiver-limit",
+        "§8 step 7",
+        "max_messages = 2^32 + 1, one over the default receiver limit of 2^32.",
+        bob(),
+        many.finish(&many.msg(0)),
+        "session_limit",
+    );
     f
 }
 

@@ -30,6 +30,9 @@ pub const EXIT_REJECTED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: a key or file could not be read, written or used.
 pub const EXIT_KEY_OR_FILE: u8 = 3;
+/// Exit code: `open --allow-legacy` wrote the payload of a legacy v2 envelope, which nothing
+/// authenticates. 0 always means "verified".
+pub const EXIT_UNAUTHENTICATED: u8 = 4;
 
 /// A failed command: an exit code and a sentence for stderr (never key material).
 #[derive(Debug)]
@@ -60,9 +63,21 @@ impl Failure {
         }
     }
 
+    /// The payload was written, but nothing authenticates it (exit 4).
+    pub fn unauthenticated(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_UNAUTHENTICATED,
+            message: message.into(),
+        }
+    }
+
     /// Prints the message on stderr and returns the exit code.
     pub fn report(self) -> ExitCode {
-        eprintln!("rpcseal: error: {}", self.message);
+        if self.code == EXIT_UNAUTHENTICATED {
+            eprintln!("rpcseal: warning: {}", self.message);
+        } else {
+            eprintln!("rpcseal: error: {}", self.message);
+        }
         ExitCode::from(self.code)
     }
 }
@@ -121,6 +136,84 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], binary: bool) -> Result<(
                 .map_err(|e| Failure::file(format!("cannot write to standard output: {e}")))
         }
     }
+}
+
+/// Writes a decrypted payload to standard output (`None` or `-`) or to a file, privately:
+/// a new file is created with mode 0600 and never through a symlink; an existing regular
+/// file is replaced only with `force` (by a new private file renamed over it); an existing
+/// file that is not a regular file (`/dev/null`, a FIFO, a terminal, also behind a symlink
+/// such as `/dev/stdout`) is written as it is.
+pub fn write_private_output(path: Option<&Path>, bytes: &[u8], force: bool) -> Result<()> {
+    let p = match path {
+        Some(p) if p != Path::new("-") => p,
+        _ => return write_output(None, bytes, false),
+    };
+    let fail = |e: io::Error| Failure::file(format!("cannot write {}: {e}", p.display()));
+    let write = |mut f: File| f.write_all(bytes).and_then(|()| f.flush());
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // O_CREAT|O_EXCL: a file or link planted in between makes this fail.
+            private_new_file().open(p).and_then(write).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+        Ok(m) => {
+            let target = if m.file_type().is_symlink() {
+                std::fs::metadata(p).ok()
+            } else {
+                Some(m.clone())
+            };
+            match target {
+                Some(t) if !t.is_file() && !t.is_dir() => OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .and_then(write)
+                    .map_err(fail),
+                _ if m.file_type().is_symlink() => Err(Failure::file(format!(
+                    "refusing to write the payload through the symlink {}",
+                    p.display()
+                ))),
+                Some(t) if t.is_dir() => Err(Failure::file(format!(
+                    "cannot write {}: it is a directory",
+                    p.display()
+                ))),
+                _ if !force => Err(Failure::file(format!(
+                    "{} exists: refusing to overwrite it (use --force)",
+                    p.display()
+                ))),
+                _ => replace_privately(p, bytes).map_err(fail),
+            }
+        }
+    }
+}
+
+/// Options for a new file readable by its owner only, created exclusively, never through a
+/// symlink.
+fn private_new_file() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    o
+}
+
+/// Replaces the regular file `p` by a new private file with `bytes`: written beside it under
+/// a random name, then renamed over it.
+fn replace_privately(p: &Path, bytes: &[u8]) -> io::Result<()> {
+    use rand_core::{OsRng, RngCore};
+    let mut tmp = p.as_os_str().to_owned();
+    tmp.push(format!(".rpcseal-{:016x}", OsRng.next_u64()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = private_new_file()
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, p));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Lower-case hex.

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rpcseal::replay::file::FileReplayStore;
+use rpcseal::replay::file::{FileReplayError, FileReplayStore};
 use rpcseal::{
     ErrorKind, Keyring, Opened, Opener, OpenerBuilder, Policy, Received, DEFAULT_MAX_PAYLOAD,
 };
 use serde_json::json;
 
 use super::keys::{self, SecretKey};
-use super::{hex, read_input, write_output, Failure, Result};
+use super::{hex, read_input, write_private_output, Failure, Result};
 
 pub struct Args {
     pub keys: Vec<PathBuf>,
@@ -20,13 +20,22 @@ pub struct Args {
     pub keyring: Option<PathBuf>,
     pub allow_legacy: bool,
     pub replay_state: Option<PathBuf>,
-    pub replay_redis: Option<String>,
+    pub replay_state_new: bool,
+    pub replay_redis: Option<RedisUrl>,
     pub replay_redis_prefix: Option<String>,
     pub replay_redis_new_prefix: bool,
     pub dangerous_accept_mac_via_group: bool,
     pub json: bool,
     pub input: Option<PathBuf>,
     pub output: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// Where the Redis URL comes from: the command line, a file, or an environment variable.
+pub enum RedisUrl {
+    Arg(String),
+    File(PathBuf),
+    Env(String),
 }
 
 /// The default policy's largest envelope: the largest payload plus 1 MiB for the rest.
@@ -34,14 +43,20 @@ const MAX_ENVELOPE: usize = DEFAULT_MAX_PAYLOAD + 1024 * 1024;
 
 pub fn run(args: Args) -> Result<()> {
     let mut builder = Opener::builder();
-    builder = with_redis(builder, &args)?;
+    let mut identities = Vec::new();
     for path in &args.keys {
         builder = match keys::read_secret_key(path)? {
-            SecretKey::Identity(id) => builder.identity(&id),
+            SecretKey::Identity(id) => {
+                identities.push(id.public().key_id());
+                builder.identity(&id)
+            }
             SecretKey::Group(g) => builder.group_key(&g),
             SecretKey::Symmetric(k) => builder.symmetric_key(&k),
         };
     }
+    // The same smallest id whatever the order of --key: replicas agree on the prefix.
+    identities.sort_by_key(|id| *id.as_bytes());
+    builder = with_redis(builder, &args, identities.first())?;
     for sender in keys::senders(&args.trust)? {
         builder = builder.trust(&sender);
     }
@@ -58,16 +73,36 @@ pub fn run(args: Args) -> Result<()> {
         policy = policy.dangerous_accept_unauthenticated_legacy_v2();
     }
     builder = builder.policy(policy);
+    let mut file_store = None;
     if let Some(path) = &args.replay_state {
-        let (store, created) = FileReplayStore::open_or_create(path)
-            .map_err(|e| Failure::file(format!("cannot use the replay state: {e}")))?;
-        if created {
-            eprintln!(
-                "rpcseal: note: created a new replay state file {}",
-                path.display()
-            );
-        }
-        builder = builder.replay_store(Arc::new(store));
+        // spec/replay.md §7.1: a missing state file is an error, never an empty store.
+        let store = if args.replay_state_new {
+            FileReplayStore::create(path).map_err(|e| {
+                let hint = match e {
+                    FileReplayError::Exists { .. } => " (drop --replay-state-new to use it)",
+                    _ => "",
+                };
+                Failure::file(format!("cannot create the replay state: {e}{hint}"))
+            })?
+        } else {
+            FileReplayStore::open(path).map_err(|e| {
+                let hint = match e {
+                    FileReplayError::Missing { .. } => {
+                        " (--replay-state-new creates it, for a state file that is brand new)"
+                    }
+                    _ => "",
+                };
+                Failure::file(format!("cannot use the replay state: {e}{hint}"))
+            })?
+        };
+        let store = Arc::new(store);
+        builder = builder.replay_store(store.clone());
+        file_store = Some(store);
+    } else if args.replay_redis.is_none() {
+        eprintln!(
+            "rpcseal: warning: no replay state (--replay-state FILE or --replay-redis URL): \
+             this run cannot detect a replayed envelope"
+        );
     }
     let opener = builder
         .build()
@@ -75,10 +110,25 @@ pub fn run(args: Args) -> Result<()> {
 
     // One byte past the limit is enough for the opener to reject it as too large.
     let (envelope, _) = read_input(args.input.as_deref(), MAX_ENVELOPE)?;
-    let received = opener.open_any(&envelope).map_err(|e| {
+    let received = opener.open_any(&envelope);
+    if let Some(store) = &file_store {
+        if store.losses_detected() > 0 {
+            let watermark = store
+                .watermark()
+                .map_or_else(|_| "now + 300 s".to_owned(), |w| w.to_string());
+            eprintln!(
+                "rpcseal: warning: the replay state file {} cannot prove it is the latest copy \
+                 (restored, copied or moved into place, or the clock stepped back): envelopes \
+                 dated up to {watermark} (unix seconds) are refused as unprovable",
+                store.path().display()
+            );
+        }
+    }
+    let received = received.map_err(|e| {
         if e.kind() == ErrorKind::ReplayUnavailable {
-            // Not the envelope's fault: the state file is damaged, locked or full. The
-            // envelope was not accepted (fail closed).
+            // Not the envelope's fault: the replay state is damaged, locked, full,
+            // unreachable, or cannot prove the envelope new. It was not accepted (fail
+            // closed).
             Failure::file(format!("envelope not accepted: {e}"))
         } else {
             Failure::rejected(format!("envelope rejected: {e}"))
@@ -100,7 +150,12 @@ pub fn run(args: Args) -> Result<()> {
             } else {
                 m.unauthenticated_message().to_owned()
             };
-            return write_output(args.output.as_deref(), out.as_bytes(), false);
+            write_private_output(args.output.as_deref(), out.as_bytes(), args.force)?;
+            // Exit 4, never 0: a pipeline that loses stderr still sees it (0 is "verified").
+            return Err(Failure::unauthenticated(
+                "the payload written is from a legacy v2 envelope that nothing authenticates \
+                 (exit code 4)",
+            ));
         }
         // Received is non-exhaustive: a kind this build does not know is not accepted.
         _ => {
@@ -113,21 +168,49 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         let mut text = to_json(&opened).to_string();
         text.push('\n');
-        write_output(args.output.as_deref(), text.as_bytes(), false)
+        write_private_output(args.output.as_deref(), text.as_bytes(), args.force)
     } else {
-        write_output(args.output.as_deref(), &opened.payload, false)
+        write_private_output(args.output.as_deref(), &opened.payload, args.force)
     }
 }
 
 #[cfg(feature = "redis")]
-fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
+fn with_redis(
+    builder: OpenerBuilder,
+    args: &Args,
+    identity: Option<&rpcseal::KeyId>,
+) -> Result<OpenerBuilder> {
     use rpcseal::replay::{RedisReplayConfig, RedisReplayStore};
-    let Some(url) = args.replay_redis.as_deref() else {
+    let Some(url) = &args.replay_redis else {
+        if args.replay_redis_prefix.is_some() || args.replay_redis_new_prefix {
+            return Err(Failure::usage(
+                "--replay-redis-prefix and --replay-redis-new-prefix need --replay-redis URL \
+                 (or --replay-redis-url-file, --replay-redis-url-env)",
+            ));
+        }
         return Ok(builder);
     };
-    let mut config = RedisReplayConfig::new(url);
-    if let Some(prefix) = &args.replay_redis_prefix {
-        config.key_prefix.clone_from(prefix);
+    // The URL may hold a password: it is never printed (the config's Debug redacts it).
+    let mut config = match url {
+        RedisUrl::Arg(url) => RedisReplayConfig::new(url.as_str()),
+        RedisUrl::File(path) => RedisReplayConfig::from_url_file(path)
+            .map_err(|e| Failure::file(format!("cannot use the Redis replay store: {e}")))?,
+        RedisUrl::Env(var) => RedisReplayConfig::from_env(var)
+            .map_err(|e| Failure::usage(format!("cannot use the Redis replay store: {e}")))?,
+    };
+    // spec/replay.md §6.2: no prefix shared by unrelated services. Derived from our identity
+    // (every replica holds the same one) unless given.
+    match (&args.replay_redis_prefix, identity) {
+        (Some(prefix), _) => config.key_prefix.clone_from(prefix),
+        (None, Some(id)) => {
+            config.key_prefix = RedisReplayConfig::for_receiver("", id).key_prefix;
+        }
+        (None, None) => {
+            return Err(Failure::usage(
+                "--replay-redis needs --replay-redis-prefix when no --key is an identity key: \
+                 the default prefix is derived from the receiver's identity",
+            ))
+        }
     }
     // `create_marker_if_absent` only on request (--replay-redis-new-prefix): each run of
     // the CLI connects anew, so with it always on, a run starting after Redis lost its
@@ -143,7 +226,11 @@ fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
 }
 
 #[cfg(not(feature = "redis"))]
-fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
+fn with_redis(
+    builder: OpenerBuilder,
+    args: &Args,
+    _identity: Option<&rpcseal::KeyId>,
+) -> Result<OpenerBuilder> {
     if args.replay_redis.is_none()
         && (args.replay_redis_prefix.is_some() || args.replay_redis_new_prefix)
     {
@@ -163,6 +250,8 @@ fn with_redis(builder: OpenerBuilder, args: &Args) -> Result<OpenerBuilder> {
 fn to_json(o: &Opened) -> serde_json::Value {
     let s = &o.session;
     json!({
+        "legacy": false,
+        "authenticated": true,
         "payload_base64": STANDARD.encode(&o.payload),
         "payload_len": o.payload.len(),
         "metadata": o.metadata,
