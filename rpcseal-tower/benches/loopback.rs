@@ -3,7 +3,7 @@
 //! each case runs for a fixed time (default 3 s after 0.5 s of warm-up) and stops by
 //! itself. Not part of `.ci/run`.
 //!
-//!     cargo bench -p rpcseal-tower --bench loopback [-- SECONDS [CONCURRENCY]]
+//!     cargo bench -p rpcseal-tower --bench loopback [-- SECONDS [CONCURRENCY [ROUNDS]]]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -200,24 +200,44 @@ fn main() {
         .build()
         .unwrap();
     println!("axum + hyper over 127.0.0.1, {conc} concurrent callers, {secs} s per case");
-    println!(
-        "{:<14} {:>10} {:>10} {:>8}",
-        "case", "req/s", "p50 us", "ratio"
-    );
-    let mut plain = 0.0;
-    for (name, mode) in [
+    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    println!("{rounds} rounds, the cases interleaved in each (the machine is shared: the spread is the load)");
+    let cases = [
         ("plain", None),
         ("sealed MAC", Some(Mode::Mac)),
         ("sealed signed", Some(Mode::Signed)),
-    ] {
-        let (rps, p50) = rt.block_on(case(mode, secs, conc));
-        if mode.is_none() {
-            plain = rps;
+    ];
+    let mut results = vec![Vec::new(); cases.len()];
+    for round in 0..rounds {
+        let mut line = format!("round {round}:");
+        for (i, (name, mode)) in cases.iter().enumerate() {
+            let (rps, p50) = rt.block_on(case(*mode, secs, conc));
+            line += &format!(" {name} {rps:.0}/s p50 {:.0} us;", p50.as_secs_f64() * 1e6);
+            results[i].push((rps, p50));
         }
+        println!("{line}");
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!(
+        "{:<14} {:>10} {:>10} {:>8} {:>22}",
+        "case (median)", "req/s", "p50 us", "ratio", "ratio per round"
+    );
+    let plain: Vec<f64> = results[0].iter().map(|r| r.0).collect();
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let rps = median(results[i].iter().map(|r| r.0).collect());
+        let p50 = median(results[i].iter().map(|r| r.1.as_secs_f64() * 1e6).collect());
+        let per: Vec<String> = results[i]
+            .iter()
+            .zip(&plain)
+            .map(|(r, p)| format!("{:.2}", r.0 / p))
+            .collect();
         println!(
-            "{name:<14} {rps:>10.0} {:>10.0} {:>8.3}",
-            p50.as_secs_f64() * 1e6,
-            rps / plain
+            "{name:<14} {rps:>10.0} {p50:>10.0} {:>8.3} {:>22}",
+            rps / median(plain.clone()),
+            per.join(" ")
         );
     }
     for (name, mode) in [("MAC", Mode::Mac), ("signed", Mode::Signed)] {
