@@ -627,6 +627,10 @@ impl<Req: prost::Message + Default> Decoder for ServerDecoder<Req> {
             Kind::Streaming => refused(),
         })?;
         let ctx = RequestContext::new(opener, &opened).map_err(|_| refused())?;
+        // The reply travels on the call: a reply address cannot be honoured (spec/rpc.md §4.3).
+        if ctx.reply_to().is_some() {
+            return Err(refused());
+        }
         if opened.metadata.get(rpc::METHOD).map(String::as_str) != Some(&*self.path) {
             return Err(refused());
         }

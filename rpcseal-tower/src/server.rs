@@ -229,9 +229,11 @@ where
             return Ok(refuse(StatusCode::BAD_REQUEST));
         }
     };
+    // A reply address cannot be honoured: the reply travels on this connection
+    // (spec/rpc.md §4.3, spec/http.md §3.1 step 5).
     let ctx = match RequestContext::new(&shared.opener, &opened) {
-        Ok(c) => c,
-        Err(_) => return Ok(refuse(StatusCode::BAD_REQUEST)),
+        Ok(c) if c.reply_to().is_none() => c,
+        _ => return Ok(refuse(StatusCode::BAD_REQUEST)),
     };
     let route = method_binding(&parts.method, &parts.uri);
     if opened.metadata.get(rpcseal::rpc::METHOD) != Some(&route) {

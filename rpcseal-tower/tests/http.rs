@@ -384,3 +384,22 @@ async fn an_old_response_replayed_by_the_network_is_refused() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_request_naming_a_reply_address_is_400() {
+    // The reply travels on the connection; a request asking for it elsewhere is refused.
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, calls) = serve(&svc, &[&alice]).await;
+    let mut sealer =
+        Sealer::new(&alice, &[Recipient::from(svc.public())], config(Mode::Mac)).unwrap();
+    let mut meta = Metadata::new();
+    meta.insert(METHOD.into(), "POST /stock".into());
+    meta.insert(rpcseal::rpc::CONTENT_TYPE.into(), "application/json".into());
+    meta.insert(rpcseal::rpc::REPLY_TO.into(), "http://elsewhere/".into());
+    let (envelope, _) = sealer
+        .seal_request(b"{\"sku\":1}", &meta, svc.public())
+        .unwrap();
+    let (status, _) = status_of(sealed_post(addr, "/stock", envelope)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
