@@ -227,10 +227,11 @@ pub enum Misuse {
     /// Metadata breaks a rule: empty key, too many entries, too many bytes.
     #[error("invalid metadata: {0}")]
     InvalidMetadata(&'static str),
-    /// MAC mode to a group key proves nothing about which member sent a message.
+    /// MAC mode to a group key or a symmetric key proves nothing about which holder of the
+    /// key sent a message (spec §6.4).
     #[error(
-        "MAC mode to a group key cannot tell group members apart; use signed mode, or opt in \
-         with SealerConfig::dangerous_allow_mac_to_group"
+        "MAC mode to a group or symmetric key cannot tell the key's holders apart; use signed \
+         mode, or opt in with SealerConfig::dangerous_allow_mac_to_group"
     )]
     MacToGroup,
     /// The configuration's lifetime or limits are unusable.

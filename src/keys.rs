@@ -72,6 +72,8 @@ pub(crate) const TAG_ED25519: &[u8] = b"ed25519";
 pub(crate) const TAG_X25519: &[u8] = b"x25519";
 /// Key id tag of a generated symmetric key.
 pub(crate) const TAG_SYMMETRIC: &[u8] = b"symmetric";
+/// Key id tag of a generated at-rest master key (spec/at-rest.md §2).
+pub(crate) const TAG_MASTER: &[u8] = b"at-rest master";
 
 // Key string prefixes, spec §2.4. Secrets are upper case so they stand out in a file or an
 // environment listing; public keys are lower case.
@@ -80,6 +82,8 @@ const PREFIX_SECRET_ID: &str = "RPCSEAL-SECRET-ID:";
 const PREFIX_PUB_GROUP: &str = "rpcseal-pub-group:";
 const PREFIX_SECRET_GROUP: &str = "RPCSEAL-SECRET-GROUP:";
 const PREFIX_SECRET_SYM: &str = "RPCSEAL-SECRET-SYM:";
+/// The master key of stored data encrypted at rest (spec/at-rest.md §2).
+const PREFIX_SECRET_MASTER: &str = "RPCSEAL-SECRET-MASTER:";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StringKind {
@@ -88,15 +92,17 @@ enum StringKind {
     PubGroup,
     SecretGroup,
     SecretSym,
+    SecretMaster,
 }
 
 impl StringKind {
-    const ALL: [StringKind; 5] = [
+    const ALL: [StringKind; 6] = [
         StringKind::PubId,
         StringKind::SecretId,
         StringKind::PubGroup,
         StringKind::SecretGroup,
         StringKind::SecretSym,
+        StringKind::SecretMaster,
     ];
 
     fn prefix(self) -> &'static str {
@@ -106,6 +112,7 @@ impl StringKind {
             StringKind::PubGroup => PREFIX_PUB_GROUP,
             StringKind::SecretGroup => PREFIX_SECRET_GROUP,
             StringKind::SecretSym => PREFIX_SECRET_SYM,
+            StringKind::SecretMaster => PREFIX_SECRET_MASTER,
         }
     }
 
@@ -116,6 +123,7 @@ impl StringKind {
             StringKind::PubGroup => "a public group key",
             StringKind::SecretGroup => "a SECRET group key",
             StringKind::SecretSym => "a SECRET symmetric key",
+            StringKind::SecretMaster => "a SECRET at-rest master key",
         }
     }
 
@@ -123,13 +131,14 @@ impl StringKind {
         match self {
             StringKind::PubId | StringKind::SecretId => 64,
             StringKind::PubGroup | StringKind::SecretGroup => 32,
-            StringKind::SecretSym => 48,
+            StringKind::SecretSym | StringKind::SecretMaster => 48,
         }
     }
 }
 
 const ALL_PREFIXES: &str = "rpcseal-pub-id:, rpcseal-pub-group:, RPCSEAL-SECRET-ID:, \
-                            RPCSEAL-SECRET-GROUP:, RPCSEAL-SECRET-SYM:";
+                            RPCSEAL-SECRET-GROUP:, RPCSEAL-SECRET-SYM:, \
+                            RPCSEAL-SECRET-MASTER:";
 
 fn checksum(prefix: &str, payload: &[u8]) -> [u8; 4] {
     let d = h(CTX_KEY_CHECKSUM, &[prefix.as_bytes(), payload]);
@@ -613,6 +622,12 @@ impl Recipient {
         matches!(self, Recipient::Group(_))
     }
 
+    /// True for a key that several parties hold: a group key or a symmetric key. MAC mode
+    /// to such a key cannot tell its holders apart (spec §6.4).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Recipient::Group(_) | Recipient::Symmetric(_))
+    }
+
     pub(crate) fn wrap_target(&self) -> WrapTarget<'_> {
         match self {
             Recipient::Service(p) => WrapTarget::X25519(p.x25519.as_bytes()),
@@ -741,5 +756,94 @@ mod tests {
         let secret = id.to_secret_string();
         assert!(!dbg.contains(&secret[18..40]));
         assert!(dbg.contains("redacted"));
+    }
+}
+
+/// The master key of stored data encrypted at rest (spec/at-rest.md §2): 32 secret bytes
+/// and a public key id that every asset header wrapped under it names. The library never
+/// writes it anywhere; it comes from an environment variable, a file or the caller, as the
+/// key string `RPCSEAL-SECRET-MASTER:...`. Zeroized on drop; `Debug` shows only the id.
+#[derive(Clone)]
+pub struct MasterKey {
+    id: KeyId,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl MasterKey {
+    /// Generates a fresh master key; its id is `keyid("at-rest master", key)`.
+    pub fn generate() -> MasterKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut key[..]);
+        MasterKey::from_bytes(&key)
+    }
+
+    /// A master key from its 32 bytes (say, from a key management service), with the id
+    /// derived from the key as [`MasterKey::generate`] does.
+    pub fn from_bytes(key: &[u8; 32]) -> MasterKey {
+        MasterKey::with_id(KeyId::of(TAG_MASTER, key), key)
+    }
+
+    /// A master key with an id chosen by whoever manages it.
+    pub fn with_id(id: KeyId, key: &[u8; 32]) -> MasterKey {
+        MasterKey {
+            id,
+            key: Zeroizing::new(*key),
+        }
+    }
+
+    /// The key id that asset headers wrapped under this key carry.
+    pub fn key_id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The secret key string (`RPCSEAL-SECRET-MASTER:...`): key id and key.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let mut payload = Zeroizing::new([0u8; 48]);
+        payload[..16].copy_from_slice(&self.id.0);
+        payload[16..].copy_from_slice(&self.key[..]);
+        encode_key(StringKind::SecretMaster, &payload[..])
+    }
+
+    /// Parses a master key string.
+    pub fn from_secret_string(text: &str) -> Result<MasterKey, KeyError> {
+        let raw = decode_key(text, StringKind::SecretMaster)?;
+        let id = KeyId(
+            raw[..16]
+                .try_into()
+                .map_err(|_| KeyError::Invalid("at-rest master key"))?,
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&raw[16..]);
+        Ok(MasterKey::with_id(id, &key))
+    }
+
+    /// Reads the key string from the environment variable `name`. The error never
+    /// contains the variable's value.
+    pub fn from_env(name: &str) -> Result<MasterKey, KeyError> {
+        let text = Zeroizing::new(
+            std::env::var(name)
+                .map_err(|_| KeyError::Invalid("environment variable (unset or not UTF-8)"))?,
+        );
+        MasterKey::from_secret_string(&text)
+    }
+
+    /// Reads the key string from a file (whitespace around it is ignored).
+    pub fn from_file(path: &std::path::Path) -> Result<MasterKey, KeyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|_| KeyError::Invalid("key file (unreadable or not UTF-8)"))?,
+        );
+        MasterKey::from_secret_string(&text)
+    }
+
+    #[cfg_attr(not(feature = "at-rest"), allow(dead_code))]
+    pub(crate) fn secret(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey {{ key_id: {}, secret: <redacted> }}", self.id)
     }
 }

@@ -36,6 +36,8 @@
 #![deny(missing_docs)]
 
 mod aead;
+#[cfg(feature = "at-rest")]
+pub mod at_rest;
 mod envelope;
 mod error;
 #[cfg(feature = "vectors")]
@@ -68,7 +70,7 @@ pub use keyring::{
     CachedDirectory, FileDirectory, KeyDirectory, Keyring, KeyringError, Lookup, TrustedKey,
 };
 pub use keys::{
-    GroupKey, GroupPublicKey, Identity, KeyId, PublicIdentity, Recipient, SymmetricKey,
+    GroupKey, GroupPublicKey, Identity, KeyId, MasterKey, PublicIdentity, Recipient, SymmetricKey,
 };
 pub use legacy::{seal_legacy_v2, LegacyMessage, OSLO_VERSION};
 pub use open::{

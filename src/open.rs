@@ -1,9 +1,10 @@
 //! The receiver's side: [`Opener`] and its [`Policy`] (spec/envelope-v3.md §8).
 
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use lru::LruCache;
@@ -137,9 +138,10 @@ impl Policy {
         self
     }
 
-    /// Accepts MAC-mode sessions that reach us through a group key. Any group member can
-    /// forge such messages: the sender is then only known to be "a group member or the
-    /// sender".
+    /// Accepts MAC-mode sessions that reach us through a group key or a symmetric key
+    /// (spec §6.4). Every holder of such a key (every group member; every service a
+    /// symmetric key was given to, and the key server that issued it) can forge such
+    /// messages: the sender is then only known to be "the sender or a holder of the key".
     pub fn dangerous_accept_mac_via_group_key(mut self) -> Self {
         self.accept_mac_via_group = true;
         self
@@ -232,8 +234,9 @@ pub struct SessionFacts {
     pub via_group: bool,
 }
 
-/// A message that passed every check.
-#[derive(Clone, Debug)]
+/// A message that passed every check. Its `Debug` shows the payload's length, never its
+/// bytes.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Opened {
     /// The payload.
@@ -272,8 +275,31 @@ impl std::fmt::Debug for DeferredMark {
     }
 }
 
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("payload", &Redacted(self.payload.len()))
+            .field("metadata", &self.metadata)
+            .field("sender", &self.sender)
+            .field("sender_name", &self.sender_name)
+            .field("seq", &self.seq)
+            .field("timestamp", &self.timestamp)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+/// Shows a payload's length in place of its bytes.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes, redacted>", self.0)
+    }
+}
+
 /// What [`Opener::open_any`] returns: a verified v3 message, or, only when the policy opts
-/// in, a legacy v2 message that nothing vouches for.
+/// in, a legacy v2 message that nothing vouches for. Its `Debug` shows no payload bytes.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Received {
@@ -336,6 +362,9 @@ struct CachedSession {
     recipients: u32,
     via_key: KeyId,
     via_group: bool,
+    /// Reached through a key other holders share: a group key or a symmetric key
+    /// (spec §6.4).
+    via_shared: bool,
     /// Strict order (spec/rpc.md §8): the next sequence number this receiver accepts.
     /// Held across the replay mark, so that check, mark and advance are one step.
     next_seq: Mutex<u64>,
@@ -448,14 +477,46 @@ impl OwnKey {
     }
 }
 
+/// Who an opener trusts (spec/keyring.md §2, §4).
+struct Trust {
+    /// The keyring it was given (builder, [`Opener::set_keyring`]), with the revocations of
+    /// [`Opener::revoke`] applied.
+    keyring: Keyring,
+    /// Every [`Opener::revoke`], applied again to each keyring set later.
+    revoked_at_run_time: HashSet<KeyId>,
+    /// What the key directory said about senders the keyring does not hold.
+    learned: HashMap<KeyId, Learned>,
+}
+
+/// A key directory's answer, as an opener keeps it.
+enum Learned {
+    /// Trusted, to be asked again from `recheck_at` on (the answer's age plus the
+    /// directory's TTL).
+    Trusted {
+        key: Box<TrustedKey>,
+        recheck_at: Instant,
+    },
+    /// Revoked: for the opener's lifetime (revocation is not undone).
+    Revoked,
+}
+
+/// How many sessions [`Opener`] remembers from blocks that verified in messages that then
+/// failed (spec §8, the last paragraph).
+const VERIFIED_BLOCKS: usize = 256;
+
 /// Opens envelopes addressed to its keys from the senders it trusts, under its policy.
 /// `Send + Sync`: share one behind an `Arc` between threads.
 pub struct Opener {
     keys: Vec<OwnKey>,
-    keyring: RwLock<Keyring>,
+    trust: RwLock<Trust>,
     directory: Option<Arc<dyn KeyDirectory>>,
     policy: Policy,
     cache: SessionCache,
+    /// Sessions established from inline blocks, by full header hash, whatever became of
+    /// the message that carried them: a forged variant of a captured envelope then costs
+    /// no signature check and no HPKE open. Only inline blocks with this exact header hash
+    /// are looked up here, never envelopes by reference (spec §8 step 4).
+    verified_blocks: Mutex<LruCache<[u8; 32], Arc<CachedSession>>>,
     replay: Arc<dyn ReplayStore>,
     counters: Vec<Counters>,
 }
@@ -516,8 +577,11 @@ impl OpenerBuilder {
         self
     }
 
-    /// Where to look up senders that are not in the keyring (once per unknown sender, at
-    /// session setup; the answer joins the keyring).
+    /// Where to look up senders that are not in the keyring (spec/keyring.md §4): asked at
+    /// the setup of each of their sessions, and again for messages of cached sessions once
+    /// its answer is older than the directory's [`KeyDirectory::ttl`], so a revocation
+    /// published there stops new sessions at once and cached ones within one TTL. What it
+    /// says never enters the keyring: [`Opener::set_keyring`] leaves it alone.
     pub fn key_directory(mut self, directory: Arc<dyn KeyDirectory>) -> Self {
         self.directory = Some(directory);
         self
@@ -584,10 +648,17 @@ impl OpenerBuilder {
         }
         Ok(Opener {
             keys: self.keys,
-            keyring: RwLock::new(self.keyring),
+            trust: RwLock::new(Trust {
+                keyring: self.keyring,
+                revoked_at_run_time: HashSet::new(),
+                learned: HashMap::new(),
+            }),
             directory: self.directory,
             policy: self.policy,
             cache: SessionCache::new(self.cache_capacity),
+            verified_blocks: Mutex::new(LruCache::new(
+                NonZeroUsize::new(VERIFIED_BLOCKS).expect("not zero"),
+            )),
             replay,
             counters: (0..SHARDS).map(|_| Counters::default()).collect(),
         })
@@ -991,7 +1062,7 @@ impl Opener {
             ));
         }
         let sender_name = self.check_sender(&h.sender, env.timestamp)?;
-        self.check_mode(h.mode, session.via_group)?;
+        self.check_mode(h.mode, session.via_shared)?;
         // Step 7: time.
         check_time(h, env.timestamp, now, p.clock_skew)?;
         // Step 8: session limits and payload size.
@@ -1138,17 +1209,20 @@ impl Opener {
         }
     }
 
-    fn check_mode(&self, mode: Mode, via_group: bool) -> Result<(), Error> {
+    /// Spec §6.4: `via_shared` when the session reached us through a key that others hold
+    /// too (a group key or a symmetric key).
+    fn check_mode(&self, mode: Mode, via_shared: bool) -> Result<(), Error> {
         if !self.policy.modes.contains(&mode) {
             return Err(Error::new(
                 ErrorKind::ModeNotAllowed,
                 format!("{mode} mode is not allowed by this receiver's policy"),
             ));
         }
-        if mode == Mode::Mac && via_group && !self.policy.accept_mac_via_group {
+        if mode == Mode::Mac && via_shared && !self.policy.accept_mac_via_group {
             return Err(err(
                 ErrorKind::ModeNotAllowed,
-                "MAC mode through a group key cannot authenticate the sender",
+                "MAC mode through a group or symmetric key cannot authenticate the sender: \
+                 every holder of the key can forge it",
             ));
         }
         Ok(())
@@ -1207,7 +1281,26 @@ impl Opener {
         {
             return Ok((s.clone(), true, None));
         }
-        self.establish(&block).map(|s| (Arc::new(s), true, None))
+        // A block with this exact header verified before, in a message that then failed
+        // (or whose session was evicted): the same session, without the public-key work.
+        // Still a session setup for the sender's trust: step 4a again (the key directory is
+        // asked as for any setup), and step 5 like for any session.
+        let known = self
+            .verified_blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&block.header_hash)
+            .cloned();
+        if let Some(s) = known {
+            self.sender_for_session(&block.header.sender)?;
+            return Ok((s, true, None));
+        }
+        let s = Arc::new(self.establish(&block)?);
+        self.verified_blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(block.header_hash, s.clone());
+        Ok((s, true, None))
     }
 
     /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
@@ -1230,7 +1323,8 @@ impl Opener {
                     "none of our keys is a recipient of this session",
                 )
             })?;
-        self.check_mode(h.mode, own.group)?;
+        let shared = own.group || matches!(own.secret, OwnSecret::Symmetric(_));
+        self.check_mode(h.mode, shared)?;
         block.verify_signature(&sender)?;
         let (ek, mac_key) = block.unwrap(index, &own.unwrap_key())?;
         let verify = match &h.verify_key {
@@ -1264,6 +1358,7 @@ impl Opener {
             recipients: block.entries.len() as u32,
             via_key: own.id,
             via_group: own.group,
+            via_shared: shared,
             next_seq: Mutex::new(0),
         })
     }
@@ -1354,101 +1449,107 @@ impl Opener {
         Ok(r)
     }
 
-    /// The sender's key for verifying a session block: the keyring, else the directory
-    /// (whose answer joins the keyring). Revoked keys are refused.
+    /// The sender's key for verifying a session block (spec §8 step 4a): the keyring, else
+    /// the key directory, asked afresh (through its own cache) for every session it
+    /// establishes. Revoked keys are refused.
     fn sender_for_session(&self, id: &KeyId) -> Result<VerifyingKey, Error> {
         {
-            let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-            if ring.is_revoked(id) {
-                return Err(err(
-                    ErrorKind::Revoked,
-                    "the session is signed by a revoked key",
-                ));
+            let trust = self.trust.read().unwrap_or_else(|p| p.into_inner());
+            if trust.is_revoked(id) {
+                return Err(revoked());
             }
-            if let Some(k) = ring.get(id) {
+            if let Some(k) = trust.keyring.get(id) {
                 return Ok(*k.key().verifying_key());
             }
         }
-        let untrusted = || {
-            err(
-                ErrorKind::UntrustedSender,
-                "the session's sender is not trusted",
-            )
-        };
+        self.ask_directory(id).map(|k| *k.key().verifying_key())
+    }
+
+    /// Asks the key directory about a sender the keyring does not hold and remembers the
+    /// answer (spec/keyring.md §4). No directory, an unknown key or a directory that
+    /// fails: *untrusted_sender*.
+    fn ask_directory(&self, id: &KeyId) -> Result<TrustedKey, Error> {
         let Some(dir) = &self.directory else {
             return Err(untrusted());
         };
-        match dir.lookup(id) {
-            Ok(Lookup::Trusted(k)) if k.key().key_id() == *id => {
-                let vk = *k.key().verifying_key();
-                self.keyring
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .add(k);
-                Ok(vk)
+        let answer = dir.lookup_as_of(id);
+        let mut trust = self.trust.write().unwrap_or_else(|p| p.into_inner());
+        match answer {
+            Ok((Lookup::Trusted(k), as_of)) if k.key().key_id() == *id => {
+                if trust.is_revoked(id) {
+                    // Revoked by another thread (or by the directory) meanwhile.
+                    return Err(revoked());
+                }
+                let recheck_at = as_of.checked_add(dir.ttl()).unwrap_or(as_of);
+                trust.learned.insert(
+                    *id,
+                    Learned::Trusted {
+                        key: Box::new(k.clone()),
+                        recheck_at,
+                    },
+                );
+                Ok(k)
             }
-            Ok(Lookup::Revoked) => {
-                self.keyring
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .revoke(*id);
-                Err(err(
-                    ErrorKind::Revoked,
-                    "the session is signed by a revoked key",
+            Ok((Lookup::Revoked, _)) => {
+                trust.learned.insert(*id, Learned::Revoked);
+                Err(revoked())
+            }
+            Ok(_) => {
+                trust.forget(id);
+                Err(untrusted())
+            }
+            Err(e) => {
+                trust.forget(id);
+                Err(Error::new(
+                    ErrorKind::UntrustedSender,
+                    format!("the sender is not in the keyring and the key directory failed: {e}"),
                 ))
             }
-            Ok(_) => Err(untrusted()),
-            Err(e) => Err(Error::new(
-                ErrorKind::UntrustedSender,
-                format!("the sender is unknown and the key directory failed: {e}"),
-            )),
         }
     }
 
-    /// Spec §8 step 5 for every message, cached sessions included: the sender is trusted,
-    /// not revoked, and its key was valid at the message's timestamp. Returns its name.
+    /// Spec §8 step 5 for every message, cached sessions too: the sender is not revoked, is
+    /// trusted, and its key was valid at the message's timestamp. Returns its name. A sender
+    /// learned from the key directory is asked about again once that answer is older than
+    /// the directory's TTL.
     fn check_sender(&self, id: &KeyId, timestamp: u64) -> Result<Arc<str>, Error> {
-        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-        if ring.is_revoked(id) {
-            return Err(err(
-                ErrorKind::Revoked,
-                "the session is signed by a revoked key",
-            ));
+        {
+            let trust = self.trust.read().unwrap_or_else(|p| p.into_inner());
+            if trust.is_revoked(id) {
+                return Err(revoked());
+            }
+            if let Some(k) = trust.keyring.get(id) {
+                return key_valid_at(k, timestamp);
+            }
+            if let Some(Learned::Trusted { key, recheck_at }) = trust.learned.get(id) {
+                if Instant::now() < *recheck_at {
+                    return key_valid_at(key, timestamp);
+                }
+            }
         }
-        let k = ring.get(id).ok_or_else(|| {
-            err(
-                ErrorKind::UntrustedSender,
-                "the session's sender is not trusted",
-            )
-        })?;
-        let (from, until) = k.validity();
-        if from.is_some_and(|t| timestamp < t) {
-            return Err(err(
-                ErrorKind::NotYetValid,
-                "the message is dated before the sender key's validity starts",
-            ));
-        }
-        if until.is_some_and(|t| timestamp >= t) {
-            return Err(err(
-                ErrorKind::Expired,
-                "the message is dated after the sender key's validity ended",
-            ));
-        }
-        Ok(k.name_arc())
+        let key = self.ask_directory(id)?;
+        key_valid_at(&key, timestamp)
     }
 
     /// Revokes a sender key at run time: every later message of a session it signed is
-    /// rejected, cached sessions included.
+    /// rejected, cached sessions included. Kept for the opener's lifetime, across
+    /// [`Opener::set_keyring`], and whatever a key directory says.
     pub fn revoke(&self, id: KeyId) {
-        self.keyring
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .revoke(id);
+        let mut trust = self.trust.write().unwrap_or_else(|p| p.into_inner());
+        trust.revoked_at_run_time.insert(id);
+        trust.keyring.revoke(id);
     }
 
-    /// Replaces the keyring (for example after the keyring file changed).
+    /// Replaces the keyring (for example after the keyring file changed). Revocations made
+    /// with [`Opener::revoke`] stay in force; what the key directory said is kept apart and
+    /// is not touched.
     pub fn set_keyring(&self, keyring: Keyring) {
-        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = keyring;
+        let mut trust = self.trust.write().unwrap_or_else(|p| p.into_inner());
+        let again: Vec<KeyId> = trust.revoked_at_run_time.iter().copied().collect();
+        trust.keyring = keyring;
+        for id in again {
+            trust.keyring.revoke(id);
+        }
     }
 
     /// Counters of the work done so far.
@@ -1477,21 +1578,71 @@ impl Opener {
         self.cache.len()
     }
 
-    /// The public identity of a trusted sender, from the keyring: what a service seals its
-    /// reply to, given the request's [`Opened::sender`] (spec/rpc.md §4). `None` for a key
-    /// that is not trusted or is revoked.
+    /// The public identity of a trusted sender, from the keyring or, for a sender the
+    /// keyring does not hold, from the key directory's latest answer: what a service seals
+    /// its reply to, given the request's [`Opened::sender`] (spec/rpc.md §4). `None` for a
+    /// key that is not trusted or is revoked.
     pub fn trusted_identity(&self, id: &KeyId) -> Option<PublicIdentity> {
-        let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-        if ring.is_revoked(id) {
+        let trust = self.trust.read().unwrap_or_else(|p| p.into_inner());
+        if trust.is_revoked(id) {
             return None;
         }
-        ring.get(id).map(|k| k.key().clone())
+        if let Some(k) = trust.keyring.get(id) {
+            return Some(k.key().clone());
+        }
+        match trust.learned.get(id) {
+            Some(Learned::Trusted { key, .. }) => Some(key.key().clone()),
+            _ => None,
+        }
     }
 
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
+}
+
+impl Trust {
+    /// Revoked by the keyring, at run time, or by the key directory.
+    fn is_revoked(&self, id: &KeyId) -> bool {
+        self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked))
+    }
+
+    /// Drops what the directory said about a key, unless it was a revocation.
+    fn forget(&mut self, id: &KeyId) {
+        if let Some(Learned::Trusted { .. }) = self.learned.get(id) {
+            self.learned.remove(id);
+        }
+    }
+}
+
+fn revoked() -> Error {
+    err(ErrorKind::Revoked, "the session is signed by a revoked key")
+}
+
+fn untrusted() -> Error {
+    err(
+        ErrorKind::UntrustedSender,
+        "the session's sender is not trusted",
+    )
+}
+
+/// spec/keyring.md §2 rule 3: the key's validity covers the message's timestamp.
+fn key_valid_at(k: &TrustedKey, timestamp: u64) -> Result<Arc<str>, Error> {
+    let (from, until) = k.validity();
+    if from.is_some_and(|t| timestamp < t) {
+        return Err(err(
+            ErrorKind::NotYetValid,
+            "the message is dated before the sender key's validity starts",
+        ));
+    }
+    if until.is_some_and(|t| timestamp >= t) {
+        return Err(err(
+            ErrorKind::Expired,
+            "the message is dated after the sender key's validity ended",
+        ));
+    }
+    Ok(k.name_arc())
 }
 
 /// The receiver's clock, in unix seconds.

@@ -119,9 +119,10 @@ impl SealerConfig {
         self
     }
 
-    /// Allows MAC mode to a group key. Any member of the group can then forge messages that
-    /// every other member accepts as from this sender: use only when every member is as
-    /// trusted as the sender itself.
+    /// Allows MAC mode to a group key or a symmetric key (spec §6.4). Every holder of such
+    /// a key (any member of the group; any service a symmetric key was given to, and the
+    /// key server that issued it) can then forge messages that the other holders accept as
+    /// from this sender: use only when every holder is as trusted as the sender itself.
     pub fn dangerous_allow_mac_to_group(mut self) -> Self {
         self.allow_mac_to_group = true;
         self
@@ -240,7 +241,7 @@ impl Sealer {
         }
         if config.mode == Mode::Mac
             && !config.allow_mac_to_group
-            && recipients.iter().any(Recipient::is_group)
+            && recipients.iter().any(Recipient::is_shared)
         {
             return Err(Misuse::MacToGroup);
         }

@@ -211,7 +211,11 @@ pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<([u8; 32], Vec<u8>), ()> {
     let pk = HpkePublic::from_bytes(recipient).map_err(|_| ())?;
-    let mut buf = plaintext.to_vec();
+    // The plaintext (EK, and MK in MAC mode) is copied here and encrypted in place: wiped
+    // if the seal fails before encrypting it. The capacity leaves room for the tag, so the
+    // vector is never reallocated with the secret in it.
+    let mut buf = Zeroizing::new(Vec::with_capacity(plaintext.len() + WRAP_TAG));
+    buf.extend_from_slice(plaintext);
     let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
         HpkeChaCha,
         HkdfSha256,
@@ -219,9 +223,11 @@ pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
         _,
     >(&OpModeS::Base, &pk, info, &mut buf, aad, rng)
     .map_err(|_| ())?;
-    buf.extend_from_slice(&tag.to_bytes());
+    // Encrypted now: no secret left to wipe.
+    let mut out = std::mem::take(&mut *buf);
+    out.extend_from_slice(&tag.to_bytes());
     let enc: [u8; 32] = enc.to_bytes().into();
-    Ok((enc, buf))
+    Ok((enc, out))
 }
 
 /// HPKE base-mode single-shot open, RFC 9180 §6.1. Lengths are checked by the caller

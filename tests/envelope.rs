@@ -555,11 +555,21 @@ fn symmetric_recipients_in_every_mode_and_wrong_keys_rejected() {
     assert!(!format!("{k:?}").contains(&text[19..40]));
     for mode in MODES {
         let rcpts = [Recipient::from(&k), Recipient::from(bob.public())];
-        let mut s = Sealer::new(&alice, &rcpts, SealerConfig::new(mode)).unwrap();
+        // MAC mode to a symmetric key needs both opt-ins (spec §6.4).
+        let (config, policy) = if mode == Mode::Mac {
+            (
+                SealerConfig::new(mode).dangerous_allow_mac_to_group(),
+                Policy::default().dangerous_accept_mac_via_group_key(),
+            )
+        } else {
+            (SealerConfig::new(mode), Policy::default())
+        };
+        let mut s = Sealer::new(&alice, &rcpts, config).unwrap();
         let env = seal_at(&mut s, b"stored", T0);
         let o = Opener::builder()
             .symmetric_key(&k)
             .trust(alice.public())
+            .policy(policy.clone())
             .build()
             .unwrap();
         let got = o.open_at(&env, T0).unwrap();
@@ -573,6 +583,7 @@ fn symmetric_recipients_in_every_mode_and_wrong_keys_rejected() {
         let wrong = Opener::builder()
             .symmetric_key(&other)
             .trust(alice.public())
+            .policy(policy)
             .build()
             .unwrap();
         assert_eq!(

@@ -31,8 +31,9 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// One recipient of a generated set: a service identity, a group key (signed and sign-only
-/// modes only: MAC mode to a group needs opt-ins on both sides), or a symmetric key.
+/// One recipient of a generated set: a service identity, a group key or a symmetric key
+/// (shared keys in signed and sign-only modes only: MAC mode to them needs opt-ins on both
+/// sides, spec §6.4).
 #[derive(Debug, Clone, Copy)]
 enum Who {
     Service,
@@ -94,7 +95,7 @@ proptest! {
             .iter()
             .map(|w| match (w, mode) {
                 (Who::Group, Mode::Signed | Mode::SignOnly) => Member::Group(Box::new(GroupKey::generate())),
-                (Who::Symmetric, _) => Member::Symmetric(Box::new(SymmetricKey::generate())),
+                (Who::Symmetric, Mode::Signed | Mode::SignOnly) => Member::Symmetric(Box::new(SymmetricKey::generate())),
                 _ => Member::Service(Box::new(Identity::generate())),
             })
             .collect();

@@ -34,6 +34,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Use secret key files that other users can read (group or other permission bits
+    /// set), with a warning. Without it such a file is refused (exit 3): run chmod 600 on
+    /// it instead, and consider the key exposed.
+    #[arg(long, global = true)]
+    dangerous_allow_readable_key_files: bool,
 }
 
 #[derive(Subcommand)]
@@ -88,8 +93,9 @@ enum Command {
         /// Authenticated cleartext metadata, KEY=VALUE (repeatable). Anyone can read it.
         #[arg(long, value_name = "KEY=VALUE", value_parser = cli::parse_meta)]
         meta: Vec<(String, String)>,
-        /// Allow MAC mode to a group key. Any group member can then forge messages that the
-        /// other members accept as yours.
+        /// Allow MAC mode to a group key or a symmetric key. Any holder of such a key (a
+        /// group member, a service the symmetric key was given to, the key server) can then
+        /// forge messages that the other holders accept as yours.
         #[arg(long)]
         dangerous_allow_mac_to_group: bool,
         /// The payload (default: standard input).
@@ -152,8 +158,8 @@ enum Command {
         /// replays of the last minutes could then be accepted.
         #[arg(long)]
         replay_redis_new_prefix: bool,
-        /// Accept MAC-mode messages that reach us through a group key. Any group member can
-        /// forge those.
+        /// Accept MAC-mode messages that reach us through a group key or a symmetric key.
+        /// Any other holder of that key can forge those.
         #[arg(long)]
         dangerous_accept_mac_via_group: bool,
         /// Print one JSON object (payload in base64, metadata, sender, session facts)
@@ -243,7 +249,9 @@ impl From<ModeArg> for rpcseal::Mode {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let args = Cli::parse();
+    cli::keys::allow_readable_key_files(args.dangerous_allow_readable_key_files);
+    let result = match args.command {
         Command::Keygen {
             output,
             group,

@@ -119,7 +119,7 @@ fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
 }
 
 #[test]
-fn pubkey_prints_the_public_key_and_warns_about_open_permissions() {
+fn pubkey_prints_the_public_key_and_refuses_open_permissions() {
     let k = Keys::new();
     let public = k.keygen("bob", false);
     rpcseal()
@@ -144,6 +144,13 @@ fn pubkey_prints_the_public_key_and_warns_about_open_permissions() {
         rpcseal()
             .arg("pubkey")
             .arg(k.key("bob"))
+            .assert()
+            .code(3)
+            .stderr(contains("chmod 600"));
+        rpcseal()
+            .arg("pubkey")
+            .arg(k.key("bob"))
+            .arg("--dangerous-allow-readable-key-files")
             .assert()
             .success()
             .stderr(contains("warning").and(contains("chmod 600")));
@@ -920,9 +927,16 @@ fn bench_quick_json_reports_every_ratio() {
         "aead_1mib_open_vs_raw",
         "aead_1mib_open_vs_raw_one_thread",
         "overhead_bytes_mac_1to1",
+        "store_write_256_vs_plain",
+        "store_read_256_vs_plain",
+        "rotation_us_per_asset",
+        "rotation_us_per_asset_16k",
+        "rotation_ms_per_gib",
     ] {
         assert!(v[key].is_number(), "{key}: {}", v[key]);
     }
+    // One JSON object on one line.
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
     assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
 }
 

@@ -995,6 +995,18 @@ fn policy() -> Family {
         sess.finish(&sess.msg(0)),
         "mode_not_allowed",
     );
+    let sess = honest("policy/mac-symmetric", Mode::Mac, &["vault"]);
+    let mut rx = bob();
+    rx.identities = vec![];
+    rx.symmetric_keys = vec!["vault"];
+    f.one(
+        "mac-via-symmetric-key-without-opt-in",
+        "§6.4, §8 step 4c",
+        "A MAC-mode session to a symmetric key (vault); the receiver holds the key and has not opted in: every holder of it could have forged the message.",
+        rx,
+        sess.finish(&sess.msg(0)),
+        "mode_not_allowed",
+    );
     let mut rx = bob();
     rx.max_payload = 8;
     f.one(
@@ -1196,7 +1208,10 @@ fn sessions() -> Family {
     let mut vault_rx = bob();
     vault_rx.identities = vec![];
     vault_rx.symmetric_keys = vec!["vault"];
-    wrap_case("symmetric-commit-flipped", "A symmetric (kind 2) entry whose key commitment (last 16 bytes of enc) has one bit flipped; block signed.", "bad_wrap", &|_, e| { let mut x = e[0][2].clone(); x[30] ^= 0x80; e[0][2] = x; }, &["vault"], Mode::Mac, vault_rx.clone(), &mut f);
+    // MAC mode to a symmetric key needs the receiver's opt-in (spec §6.4): given, so that
+    // these cases reach the wrap.
+    vault_rx.mac_via_group = true;
+    wrap_case("symmetric-commit-flipped", "A symmetric (kind 2) entry whose key commitment (last 16 bytes of enc) has one bit flipped; block signed. The receiver opts in to MAC mode through a symmetric key.", "bad_wrap", &|_, e| { let mut x = e[0][2].clone(); x[30] ^= 0x80; e[0][2] = x; }, &["vault"], Mode::Mac, vault_rx.clone(), &mut f);
     let mut stale_rx = vault_rx.clone();
     stale_rx.symmetric_keys = vec!["vault-stale"];
     wrap_case("symmetric-wrong-key", "Wrapped to vault; the receiver holds a different key under the same key id (vault-stale): the commitment does not match.", "bad_wrap", &|_, _| {}, &["vault"], Mode::Mac, stale_rx, &mut f);

@@ -227,8 +227,11 @@ fn specs() -> Vec<(&'static str, &'static str, Vec<Spec>)> {
     let mut sym_rx = Receiver::new("bob");
     sym_rx.identities = vec![];
     sym_rx.symmetric_keys = vec!["vault"];
-    let mut s = Spec::new("mac-symmetric-key", "MAC mode to a symmetric recipient key (vault, kind 2, spec §5.5): salted, committing AEAD wrap instead of HPKE.", Mode::Mac, &["vault"]).msg(T0, PAYLOAD, &rm);
-    s.receivers = vec![sym_rx.clone()];
+    let mut s = Spec::new("mac-symmetric-key", "MAC mode to a symmetric recipient key (vault, kind 2, spec §5.5): salted, committing AEAD wrap instead of HPKE. Every holder of the key can forge towards the others, so both sides opt in as for a group key (SealerConfig::dangerous_allow_mac_to_group, Policy::dangerous_accept_mac_via_group_key; spec §6.4).", Mode::Mac, &["vault"]).msg(T0, PAYLOAD, &rm);
+    s.allow_mac_to_group = true;
+    let mut opt = sym_rx.clone();
+    opt.mac_via_group = true;
+    s.receivers = vec![opt];
     recipients.push(s);
     let mut s = Spec::new("signed-mixed-recipients", "Signed mode to a service (bob), a group key (team) and a symmetric key (vault): entries of kind 1, 1 and 2; each receiver finds its own entry.", Mode::Signed, &["bob", "team", "vault"]).msg(T0, PAYLOAD, &rm);
     s.receivers = vec![Receiver::new("bob"), group_rx, sym_rx];

@@ -21,6 +21,7 @@ use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
 use rpcseal::{Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
+use rpcseal_store::measure::StoreFigures;
 
 use super::measure::{hpke_seal, Floor, HpkePk, Hybrid, PointerChase, ScatteredSessions};
 
@@ -81,6 +82,8 @@ struct Results {
     mac_1mib_open_one_thread: f64,
     raw_aead_1mib_open: f64,
     overhead_bytes_mac_1to1: usize,
+    /// The at-rest store (rpcseal-store, issue 20): encrypted vs plain, rotation.
+    store: StoreFigures,
     avx2_compiled: bool,
 }
 
@@ -132,6 +135,36 @@ impl Results {
                 self.raw_aead_1mib_open / self.mac_1mib_open_one_thread,
                 "(throughput)",
             ),
+            (
+                "store_write_256_vs_plain",
+                self.store.write_256_vs_plain,
+                ">= 0.7 (throughput, no fsync)",
+            ),
+            (
+                "store_read_256_vs_plain",
+                self.store.read_256_vs_plain,
+                ">= 0.7 (throughput)",
+            ),
+            (
+                "store_write_16k_vs_plain",
+                self.store.write_16k_vs_plain,
+                "(throughput, no fsync)",
+            ),
+            (
+                "store_read_16k_vs_plain",
+                self.store.read_16k_vs_plain,
+                "(throughput)",
+            ),
+            (
+                "store_write_256_fsync_vs_plain",
+                self.store.write_256_fsync_vs_plain,
+                "(throughput, fdatasync per batch)",
+            ),
+            (
+                "rotation_large_vs_small_payload",
+                self.store.rotation_large_vs_small_payload,
+                "~1 (per asset, 1 MiB vs 16 KiB assets)",
+            ),
         ]
     }
 
@@ -176,6 +209,31 @@ impl Results {
         for (k, v) in raw {
             s.push_str(&format!("\"{k}\":{},", num(v)));
         }
+        let store = [
+            ("rotation_us_per_asset", self.store.rotation_us_per_asset),
+            (
+                "rotation_us_per_asset_16k",
+                self.store.rotation_us_per_asset_16k,
+            ),
+            ("rotation_ms_per_gib", self.store.rotation_ms_per_gib),
+            ("store_write_256_plain_rps", self.store.write_256_plain_rps),
+            (
+                "store_write_256_encrypted_rps",
+                self.store.write_256_encrypted_rps,
+            ),
+            ("store_read_256_plain_rps", self.store.read_256_plain_rps),
+            (
+                "store_read_256_encrypted_rps",
+                self.store.read_256_encrypted_rps,
+            ),
+        ];
+        for (k, v) in store {
+            s.push_str(&format!("\"{k}\":{},", num(v)));
+        }
+        s.push_str(&format!(
+            "\"rotation_assets\":{},",
+            self.store.rotation_assets
+        ));
         s.push_str(&format!(
             "\"avx2_compiled\":{},\"quick\":{}}}",
             self.avx2_compiled, self.quick
@@ -241,6 +299,25 @@ impl Results {
         for (k, v) in rows {
             s.push_str(&format!("{k:<30} {:>12}\n", us(v)));
         }
+        let st = &self.store;
+        s.push_str(&format!(
+            "\nat-rest store, 256 B records in batches of 64, no fsync (records/s):\n\
+             {:<30} {:>12.0}\n{:<30} {:>12.0}\n{:<30} {:>12.0}\n{:<30} {:>12.0}\n\
+             rotation of {} assets: {:.0} us per asset (1 MiB each), {:.0} us per asset \
+             (16 KiB each), {:.0} ms per GiB of 1 MiB assets\n",
+            "write, plain",
+            st.write_256_plain_rps,
+            "write, encrypted",
+            st.write_256_encrypted_rps,
+            "read, plain",
+            st.read_256_plain_rps,
+            "read, encrypted",
+            st.read_256_encrypted_rps,
+            st.rotation_assets,
+            st.rotation_us_per_asset,
+            st.rotation_us_per_asset_16k,
+            st.rotation_ms_per_gib,
+        ));
         if self.replay_check.is_none() {
             s.push_str("\nreplay_check_ns: this build has no in-memory replay store to measure.\n");
         }
@@ -416,7 +493,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     } else {
         (Duration::from_millis(200), 9)
     };
-    let mut p = Progress { step: 0, total: 13 };
+    let mut p = Progress { step: 0, total: 14 };
     let e = |e: rpcseal::Misuse| e.to_string();
     let alice = Identity::generate();
     let bob = Identity::generate();
@@ -668,6 +745,10 @@ fn measure(quick: bool) -> Result<Results, String> {
     // second, by reference, with no metadata.
     let env = s1.seal(&payload, &Metadata::new()).map_err(e)?;
     let overhead_bytes_mac_1to1 = env.len() - payload.len();
+
+    p.next("at-rest store: encrypted vs plain, rotation");
+    let tmp = std::env::temp_dir().join(format!("rpcseal-bench-store-{}", std::process::id()));
+    let store = rpcseal_store::measure::run(&tmp, quick).map_err(|e| format!("store: {e}"))?;
     p.done();
 
     Ok(Results {
@@ -692,6 +773,7 @@ fn measure(quick: bool) -> Result<Results, String> {
         mac_1mib_open_one_thread,
         raw_aead_1mib_open,
         overhead_bytes_mac_1to1,
+        store,
         avx2_compiled: cfg!(target_feature = "avx2"),
     })
 }

@@ -7,13 +7,27 @@
 //! `# public key:` comment in a secret file is not covered by any checksum.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rpcseal::{GroupKey, Identity, PublicIdentity, Recipient, SymmetricKey};
 use zeroize::Zeroizing;
 
 use super::{now, rfc3339, Failure, Result};
+
+/// The stem of every secret key string, present and future kinds alike (spec/envelope-v3.md
+/// §2.4). An argument or a line that contains it anywhere is refused where a public key is
+/// expected, and never quoted.
+const SECRET_STEM: &str = "RPCSEAL-SECRET-";
+
+/// `--dangerous-allow-readable-key-files`: use secret key files that other users can read.
+static ALLOW_READABLE_KEY_FILES: AtomicBool = AtomicBool::new(false);
+
+/// Sets `--dangerous-allow-readable-key-files` for this run.
+pub fn allow_readable_key_files(allow: bool) {
+    ALLOW_READABLE_KEY_FILES.store(allow, Ordering::Relaxed);
+}
 
 /// A secret key read from a file.
 pub enum SecretKey {
@@ -123,14 +137,17 @@ pub fn pubkey(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads a secret key file: an identity or a group key. Warns when others can read it.
+/// Reads a secret key file: an identity, a group key or a symmetric key. A file that
+/// other users can read (any group or other permission bit) is refused, unless
+/// `--dangerous-allow-readable-key-files` was given (then it is used, with a warning). The
+/// permissions are those of the file opened, not of a path looked at before.
 pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
     let shown = path.display();
-    let text = Zeroizing::new(
-        fs::read_to_string(path)
-            .map_err(|e| Failure::file(format!("cannot read key file {shown}: {e}")))?,
-    );
-    warn_if_readable_by_others(path);
+    let cannot = |e: io::Error| Failure::file(format!("cannot read key file {shown}: {e}"));
+    let mut file = fs::File::open(path).map_err(cannot)?;
+    check_private(path, &file)?;
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(cannot)?;
     let mut lines = key_lines(&text);
     let line = lines
         .next()
@@ -186,46 +203,76 @@ fn key_lines(text: &str) -> impl Iterator<Item = &str> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
+/// Refuses a secret key file whose group or other permission bits are set (as ssh does),
+/// unless `--dangerous-allow-readable-key-files`, which warns instead.
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+fn check_private(path: &Path, file: &fs::File) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            eprintln!(
-                "rpcseal: warning: secret key file {} can be read by other users (mode {mode:o}); \
-                 run: chmod 600 {}",
-                path.display(),
-                path.display()
-            );
-        }
+    let shown = path.display();
+    let meta = file
+        .metadata()
+        .map_err(|e| Failure::file(format!("cannot read key file {shown}: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
+    if ALLOW_READABLE_KEY_FILES.load(Ordering::Relaxed) {
+        eprintln!(
+            "rpcseal: warning: secret key file {shown} can be read by other users (mode \
+             {mode:03o}), used because of --dangerous-allow-readable-key-files; run: chmod 600 \
+             {shown}"
+        );
+        return Ok(());
+    }
+    Err(Failure::file(format!(
+        "secret key file {shown} can be read by other users (mode {mode:03o}): refusing to use \
+         it. Run: chmod 600 {shown} (and consider the key exposed), or pass \
+         --dangerous-allow-readable-key-files"
+    )))
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path) {}
+fn check_private(_: &Path, _: &fs::File) -> Result<()> {
+    Ok(())
+}
+
+/// How an argument that was not understood is named in a message: the argument itself
+/// when it looks like a file name (one line of printable characters, not too long), so the
+/// user sees which path failed; otherwise only its length. Secret key material never
+/// reaches this point (arguments containing the secret stem are refused first).
+fn shown_arg(arg: &str) -> String {
+    let plausible_path = !arg.is_empty()
+        && arg.len() <= 256
+        && !arg.chars().any(|c| c.is_control() || c.is_whitespace());
+    if plausible_path {
+        format!("{arg:?}")
+    } else {
+        format!("(an argument of {} bytes, not shown)", arg.len())
+    }
+}
 
 /// The public keys an argument names: the argument itself when it is a key string,
 /// otherwise the lines of the file it names.
 fn public_key_lines(arg: &str, what: &str) -> Result<Vec<String>> {
-    let trimmed = arg.trim();
-    if trimmed.starts_with("rpcseal-") {
-        return Ok(vec![trimmed.to_owned()]);
-    }
-    if trimmed.starts_with("RPCSEAL-SECRET-") {
+    // Anywhere in the argument: `--to "$(cat bob.key)"` starts with a comment line.
+    if arg.contains(SECRET_STEM) {
         return Err(Failure::file(format!(
             "a secret key was given as {what}: give its public key instead (rpcseal pubkey FILE)"
         )));
     }
+    let trimmed = arg.trim();
+    if trimmed.starts_with("rpcseal-") {
+        return Ok(vec![trimmed.to_owned()]);
+    }
     let path = Path::new(arg);
     let text = fs::read_to_string(path).map_err(|e| {
         Failure::file(format!(
-            "{what} {arg:?} is neither a public key string nor a readable file: {e}"
+            "{what} {} is neither a public key string nor a readable file: {e}",
+            shown_arg(arg)
         ))
     })?;
     let text = Zeroizing::new(text);
-    let lines: Vec<String> = key_lines(&text).map(str::to_owned).collect();
-    if lines.iter().any(|l| l.starts_with("RPCSEAL-SECRET-")) {
+    if text.contains(SECRET_STEM) {
         return Err(Failure::file(format!(
             "{} is a secret key file; give its public key instead ({what}s are public): \
              rpcseal pubkey {} > {}.pub",
@@ -234,6 +281,7 @@ fn public_key_lines(arg: &str, what: &str) -> Result<Vec<String>> {
             path.display()
         )));
     }
+    let lines: Vec<String> = key_lines(&text).map(str::to_owned).collect();
     if lines.is_empty() {
         return Err(Failure::file(format!(
             "{} holds no public key",

@@ -73,9 +73,9 @@ pub fn legacy(input: Option<&Path>, output: Option<&Path>) -> Result<()> {
 fn misuse(e: Misuse) -> Failure {
     match e {
         Misuse::MacToGroup => Failure::usage(
-            "MAC mode to a group key cannot tell group members apart: any member could forge \
-             messages the others accept as yours. Use --mode signed, or pass \
-             --dangerous-allow-mac-to-group if every member is as trusted as you",
+            "MAC mode to a group key or a symmetric key cannot tell the key's holders apart: \
+             any holder could forge messages the others accept as yours. Use --mode signed, \
+             or pass --dangerous-allow-mac-to-group if every holder is as trusted as you",
         ),
         other => Failure::usage(format!("cannot seal: {other}")),
     }
