@@ -41,6 +41,8 @@ pub struct Policy {
     max_session_lifetime: u64,
     max_session_messages: u64,
     strict_order: bool,
+    /// How old a message may be (seconds), at least `clock_skew` (spec/replay.md §2.2).
+    max_age: u64,
 }
 
 /// The longest session lifetime (`expires - not_before`) a default [`Policy`] accepts:
@@ -74,6 +76,7 @@ impl Default for Policy {
             max_session_lifetime: DEFAULT_MAX_SESSION_LIFETIME.as_secs(),
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             strict_order: false,
+            max_age: 120,
         }
     }
 }
@@ -94,8 +97,31 @@ impl Policy {
 
     /// How far a message's timestamp may be from this receiver's clock (whole seconds).
     pub fn clock_skew(mut self, skew: Duration) -> Self {
+        let stored = self.max_age > self.clock_skew;
         self.clock_skew = skew.as_secs();
+        if !stored || self.max_age < self.clock_skew {
+            self.max_age = self.clock_skew;
+        }
         self
+    }
+
+    /// Messages at rest (spec/replay.md §2.2): accepts a message whose timestamp is up to
+    /// `max_age` in the past, and whose session expired up to `max_age` ago, instead of
+    /// only the clock skew. For a consumer of stored messages (a JetStream stream, a
+    /// queue) that reads them minutes or hours after they were sealed. The future side
+    /// stays the clock skew. Replay state of a session is then kept until its expiry plus
+    /// `max_age` (the item's `expires_at`), so a replay stays detectable as long as the
+    /// message is acceptable at all: a larger `max_age` costs replay-store memory. A
+    /// `max_age` below the clock skew is the clock skew.
+    pub fn max_stored_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age.as_secs().max(self.clock_skew);
+        self
+    }
+
+    /// How old an accepted message may be, in seconds: [`Policy::max_stored_age`], or the
+    /// clock skew when that was not set.
+    pub fn max_age_secs(&self) -> u64 {
+        self.max_age
     }
 
     /// The largest payload accepted; the largest envelope accepted grows with it.
@@ -1064,7 +1090,7 @@ impl Opener {
         let sender_name = self.check_sender(&h.sender, env.timestamp)?;
         self.check_mode(h.mode, session.via_shared)?;
         // Step 7: time.
-        check_time(h, env.timestamp, now, p.clock_skew)?;
+        check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
         // Step 8: session limits and payload size.
         check_session_limits(h, p)?;
         if env.seq >= h.max_messages {
@@ -1099,7 +1125,7 @@ impl Opener {
             seq: env.seq,
             nonce: env.nonce,
             timestamp: env.timestamp,
-            expires_at: h.expires.saturating_add(p.clock_skew),
+            expires_at: h.expires.saturating_add(p.max_age),
             one_shot: h.max_messages == 1,
         };
         self.replay.check(&item, now).map_err(replay_error)?;
@@ -1439,7 +1465,7 @@ impl Opener {
         if now.saturating_add(self.policy.clock_skew) < h.not_before {
             return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
         }
-        if now > h.expires.saturating_add(self.policy.clock_skew) {
+        if now > h.expires.saturating_add(self.policy.max_age) {
             return Err(err(ErrorKind::Expired, "the session has expired"));
         }
         check_session_limits(h, &self.policy)?;
@@ -1659,14 +1685,15 @@ fn now() -> Result<u64, Error> {
 }
 
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
-fn check_time(h: &Header, ts: u64, now: u64, skew: u64) -> Result<(), Error> {
+/// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
+fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }
-    if now > h.expires.saturating_add(skew) {
+    if now > h.expires.saturating_add(max_age) {
         return Err(err(ErrorKind::Expired, "the session has expired"));
     }
-    if ts.abs_diff(now) > skew {
+    if ts > now.saturating_add(skew) || now > ts.saturating_add(max_age) {
         return Err(err(
             ErrorKind::ClockSkew,
             "the message's timestamp is too far from our clock",
