@@ -580,22 +580,12 @@ impl SymmetricKey {
 
     /// The secret key string (`RPCSEAL-SECRET-SYM:...`): key id and key.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let mut payload = Zeroizing::new([0u8; 48]);
-        payload[..16].copy_from_slice(&self.id.0);
-        payload[16..].copy_from_slice(&self.key[..]);
-        encode_key(StringKind::SecretSym, &payload[..])
+        encode_id_and_key(StringKind::SecretSym, &self.id, &self.key)
     }
 
     /// Parses a secret symmetric key string.
     pub fn from_secret_string(text: &str) -> Result<SymmetricKey, KeyError> {
-        let raw = decode_key(text, StringKind::SecretSym)?;
-        let id = KeyId(
-            raw[..16]
-                .try_into()
-                .map_err(|_| KeyError::Invalid("symmetric key"))?,
-        );
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&raw[16..]);
+        let (id, key) = decode_id_and_key(text, StringKind::SecretSym, "symmetric key")?;
         Ok(SymmetricKey::with_id(id, &key))
     }
 
@@ -723,6 +713,28 @@ impl From<&GroupPublicKey> for Recipient {
     fn from(g: &GroupPublicKey) -> Self {
         Recipient::Group(g.clone())
     }
+}
+
+/// The payload of a symmetric or master key string (spec/envelope-v3.md §2.4): the 16-byte
+/// key id, then the 32-byte key.
+fn encode_id_and_key(kind: StringKind, id: &KeyId, key: &[u8; 32]) -> Zeroizing<String> {
+    let mut payload = Zeroizing::new([0u8; 48]);
+    payload[..16].copy_from_slice(&id.0);
+    payload[16..].copy_from_slice(&key[..]);
+    encode_key(kind, &payload[..])
+}
+
+/// Parses what [`encode_id_and_key`] writes; `what` names the kind in the error.
+fn decode_id_and_key(
+    text: &str,
+    kind: StringKind,
+    what: &'static str,
+) -> Result<(KeyId, Zeroizing<[u8; 32]>), KeyError> {
+    let raw = decode_key(text, kind)?;
+    let id = KeyId(raw[..16].try_into().map_err(|_| KeyError::Invalid(what))?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&raw[16..]);
+    Ok((id, key))
 }
 
 #[cfg(test)]
@@ -911,22 +923,12 @@ impl MasterKey {
 
     /// The secret key string (`RPCSEAL-SECRET-MASTER:...`): key id and key.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let mut payload = Zeroizing::new([0u8; 48]);
-        payload[..16].copy_from_slice(&self.id.0);
-        payload[16..].copy_from_slice(&self.key[..]);
-        encode_key(StringKind::SecretMaster, &payload[..])
+        encode_id_and_key(StringKind::SecretMaster, &self.id, &self.key)
     }
 
     /// Parses a master key string.
     pub fn from_secret_string(text: &str) -> Result<MasterKey, KeyError> {
-        let raw = decode_key(text, StringKind::SecretMaster)?;
-        let id = KeyId(
-            raw[..16]
-                .try_into()
-                .map_err(|_| KeyError::Invalid("at-rest master key"))?,
-        );
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&raw[16..]);
+        let (id, key) = decode_id_and_key(text, StringKind::SecretMaster, "at-rest master key")?;
         Ok(MasterKey::with_id(id, &key))
     }
 

@@ -1,0 +1,250 @@
+//! Requests per second and median latency of a small JSON call over axum + hyper on
+//! 127.0.0.1, plain and sealed (MAC and signed mode), with the ratios to plain. Bounded:
+//! each case runs for a fixed time (default 3 s after 0.5 s of warm-up) and stops by
+//! itself. Not part of `.ci/run`.
+//!
+//!     cargo bench -p rpcseal-tower --bench loopback [-- SECONDS [CONCURRENCY [ROUNDS]]]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rpcseal::rpc::Responder;
+use rpcseal::{Identity, Inline, Mode, Opener, Recipient, Sealer, SealerConfig};
+use rpcseal_tower::{ClientLayer, ClientService, ServerLayer};
+use serde::{Deserialize, Serialize};
+use tower::{Layer, ServiceExt};
+
+#[derive(Serialize, Deserialize)]
+struct Order {
+    sku: u32,
+    name: String,
+    qty: u32,
+    tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stock {
+    sku: u32,
+    count: u32,
+    warehouse: String,
+}
+
+async fn handler(Json(o): Json<Order>) -> Json<Stock> {
+    Json(Stock {
+        sku: o.sku,
+        count: o.qty * 7,
+        warehouse: "north-2".into(),
+    })
+}
+
+const BODY: &[u8] = br#"{"sku":42,"name":"widget, blue","qty":3,"tags":["fragile","express"]}"#;
+
+#[derive(Clone)]
+enum Caller {
+    Plain(Client<HttpConnector, Full<Bytes>>),
+    Sealed(ClientService<Client<HttpConnector, Full<Bytes>>>),
+}
+
+impl Caller {
+    async fn call(&self, url: &str) {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(BODY)))
+            .unwrap();
+        let body = match self {
+            Caller::Plain(c) => c
+                .request(req)
+                .await
+                .unwrap()
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes(),
+            Caller::Sealed(c) => c
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap()
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes(),
+        };
+        let s: Stock = serde_json::from_slice(&body).unwrap();
+        assert_eq!(s.count, 21);
+    }
+}
+
+async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration) {
+    let (svc, cli) = (Identity::generate(), Identity::generate());
+    let mut app = Router::new().route("/order", post(handler));
+    let mut caller = Caller::Plain(Client::builder(TokioExecutor::new()).build_http());
+    if let Some(mode) = mode {
+        let config = SealerConfig::new(mode).inline(Inline::FirstMessage);
+        let opener = Opener::builder()
+            .identity(&svc)
+            .trust(cli.public())
+            .build()
+            .unwrap();
+        app = app.layer(ServerLayer::new(
+            opener,
+            Responder::new(&svc, config.clone(), 100).unwrap(),
+        ));
+        let sealer = Sealer::new(&cli, &[Recipient::from(svc.public())], config).unwrap();
+        let replies = Opener::builder()
+            .identity(&cli)
+            .trust(svc.public())
+            .build()
+            .unwrap();
+        caller = Caller::Sealed(
+            ClientLayer::new(sealer, replies, svc.public())
+                .layer(Client::builder(TokioExecutor::new()).build_http()),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/order", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let r = drive(caller, url, secs, conc).await;
+    server.abort();
+    r
+}
+
+async fn drive(caller: Caller, url: String, secs: f64, conc: usize) -> (f64, Duration) {
+    let warm = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < warm {
+        caller.call(&url).await;
+    }
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            let (caller, url, lat) = (caller.clone(), url.clone(), lat.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    caller.call(&url).await;
+                    mine.push(t.elapsed());
+                }
+                lat.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut lat = lat.lock().unwrap().clone();
+    lat.sort();
+    (lat.len() as f64 / elapsed, lat[lat.len() / 2])
+}
+
+/// The library's work in one call, alone, on one thread: seal the request, open it, seal
+/// the reply, open it (what the layers add besides HTTP plumbing).
+fn crypto_per_call(mode: Mode) -> Duration {
+    let (svc, cli) = (Identity::generate(), Identity::generate());
+    let config = SealerConfig::new(mode).inline(Inline::FirstMessage);
+    let mut sealer = Sealer::new(&cli, &[Recipient::from(svc.public())], config.clone()).unwrap();
+    let incoming = Opener::builder()
+        .identity(&svc)
+        .trust(cli.public())
+        .build()
+        .unwrap();
+    let responder = Responder::new(&svc, config, 10).unwrap();
+    let replies = Opener::builder()
+        .identity(&cli)
+        .trust(svc.public())
+        .build()
+        .unwrap();
+    let mut meta = rpcseal::Metadata::new();
+    meta.insert(rpcseal::rpc::METHOD.into(), "POST /order".into());
+    meta.insert(rpcseal::rpc::CONTENT_TYPE.into(), "application/json".into());
+    let reply = br#"{"sku":42,"count":21,"warehouse":"north-2"}"#;
+    let n = 2000;
+    let mut t = Duration::ZERO;
+    for i in 0..n + 100 {
+        let start = Instant::now();
+        let (req, pending) = sealer.seal_request(BODY, &meta, svc.public()).unwrap();
+        let opened = incoming.open(&req).unwrap();
+        let ctx = rpcseal::rpc::RequestContext::new(&incoming, &opened).unwrap();
+        let rep = responder
+            .seal_reply(&ctx, reply, &rpcseal::Metadata::new())
+            .unwrap();
+        pending.open_reply(&replies, &rep).unwrap();
+        if i >= 100 {
+            t += start.elapsed();
+        }
+    }
+    t / n
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let secs: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let conc: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("axum + hyper over 127.0.0.1, {conc} concurrent callers, {secs} s per case");
+    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    println!("{rounds} rounds, the cases interleaved in each (the machine is shared: the spread is the load)");
+    let cases = [
+        ("plain", None),
+        ("sealed MAC", Some(Mode::Mac)),
+        ("sealed signed", Some(Mode::Signed)),
+    ];
+    let mut results = vec![Vec::new(); cases.len()];
+    for round in 0..rounds {
+        let mut line = format!("round {round}:");
+        for (i, (name, mode)) in cases.iter().enumerate() {
+            let (rps, p50) = rt.block_on(case(*mode, secs, conc));
+            line += &format!(" {name} {rps:.0}/s p50 {:.0} us;", p50.as_secs_f64() * 1e6);
+            results[i].push((rps, p50));
+        }
+        println!("{line}");
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!(
+        "{:<14} {:>10} {:>10} {:>8} {:>22}",
+        "case (median)", "req/s", "p50 us", "ratio", "ratio per round"
+    );
+    let plain: Vec<f64> = results[0].iter().map(|r| r.0).collect();
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let rps = median(results[i].iter().map(|r| r.0).collect());
+        let p50 = median(results[i].iter().map(|r| r.1.as_secs_f64() * 1e6).collect());
+        let per: Vec<String> = results[i]
+            .iter()
+            .zip(&plain)
+            .map(|(r, p)| format!("{:.2}", r.0 / p))
+            .collect();
+        println!(
+            "{name:<14} {rps:>10.0} {p50:>10.0} {:>8.3} {:>22}",
+            rps / median(plain.clone()),
+            per.join(" ")
+        );
+    }
+    for (name, mode) in [("MAC", Mode::Mac), ("signed", Mode::Signed)] {
+        let t = crypto_per_call(mode);
+        println!(
+            "library work per call ({name}: seal, open, seal reply, open reply; one thread): {:.1} us",
+            t.as_secs_f64() * 1e6
+        );
+    }
+}
