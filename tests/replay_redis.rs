@@ -165,9 +165,11 @@ fn redis_window_and_nonce_semantics() {
     .unwrap();
     // Keys expire no earlier than expires_at (plus margin), and do expire.
     let mut con = raw(&url);
+    // spec/replay.md §6.2: the hash tag {P:hh} of the session id's first byte.
     let key = format!(
-        "{}:w:{}{}",
+        "{{{}:{:02x}}}:w:{}{}",
         config_prefix(&s),
+        item(1, 0).session_id[0],
         hex(&item(1, 0).sender),
         hex(&item(1, 0).session_id)
     );
@@ -358,7 +360,7 @@ fn redis_unreachable_server_is_unavailable() {
 fn lose_state(url: &str, prefix: &str) {
     let mut con = raw(url);
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
+        .arg(format!("{{{prefix}:*"))
         .query(&mut con)
         .unwrap();
     assert!(!keys.is_empty());
@@ -378,9 +380,12 @@ fn redis_lost_state_sets_a_watermark_that_rejects_old_replays() {
         timestamp: ts,
         ..item(session, seq)
     };
-    let nonce = |session, ts| ReplayItem {
+    // Every item of this test is in session 1, so in one loss shard (spec/replay.md §6.2):
+    // one loss, one watermark.
+    let nonce = |n: u8, ts| ReplayItem {
         one_shot: true,
-        ..at(session, 0, ts)
+        nonce: [n; 16],
+        ..at(1, 0, ts)
     };
     s.check_and_mark(&at(1, 0, t), t).unwrap();
     s.check_and_mark(&nonce(2, t), t).unwrap();
@@ -447,6 +452,59 @@ fn redis_lost_state_sets_a_watermark_that_rejects_old_replays() {
         Err(ReplayError::BelowWatermark)
     ));
     assert_eq!(n.losses_detected(), 1);
+}
+
+/// spec/replay.md §6.2, §6.4: the state is split into 256 loss shards by the session id's
+/// first byte, each with its own marker. Losing one shard's keys (as a cluster master that
+/// comes back empty loses the shards it held) is detected in that shard only: its replays
+/// are refused by the watermark, while the other shards keep their state and their
+/// sessions carry on without one.
+#[test]
+fn redis_loss_of_one_shard_is_detected_in_that_shard_only() {
+    let Some((_g, url)) = setup("redis_loss_of_one_shard_is_detected_in_that_shard_only") else {
+        return;
+    };
+    let c = config(&url, "shard");
+    let s = RedisReplayStore::connect(c.clone()).unwrap();
+    let t = now();
+    // Sessions 1 and 2: shards 01 and 02.
+    for session in [1, 2] {
+        for seq in 0..3 {
+            s.check_and_mark(&item(session, seq), t).unwrap();
+        }
+    }
+    let mut con = raw(&url);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}:01}}:*", c.key_prefix))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        keys.len(),
+        2,
+        "shard 01: its marker and session 1's window: {keys:?}"
+    );
+    let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+
+    for seq in 0..3 {
+        assert!(matches!(
+            s.check_and_mark(&item(1, seq), t + 1),
+            Err(ReplayError::BelowWatermark)
+        ));
+        assert!(matches!(
+            s.check_and_mark(&item(2, seq), t + 1),
+            Err(ReplayError::Replayed)
+        ));
+    }
+    assert_eq!(s.losses_detected(), 1);
+    // Shard 02 is untouched: its session accepts its next message at once.
+    s.check_and_mark(&item(2, 3), t + 1).unwrap();
+    // A key prefix with a brace would break the hash tag: refused.
+    let mut braced = config(&url, "brace");
+    braced.key_prefix.push('{');
+    assert!(matches!(
+        RedisReplayStore::connect(braced),
+        Err(ReplayError::Misconfigured { .. })
+    ));
 }
 
 /// Item 10 of issue 13: the config's Debug never shows the password, and the URL can come

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rpcseal::replay::{RedisReplayConfig, RedisReplayStore};
+use rpcseal::replay::{RedisReplayConfig, RedisReplayStore, ReplayItem, ReplayStore};
 use rpcseal::{ErrorKind, Identity, Mode, Opener, Policy, Recipient, Sealer, SealerConfig};
 
 /// The tests' fixed clock. The Redis script refuses marks whose key expiry is already past
@@ -353,8 +353,28 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
         assert!(replicas[0].open_at(e, t).is_ok());
     }
 
-    server.restart(); // no persistence: everything is gone, the marker too
+    server.restart(); // no persistence: everything is gone, the markers too
     let detect = t + 10;
+    // Each of the 256 loss shards (spec/replay.md §6.2) notices the loss on its first use
+    // and takes `that call's now + margin` as its watermark. A busy fleet touches every
+    // shard within moments; here a read-only check in each shard at `detect` stands for
+    // that, so that every shard has the watermark `detect + margin`.
+    for shard in 0..=255u8 {
+        let mut session_id = [0xa5u8; 16];
+        session_id[0] = shard;
+        let probe = ReplayItem {
+            sender: [0; 16],
+            session_id,
+            seq: 0,
+            nonce: [0; 16],
+            timestamp: detect,
+            expires_at: detect + 3600,
+            one_shot: false,
+        };
+        assert!(stores[usize::from(shard) % 2]
+            .check(&probe, detect)
+            .is_err());
+    }
     // Replays of what was accepted before the loss: rejected, on both replicas, as late
     // as they can still pass the freshness check.
     for (j, r) in replicas.iter().enumerate() {
@@ -371,8 +391,8 @@ fn redis_back_empty_rejects_old_replays_and_accepts_new_messages() {
     }
     assert_eq!(
         stores[0].losses_detected() + stores[1].losses_detected(),
-        1,
-        "one loss, detected once"
+        256,
+        "one loss, detected once in each shard"
     );
     // A new message of the same session, timestamped at or below the watermark: the store
     // cannot tell it from a replay, so it is rejected too (fail closed).

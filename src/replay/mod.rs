@@ -43,7 +43,7 @@ mod redis;
 mod window;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisReplayConfig, RedisReplayStore};
+pub use self::redis::{RedisReplayConfig, RedisReplayStore, RedisTopology};
 pub use memory::{MemoryReplayConfig, MemoryReplayStore};
 
 /// Width of the per-session sequence window: a sequence number `seq` is accepted only if

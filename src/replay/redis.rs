@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, Script};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Client, Connection, ConnectionLike, Script, Value};
 
 use super::window::word_index;
 use super::{ReplayError, ReplayItem, ReplayStore};
@@ -16,11 +18,30 @@ use super::{ReplayError, ReplayItem, ReplayStore};
 #[derive(Clone)]
 pub struct RedisReplayConfig {
     /// Server URL, e.g. `redis://127.0.0.1:6379/0` (or `rediss://` where the redis crate
-    /// was built with TLS support). It may hold a password: keep it out of command lines
-    /// ([`from_env`](Self::from_env), [`from_url_file`](Self::from_url_file)).
+    /// was built with TLS support). For [`RedisTopology::Cluster`] the seed nodes and for
+    /// [`RedisTopology::Sentinel`] the Sentinels, comma-separated. It may hold a password:
+    /// keep it out of command lines ([`from_env`](Self::from_env),
+    /// [`from_url_file`](Self::from_url_file)).
     pub url: String,
-    /// Namespace of every key this store touches: `{key_prefix}:marker`,
-    /// `{key_prefix}:w:…`, `{key_prefix}:n:…`. Every receiver sharing replay state must use
+    /// What `url` points at: one server (default), a Redis Cluster, or the Sentinels of a
+    /// replicated primary (spec/replay.md §6.1).
+    pub topology: RedisTopology,
+    /// Durability policy (spec/replay.md §6.5): when non-zero, a mark counts only once at
+    /// least this many replicas of the primary that holds it acknowledged it (`WAIT` after
+    /// the script); otherwise the message is rejected ([`ReplayError::Unavailable`]). With
+    /// asynchronous replication and no policy, a failover can lose the last marks, and
+    /// replays of those messages are then accepted. Set it to the number of replicas that
+    /// can be promoted. Default 0 (off). In a cluster, the `WAIT` goes to the slot's master
+    /// in the client's slot map: while a slot migrates (ASK redirections) the script may
+    /// run on another node, and the `WAIT` then confirms nothing (spec/replay.md §6.5).
+    pub durable_replicas: u32,
+    /// How long a mark waits for [`durable_replicas`](Self::durable_replicas)
+    /// acknowledgements before the message is rejected. Must be shorter than
+    /// [`command_timeout`](Self::command_timeout). Default 500 ms.
+    pub durable_timeout: Duration,
+    /// Namespace of every key this store touches: `{key_prefix:hh}:marker`,
+    /// `{key_prefix:hh}:w:…`, `{key_prefix:hh}:n:…` for the 256 shards `hh` (spec/replay.md
+    /// §6.2); no `{` or `}` in it. Every receiver sharing replay state must use
     /// the same prefix; unrelated services must use different ones, or each rejects the
     /// other's copy of a message sent to both as a replay. No default:
     /// [`RedisReplayStore::connect`] refuses an empty prefix; [`for_receiver`](Self::for_receiver)
@@ -30,7 +51,8 @@ pub struct RedisReplayConfig {
     pub connect_timeout: Duration,
     /// Read and write timeout of every command. Default 1 s.
     pub command_timeout: Duration,
-    /// Number of pooled connections (at least 1). Default 8.
+    /// Number of pooled connections (at least 1). Default 8. In a cluster each pooled
+    /// connection holds one TCP connection per master it has talked to.
     pub pool_size: usize,
     /// How often a pooled connection checks again that the server's `maxmemory-policy` is
     /// still `noeviction` (it is checked when the connection opens, and then before the
@@ -41,7 +63,7 @@ pub struct RedisReplayConfig {
     /// the receivers' clocks and the Redis server's clock. Default 300.
     pub expiry_margin_secs: u64,
     /// Seconds added to the caller's `now` to make the **loss watermark** when the store
-    /// finds its marker key missing (Redis lost its state). Messages with a timestamp at or
+    /// finds a shard's marker key missing (Redis lost its state). Messages with a timestamp at or
     /// below the watermark are then rejected unless tracked by an entry created after the
     /// loss. It MUST be at least the receivers' allowed clock skew plus the largest clock
     /// difference between the receivers sharing the store: every message accepted before
@@ -50,10 +72,10 @@ pub struct RedisReplayConfig {
     /// [`Opener`](crate::Opener) refuses to build with a store whose margin is below its
     /// policy's skew ([`Misuse::LossMarginBelowSkew`](crate::Misuse::LossMarginBelowSkew)).
     pub loss_margin_secs: u64,
-    /// When the marker key is missing at connect: `false` (default) leaves it to the first
-    /// check, which re-creates it with a loss watermark (`now + loss_margin_secs`), so a
+    /// When the shards' marker keys are missing at connect: `false` (default) leaves each
+    /// to the first check in its shard, which re-creates it with a loss watermark (`now + loss_margin_secs`), so a
     /// brand-new key prefix rejects every message for `loss_margin_secs` (fails closed);
-    /// `true` writes a marker without watermark. Set `true` only for a key prefix that has
+    /// `true` writes the 256 markers without watermark. Set `true` only for a key prefix that has
     /// never accepted a message (first deployment, tests): after a loss, `true` in a
     /// process that connects before the loss is detected would let replays of the last
     /// few minutes through.
@@ -64,6 +86,9 @@ impl std::fmt::Debug for RedisReplayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisReplayConfig")
             .field("url", &redact_url(&self.url))
+            .field("topology", &self.topology)
+            .field("durable_replicas", &self.durable_replicas)
+            .field("durable_timeout", &self.durable_timeout)
             .field("key_prefix", &self.key_prefix)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
@@ -79,6 +104,14 @@ impl std::fmt::Debug for RedisReplayConfig {
 /// The URL with anything between `://` and `@` (user name, password) and any query
 /// replaced by `***`: what `Debug` may show.
 fn redact_url(url: &str) -> String {
+    // Cluster seed nodes and Sentinels: several URLs, comma-separated, each redacted.
+    url.split(',')
+        .map(redact_one_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".into();
     };
@@ -102,6 +135,9 @@ impl RedisReplayConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RedisReplayConfig {
             url: url.into(),
+            topology: RedisTopology::Standalone,
+            durable_replicas: 0,
+            durable_timeout: Duration::from_millis(500),
             key_prefix: String::new(),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
@@ -152,8 +188,57 @@ impl RedisReplayConfig {
     }
 }
 
+/// Where a [`RedisReplayStore`]'s state lives (spec/replay.md §6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisTopology {
+    /// One server, or a primary whose address does not change: `url` is its URL.
+    Standalone,
+    /// A Redis Cluster: `url` holds one or more seed nodes, comma-separated. The keys of
+    /// one session and its shard's marker share a hash tag, so every script touches one
+    /// slot; MOVED and ASK redirections are followed by the client.
+    Cluster,
+    /// A primary with replicas watched by Sentinel: `url` holds the Sentinels,
+    /// comma-separated; every new connection asks them for the current primary of
+    /// `master_name` (with the store's timeouts, checking with `ROLE` that the server named
+    /// is a primary), so the store follows a failover. Limit of this version: the primary
+    /// is reached with the Sentinel URL's scheme but without credentials or database of
+    /// its own (a primary that requires a password refuses, and every message is
+    /// rejected).
+    Sentinel {
+        /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
+        master_name: String,
+    },
+}
+
+/// How a store reaches its server(s).
+enum Backend {
+    Single(Client),
+    Cluster(ClusterClient),
+    /// The Sentinels (with the scheme their URL used, for the primary's), and the name.
+    Sentinel(Vec<(Client, String)>, String),
+}
+
+/// An open connection of either kind.
+enum Conn {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+}
+
 /// A cached connection and when its server's eviction policy was last checked.
-type Pooled = (Connection, Instant);
+type Pooled = (Conn, Instant);
+
+/// Number of loss shards (spec/replay.md §6.2): the first byte of the session id picks one.
+const SHARDS: usize = 256;
 
 /// A [`ReplayStore`] in a (standalone or primary) Redis server, shared by every receiver
 /// that uses the same server and key prefix.
@@ -168,10 +253,12 @@ type Pooled = (Connection, Instant);
 ///   [`policy_recheck`](RedisReplayConfig::policy_recheck), finds it changed. A full server
 ///   rejects writes, which fails closed.
 /// * Unreachable server, timeouts and protocol errors give [`ReplayError::Unavailable`].
-/// * A marker key without expiry (`{key_prefix}:marker`, holding the loss watermark in
-///   decimal, `0` for none) is read inside every script call. If it is gone (restart
-///   without persistence, FLUSHALL, failover to an empty replica), the same atomic call
-///   re-creates it with watermark `now + loss_margin_secs`, and from then on a message
+/// * The state is split into 256 loss shards by the session id's first byte, each with
+///   the hash tag `{key_prefix:hh}` and a marker key without expiry
+///   (`{key_prefix:hh}:marker`, holding the shard's loss watermark in decimal, `0` for
+///   none), read inside every script call of the shard. If it is gone (restart without
+///   persistence, FLUSHALL, failover to an empty replica, a cluster master back empty),
+///   the same atomic call re-creates it with watermark `now + loss_margin_secs`, and from then on a message
 ///   with a timestamp at or below the watermark that no entry created after the loss
 ///   tracks is rejected ([`ReplayError::BelowWatermark`]); newer messages are accepted.
 ///   A replay of a message accepted before the loss is therefore still rejected.
@@ -180,11 +267,14 @@ type Pooled = (Connection, Instant);
 /// A command that times out may still have run on the server: the message is rejected
 /// (fail closed) and, if it had been marked, a retry of it is then rejected as a replay.
 ///
-/// Redis Cluster is not supported (the marker and the state key are used in one script).
+/// Deployments past one server ([`RedisTopology`]): a Redis Cluster (keys of one session
+/// and its shard's marker share a hash tag, so a lost master is detected shard by shard),
+/// and a replicated primary behind Sentinel, where
+/// [`durable_replicas`](RedisReplayConfig::durable_replicas) keeps a failover from losing
+/// accepted marks. spec/replay.md §6 says which deployments are safe.
 pub struct RedisReplayStore {
-    client: Client,
+    backend: Backend,
     config: RedisReplayConfig,
-    marker_key: String,
     pool: Box<[Mutex<Option<Pooled>>]>,
     next: AtomicUsize,
     script: Script,
@@ -317,23 +407,25 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
 }
 
 impl RedisReplayStore {
-    /// Connect, verify `maxmemory-policy` is `noeviction`, and, with
-    /// [`RedisReplayConfig::create_marker_if_absent`], create a missing state marker
-    /// without watermark.
+    /// Connect, verify `maxmemory-policy` is `noeviction` (on every master of a cluster),
+    /// and, with [`RedisReplayConfig::create_marker_if_absent`], create the missing shard
+    /// markers without watermark.
     pub fn connect(config: RedisReplayConfig) -> Result<Self, ReplayError> {
         let store = Self::open(config)?;
         let mut con = store.new_connection()?;
         if store.config.create_marker_if_absent {
-            let _: Option<String> = redis::cmd("SET")
-                .arg(&store.marker_key)
-                .arg("0")
-                .arg("NX")
-                .query(&mut con)
-                .map_err(|e| unavailable("SET marker", &e))?;
+            for shard in 0..SHARDS {
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(store.marker_key(shard as u8))
+                    .arg("0")
+                    .arg("NX")
+                    .query(con.as_dyn())
+                    .map_err(|e| unavailable("SET marker", &e))?;
+            }
         }
         store
             .script
-            .load(&mut con)
+            .load(con.as_dyn())
             .map_err(|e| unavailable("SCRIPT LOAD", &e))?;
         if let Ok(mut slot) = store.pool[0].lock() {
             *slot = Some((con, Instant::now()));
@@ -341,8 +433,9 @@ impl RedisReplayStore {
         Ok(store)
     }
 
-    /// How many times this store found the state marker missing and re-created it with a
-    /// loss watermark: each is a loss of Redis's state (or the first use of a key prefix
+    /// How many times this store found a shard's marker missing and re-created it with a
+    /// loss watermark: each is a loss of (part of) Redis's state, counted once per shard
+    /// of the 256 whose loss this store noticed first (or the first use of a key prefix
     /// connected without [`RedisReplayConfig::create_marker_if_absent`]). For alerting:
     /// for `loss_margin_secs` after a loss, older messages of sessions not seen since are
     /// rejected.
@@ -360,20 +453,72 @@ impl RedisReplayStore {
                     .into(),
             });
         }
+        if config.key_prefix.contains(['{', '}']) {
+            return Err(ReplayError::Misconfigured {
+                reason: "the Redis key prefix must not contain '{' or '}' (it is part of \
+                         every key's hash tag)"
+                    .into(),
+            });
+        }
         if config.command_timeout.is_zero() || config.connect_timeout.is_zero() {
             return Err(ReplayError::Misconfigured {
                 reason: "Redis timeouts must be non-zero".into(),
             });
         }
-        let client = Client::open(config.url.as_str()).map_err(|e| ReplayError::Misconfigured {
+        if config.durable_replicas > 0
+            && (config.durable_timeout.as_millis() == 0
+                || config.durable_timeout >= config.command_timeout)
+        {
+            return Err(ReplayError::Misconfigured {
+                reason: "durable_timeout must be at least 1 ms and shorter than \
+                         command_timeout"
+                    .into(),
+            });
+        }
+        let bad_url = |e: redis::RedisError| ReplayError::Misconfigured {
             reason: format!("invalid Redis URL: {e}"),
-        })?;
+        };
+        let urls: Vec<&str> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let backend = match &config.topology {
+            RedisTopology::Standalone => {
+                Backend::Single(Client::open(config.url.as_str()).map_err(bad_url)?)
+            }
+            RedisTopology::Cluster => Backend::Cluster(
+                ClusterClient::builder(urls)
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.command_timeout)
+                    // MOVED, ASK, TRYAGAIN and reconnections: a few, briefly; every
+                    // failure after that rejects the message.
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(bad_url)?,
+            ),
+            RedisTopology::Sentinel { master_name } => {
+                let mut sentinels = Vec::with_capacity(urls.len());
+                for u in &urls {
+                    let scheme = u.split_once("://").map_or("redis", |(s, _)| s).to_owned();
+                    sentinels.push((Client::open(*u).map_err(bad_url)?, scheme));
+                }
+                if sentinels.is_empty() {
+                    return Err(ReplayError::Misconfigured {
+                        reason: "no Sentinel URL".into(),
+                    });
+                }
+                Backend::Sentinel(sentinels, master_name.clone())
+            }
+        };
         let pool = (0..config.pool_size.max(1))
             .map(|_| Mutex::new(None))
             .collect();
         Ok(RedisReplayStore {
-            client,
-            marker_key: format!("{}:marker", config.key_prefix),
+            backend,
             config,
             pool,
             next: AtomicUsize::new(0),
@@ -383,47 +528,149 @@ impl RedisReplayStore {
     }
 
     /// Open a connection with timeouts and check the eviction policy.
-    fn new_connection(&self) -> Result<Connection, ReplayError> {
-        let mut con = self
-            .client
+    fn new_connection(&self) -> Result<Conn, ReplayError> {
+        let mut con = match &self.backend {
+            Backend::Cluster(c) => {
+                let con = c.get_connection().map_err(|e| unavailable("connect", &e))?;
+                Conn::Cluster(Box::new(con))
+            }
+            Backend::Single(c) => Conn::Single(self.connect_single(c)?),
+            Backend::Sentinel(sentinels, name) => {
+                Conn::Single(self.connect_sentinel_primary(sentinels, name)?)
+            }
+        };
+        Self::check_policy(&mut con)?;
+        Ok(con)
+    }
+
+    /// A connection to one server, with the connect, read and write timeouts.
+    fn connect_single(&self, client: &Client) -> Result<Connection, ReplayError> {
+        let con = client
             .get_connection_with_timeout(self.config.connect_timeout)
             .map_err(|e| unavailable("connect", &e))?;
         let t = Some(self.config.command_timeout);
         con.set_read_timeout(t)
             .and_then(|_| con.set_write_timeout(t))
             .map_err(|e| unavailable("set timeouts", &e))?;
-        Self::check_policy(&mut con)?;
         Ok(con)
     }
 
-    /// The server's `maxmemory-policy` must be `noeviction` (spec/replay.md §6.1).
-    fn check_policy(con: &mut Connection) -> Result<(), ReplayError> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query(con)
-            .map_err(|e| unavailable("INFO memory", &e))?;
-        let policy = info
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
-            .map(str::trim);
-        match policy {
-            Some("noeviction") => Ok(()),
-            Some(p) => Err(ReplayError::Misconfigured {
-                reason: format!(
-                    "Redis maxmemory-policy is {p:?}; the replay store requires \"noeviction\" \
-                     (an evicting server would forget accepted messages)"
-                ),
-            }),
-            None => Err(ReplayError::Misconfigured {
-                reason: "cannot read maxmemory_policy from Redis INFO memory".into(),
-            }),
+    /// spec/replay.md §6.1: asks the Sentinels in turn for the primary of `name`
+    /// (`SENTINEL get-master-addr-by-name`), connects to it and checks with `ROLE` that it
+    /// is a primary. Every step has the store's timeouts.
+    fn connect_sentinel_primary(
+        &self,
+        sentinels: &[(Client, String)],
+        name: &str,
+    ) -> Result<Connection, ReplayError> {
+        let mut why = String::new();
+        for (sentinel, scheme) in sentinels {
+            let addr: Result<Option<(String, u16)>, ReplayError> =
+                self.connect_single(sentinel).and_then(|mut con| {
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(name)
+                        .query(&mut con)
+                        .map_err(|e| unavailable("SENTINEL get-master-addr-by-name", &e))
+                });
+            let (host, port) = match addr {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    why = format!("a Sentinel does not know {name:?}");
+                    continue;
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            let client = Client::open(format!("{scheme}://{host}:{port}/")).map_err(|e| {
+                ReplayError::Misconfigured {
+                    reason: format!("the primary's address from Sentinel: {e}"),
+                }
+            })?;
+            let mut con = match self.connect_single(&client) {
+                Ok(c) => c,
+                Err(e) => {
+                    why = e.to_string();
+                    continue;
+                }
+            };
+            let role: Value = redis::cmd("ROLE")
+                .query(&mut con)
+                .map_err(|e| unavailable("ROLE", &e))?;
+            let is_primary = matches!(&role, Value::Array(v)
+                if matches!(v.first(), Some(Value::BulkString(r)) if r == b"master"));
+            if is_primary {
+                return Ok(con);
+            }
+            why = format!("Sentinel named {host}:{port}, which is not a primary (yet)");
         }
+        Err(ReplayError::Unavailable {
+            reason: format!("no primary for {name:?} from the Sentinels: {why}"),
+        })
+    }
+
+    /// The server's `maxmemory-policy` must be `noeviction`, on every master of a cluster
+    /// (spec/replay.md §6.1).
+    fn check_policy(con: &mut Conn) -> Result<(), ReplayError> {
+        let info: Value = redis::cmd("INFO")
+            .arg("memory")
+            .query(con.as_dyn())
+            .map_err(|e| unavailable("INFO memory", &e))?;
+        // A server answers with its text; a cluster connection with a map from each
+        // master's address to its text.
+        let mut texts = Vec::new();
+        collect_texts(&info, &mut texts);
+        if texts.is_empty() {
+            return Err(ReplayError::Misconfigured {
+                reason: "cannot read maxmemory_policy from Redis INFO memory".into(),
+            });
+        }
+        for text in texts {
+            let policy = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
+                .map(str::trim);
+            match policy {
+                Some("noeviction") => {}
+                Some(p) => {
+                    return Err(ReplayError::Misconfigured {
+                        reason: format!(
+                            "Redis maxmemory-policy is {p:?}; the replay store requires \
+                             \"noeviction\" (an evicting server would forget accepted messages)"
+                        ),
+                    })
+                }
+                None => {
+                    return Err(ReplayError::Misconfigured {
+                        reason: "cannot read maxmemory_policy from Redis INFO memory".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `{P:hh}`: the hash tag of loss shard `shard` (spec/replay.md §6.2).
+    fn tag(&self, shard: u8) -> String {
+        format!("{{{}:{shard:02x}}}", self.config.key_prefix)
+    }
+
+    fn marker_key(&self, shard: u8) -> String {
+        let mut k = self.tag(shard);
+        k.push_str(":marker");
+        k
     }
 
     fn state_key(&self, item: &ReplayItem) -> String {
-        let p = &self.config.key_prefix;
-        let mut k = String::with_capacity(p.len() + 3 + 96);
-        k.push_str(p);
+        let mut k = self.tag(item.session_id[0]);
+        k.reserve(3 + 96);
         if item.one_shot {
             k.push_str(":n:");
             hex_into(&mut k, &item.sender);
@@ -437,6 +684,37 @@ impl RedisReplayStore {
         k
     }
 
+    /// spec/replay.md §6.5: `WAIT durable_replicas durable_timeout` on the connection (and,
+    /// in a cluster, the node) that ran the script. Fewer acknowledgements reject the
+    /// message.
+    fn wait_durable(&self, con: &mut Conn, state_key: &str) -> Result<(), ReplayError> {
+        let n = self.config.durable_replicas;
+        let ms = self.config.durable_timeout.as_millis().max(1) as u64;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(n).arg(ms);
+        let acked: Result<i64, redis::RedisError> = match con {
+            Conn::Single(c) => wait.query(c),
+            Conn::Cluster(c) => {
+                let route = Route::with_key(state_key.as_bytes(), SlotAddr::Master);
+                c.route_command(
+                    &wait,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                )
+                .and_then(|v| redis::from_redis_value(v).map_err(Into::into))
+            }
+        };
+        let acked = acked.map_err(|e| unavailable("WAIT", &e))?;
+        if acked < i64::from(n) {
+            return Err(ReplayError::Unavailable {
+                reason: format!(
+                    "the mark reached {acked} of the {n} replicas required (durable_replicas) \
+                     within {ms} ms; message rejected"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn run(&self, item: &ReplayItem, now: u64, mark: bool) -> Result<(), ReplayError> {
         if now > item.expires_at {
             return Err(ReplayError::Expired);
@@ -445,9 +723,10 @@ impl RedisReplayStore {
             .expires_at
             .saturating_add(self.config.expiry_margin_secs)
             .min(MAX_EXPIRE_AT);
+        let state_key = self.state_key(item);
         let mut inv = self.script.prepare_invoke();
-        inv.key(&self.marker_key)
-            .key(self.state_key(item))
+        inv.key(self.marker_key(item.session_id[0]))
+            .key(&state_key)
             .arg(if mark { "mark" } else { "check" })
             .arg(if item.one_shot { "n" } else { "w" })
             .arg(item.seq >> 32)
@@ -481,21 +760,25 @@ impl RedisReplayStore {
                 }
                 *checked = Instant::now();
             }
-            match inv.invoke(con) {
+            match inv.invoke(con.as_dyn()) {
                 Ok(r) => break r,
                 Err(e) => {
-                    let broken = e.is_io_error()
+                    let io = e.is_io_error()
                         || e.is_timeout()
                         || e.is_connection_dropped()
                         || e.is_unrecoverable_error();
-                    if broken {
+                    // A server that became a replica (a failover behind Sentinel): the
+                    // next connection asks the Sentinels for the new primary.
+                    let demoted =
+                        e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
+                    if io || demoted {
                         *slot = None;
                     }
                     // A pooled connection whose server went away (restart, failover) fails
                     // on first use: retry once on a new connection. Never after a timeout
                     // (the server may be slow; do not double the wait). Safe even if the
                     // first attempt had run: the retry would then see the mark and reject.
-                    if broken && cached && !e.is_timeout() {
+                    if (io || demoted) && cached && !e.is_timeout() {
                         cached = false;
                         continue;
                     }
@@ -507,7 +790,17 @@ impl RedisReplayStore {
             self.losses.fetch_add(1, Ordering::Relaxed);
         }
         match code {
-            OK => Ok(()),
+            OK => {
+                if mark && self.config.durable_replicas > 0 {
+                    if let Some((con, _)) = slot.as_mut() {
+                        if let Err(e) = self.wait_durable(con, &state_key) {
+                            *slot = None;
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            }
             REPLAYED => Err(ReplayError::Replayed),
             OUTSIDE_WINDOW => Err(ReplayError::OutsideWindow),
             BELOW_WATERMARK => Err(ReplayError::BelowWatermark),
@@ -523,6 +816,17 @@ impl RedisReplayStore {
     }
 }
 
+/// The text values of a reply: the reply itself, or each value of a map (a cluster's
+/// per-node answers).
+fn collect_texts(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => out.push(s.clone()),
+        Value::VerbatimString { text, .. } => out.push(text.clone()),
+        Value::Map(kv) => kv.iter().for_each(|(_, v)| collect_texts(v, out)),
+        _ => {}
+    }
+}
 impl ReplayStore for RedisReplayStore {
     fn check(&self, item: &ReplayItem, now: u64) -> Result<(), ReplayError> {
         self.run(item, now, false)
@@ -550,6 +854,10 @@ mod tests {
             ("redis://host/0?password=pw", "redis://host/0?***"),
             ("unix:///run/redis.sock", "unix:///run/redis.sock"),
             ("pw-only-no-scheme", "***"),
+            (
+                "redis://:pw@h1:1,redis://:pw@h2:2/,redis://h3:3",
+                "redis://***@h1:1,redis://***@h2:2/,redis://h3:3",
+            ),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }

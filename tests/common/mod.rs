@@ -4,6 +4,9 @@
 //! Each test file that uses it says `mod common;`; not every file uses every helper.
 #![allow(dead_code)]
 
+#[cfg(feature = "redis")]
+pub mod procs;
+
 use std::sync::Arc;
 
 use rand_core::OsRng;
