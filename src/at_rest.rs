@@ -490,8 +490,7 @@ impl AssetKey {
     }
 }
 
-/// One opened record.
-#[derive(Debug)]
+/// One opened record. Its `Debug` shows the body's length, never its bytes.
 pub struct OpenedRecord<'a> {
     /// The body, authenticated (and decrypted).
     pub body: &'a [u8],
@@ -499,6 +498,16 @@ pub struct OpenedRecord<'a> {
     pub len: usize,
     /// True for the asset's final record (its body is empty).
     pub last: bool,
+}
+
+impl fmt::Debug for OpenedRecord<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedRecord")
+            .field("body", &crate::open::Redacted(self.body.len()))
+            .field("len", &self.len)
+            .field("last", &self.last)
+            .finish()
+    }
 }
 
 /// What [`AssetKey::open_all`] found.
@@ -737,4 +746,22 @@ pub fn rewrap_header_with<R: RngCore + CryptoRng>(
 #[doc(hidden)]
 pub fn asset_key_bytes(key: &AssetKey) -> Zeroizing<[u8; 32]> {
     key.aek.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpenedRecord;
+
+    #[test]
+    fn an_opened_record_debug_shows_no_plaintext() {
+        let r = OpenedRecord {
+            body: b"card 4111-1111",
+            len: 60,
+            last: false,
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("4111"), "{shown}");
+        assert!(!shown.contains("52, 49, 49, 49"), "{shown}");
+        assert!(shown.contains("14 bytes, redacted"), "{shown}");
+    }
 }
