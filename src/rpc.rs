@@ -164,6 +164,12 @@ fn hex32(bytes: &[u8; 32]) -> String {
     s
 }
 
+/// A request id from its text form, hex(request id) as [`IN_REPLY_TO`] carries it
+/// (spec/rpc.md §3): exactly 64 lowercase hex digits, or `None`.
+pub fn parse_request_id(text: &str) -> Option<[u8; 32]> {
+    unhex::<32>(text)
+}
+
 /// Exactly `2 * N` lowercase hex digits, or `None`.
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let b = s.as_bytes();
@@ -350,6 +356,11 @@ impl RequestContext {
     /// The request's id (its message hash), which the reply names.
     pub fn request_id(&self) -> [u8; 32] {
         self.request
+    }
+
+    /// The request's id as a reply names it in [`IN_REPLY_TO`]: 64 lowercase hex digits.
+    pub fn request_id_hex(&self) -> String {
+        hex32(&self.request)
     }
 
     /// The request's sender: the only identity the reply may be sealed to.

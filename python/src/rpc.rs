@@ -27,34 +27,15 @@ pub(crate) fn rpc_error(py: Python<'_>, e: RpcError) -> PyErr {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(py: Python<'_>, text: &str) -> PyResult<[u8; 32]> {
-    let b = text.as_bytes();
-    let mut out = [0u8; 32];
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    if b.len() != 64 {
-        return Err(misuse_msg(
+/// A request id from its text form, by the core's strict rule (64 lowercase hex digits).
+fn parse_request_id(py: Python<'_>, text: &str) -> PyResult<[u8; 32]> {
+    core::parse_request_id(text).ok_or_else(|| {
+        misuse_msg(
             py,
             "invalid_request_id",
-            "a request id is 64 hex digits",
-        ));
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        match (digit(b[2 * i]), digit(b[2 * i + 1])) {
-            (Some(h), Some(l)) => *o = (h << 4) | l,
-            _ => {
-                return Err(misuse_msg(
-                    py,
-                    "invalid_request_id",
-                    "a request id is 64 hex digits",
-                ))
-            }
-        }
-    }
-    Ok(out)
+            "a request id is 64 lowercase hex digits",
+        )
+    })
 }
 
 /// What a reply to one request must match: the request's id and the one identity whose
@@ -70,7 +51,7 @@ impl PendingReply {
     #[new]
     fn new(py: Python<'_>, request_id: &str, responder: &str) -> PyResult<PendingReply> {
         Ok(PendingReply(core::PendingReply::new(
-            unhex32(py, request_id)?,
+            parse_request_id(py, request_id)?,
             crate::keys::key_id_of(py, responder)?,
         )))
     }
@@ -105,7 +86,7 @@ impl RequestContext {
     /// The request's id (hex).
     #[getter]
     fn request_id(&self) -> String {
-        hex(&self.0.request_id())
+        self.0.request_id_hex()
     }
 
     /// The request's sender: the only identity a reply is sealed to.
@@ -131,7 +112,7 @@ impl RequestContext {
     fn __repr__(&self) -> String {
         format!(
             "<rpcseal.RequestContext request_id={} client={}>",
-            hex(&self.0.request_id()),
+            self.0.request_id_hex(),
             self.0.client().key_id()
         )
     }

@@ -402,3 +402,14 @@ def test_the_stubs_name_every_public_name_of_the_module():
     public = {n for n in dir(native) if not n.startswith("_")} | {"__version__"}
     assert public - stubbed == set()
     assert set(rpcseal.__all__) <= public
+
+
+def test_a_pending_reply_takes_only_the_request_ids_text_form():
+    # spec/rpc.md §3: 64 lowercase hex digits, parsed by the core library's rule.
+    service = rpcseal.Identity.generate()
+    good = "ab" * 32
+    assert rpcseal.PendingReply(good, service.key_id).request_id == good
+    for bad in ["AB" * 32, "ab" * 31, "ab" * 32 + "0", "zz" * 32, ""]:
+        with pytest.raises(rpcseal.MisuseError) as e:
+            rpcseal.PendingReply(bad, service.key_id)
+        assert e.value.kind == "invalid_request_id"
