@@ -74,6 +74,9 @@ fn malformed(detail: &'static str) -> Error {
 /// True when the input, after JSON whitespace, starts like a JSON object: the legacy path
 /// (spec/legacy-v2.md §2). A v3 envelope starts with a MessagePack array header instead.
 pub(crate) fn looks_like_json(bytes: &[u8]) -> bool {
+    if crate::mutant::is(crate::mutant::Mutant::LegacyBraceFirstOnly) {
+        return bytes.first() == Some(&b'{');
+    }
     bytes
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
