@@ -791,12 +791,13 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     use std::collections::HashMap;
     use std::sync::Mutex;
     type SessionKey = ([u8; 16], [u8; 16]);
+    type NonceKey = ([u8; 16], [u8; 16], [u8; 16]);
     struct Broken {
         inner: MemoryReplayStore,
         mutant: Mutant,
         skew: u64,
         tops: Mutex<HashMap<SessionKey, u64>>,
-        nonces: Mutex<std::collections::HashSet<([u8; 16], [u8; 16], [u8; 16])>>,
+        nonces: Mutex<std::collections::HashSet<NonceKey>>,
     }
     impl Broken {
         fn item(&self, i: &ReplayItem) -> ReplayItem {
