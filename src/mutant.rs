@@ -56,6 +56,57 @@ mutants! {
     StockKeyDecoding,
     /// The header's `max_messages` is not capped at 2^48 by the receiver (§5.1).
     NoMaxMessagesCapInHeader,
+    // ---- receivers: decoding (§3, §7) ----------------------------------------------------
+    /// Integers, lengths and counts in any encoding, not only the shortest (§3).
+    NonShortestAccepted,
+    /// A text string where a byte string belongs is read as its bytes (§3: no type
+    /// confusion).
+    StrAsBin,
+    /// Bytes after the last field are ignored (§3, §7.1).
+    TrailingBytesAccepted,
+    /// Any version number is read as the expected one (§1.1).
+    AnyVersionAccepted,
+    /// An unknown suite id is read as the one known suite (§1.2).
+    UnknownSuitesAccepted,
+    /// Metadata keys in any order, duplicates included (§7.1).
+    MetadataOrderUnchecked,
+    /// An empty metadata key is accepted (§7.1).
+    EmptyMetadataKeyAccepted,
+    /// A reader that coerces types: `true`/`false` and negative or float numbers read as
+    /// unsigned integers (§3: no type confusion).
+    CoercingReader,
+    /// The header's own rules unchecked: `expires > not_before`, `max_messages >= 1`, a
+    /// `verify_key` or commitment present where the mode has none (§5.1).
+    HeaderRulesUnchecked,
+    /// The block's own rules unchecked: at least one recipient, known entry kinds, distinct
+    /// key ids (§5.3).
+    BlockRulesUnchecked,
+    /// An inline block is used whatever the envelope's `session_ref` says (§7.1).
+    SessionRefUnchecked,
+    // ---- receivers: policy (§7.3, §8 steps 3-5) -------------------------------------------
+    /// The suite allowlist is not applied (§8 step 3).
+    NoSuiteAllowlist,
+    /// The mode allowlist is not applied (§8 step 5).
+    NoModeAllowlist,
+    /// MAC mode through a group or symmetric key without the opt-in (§6.4).
+    MacViaSharedKeyAccepted,
+    /// The receiver's metadata and payload limits are not applied (§7.3).
+    NoReceiverLimits,
+    /// Revocation is never checked (keyring.md §2 step 1).
+    NoRevocationCheck,
+    /// A trusted key's validity period is never checked (keyring.md §2 step 3).
+    NoKeyValidityCheck,
+    // ---- receivers: cryptography and time (§5, §6, §8 steps 4-10) --------------------------
+    /// The block's identity signature is not verified (§5.3, §8 step 4d).
+    NoBlockSignatureCheck,
+    /// The unwrapped EK is not compared with the header's commitment (§5.4, §8 step 4e).
+    NoKeyCommitmentCheck,
+    /// The per-message authenticator (signature or MAC list) is not verified (§8 step 9).
+    NoAuthenticatorCheck,
+    /// No time check at all (§8 step 6).
+    NoTimeCheck,
+    /// Neither the session's limits nor the receiver's caps on sessions (§8 step 7).
+    NoSessionLimits,
     // ---- receivers: the order and the steps of §8 ----------------------------------------
     /// `|timestamp - now| >= skew` is clock skew (spec §8 step 6).
     SkewInclusive,
@@ -82,6 +133,8 @@ mutants! {
     Window64,
     /// No read-only replay check before the authenticator (§8 step 8).
     NoReadOnlyReplayCheck,
+    /// The replay store accepts everything (replay.md §3, §8 steps 8 and 11).
+    NoReplayCheck,
     /// One-shot sessions keyed by `(sender, session, nonce)`: a second message with another
     /// nonce is accepted (replay.md §4; the code before issue 14).
     OneShotByNonce,
@@ -92,6 +145,12 @@ mutants! {
     /// Legacy JSON is recognised only when `{` is the first byte, not after JSON white space
     /// (legacy-v2.md §2).
     LegacyBraceFirstOnly,
+    /// Legacy input accepted without the opt-in (legacy-v2.md §3 step 1).
+    LegacyOptInIgnored,
+    /// Any `oslo.version` accepted, even one that is not MAJOR.MINOR (legacy-v2.md §3).
+    LegacyVersionUnchecked,
+    /// Members besides `oslo.version` and `oslo.message` are ignored (legacy-v2.md §3).
+    LegacyExtraMembersIgnored,
     // ---- key strings (§2.4) --------------------------------------------------------------
     /// No checksum check.
     NoKeyChecksum,

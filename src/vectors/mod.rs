@@ -843,7 +843,10 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     }
     impl ReplayStore for Broken {
         fn check(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
-            if self.mutant == Mutant::NoReadOnlyReplayCheck {
+            if matches!(
+                self.mutant,
+                Mutant::NoReadOnlyReplayCheck | Mutant::NoReplayCheck
+            ) {
                 return Ok(());
             }
             if let Some(r) = self.one_shot(i, false) {
@@ -853,6 +856,9 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
             self.inner.check(&self.item(i), now)
         }
         fn check_and_mark(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+            if self.mutant == Mutant::NoReplayCheck {
+                return Ok(());
+            }
             if let Some(r) = self.one_shot(i, true) {
                 return r;
             }
@@ -872,6 +878,7 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
             | Mutant::NoReadOnlyReplayCheck
             | Mutant::OneShotByNonce
             | Mutant::OneShotNotTracked
+            | Mutant::NoReplayCheck
     )
     .then(|| {
         std::sync::Arc::new(Broken {
