@@ -7,7 +7,8 @@
 //! The switch is per thread and only exists with the `vectors` feature; without it, `is` is
 //! a constant `false` and every check site folds away. Most check sites are one line in the
 //! code that holds the rule (`src/open.rs`, `src/keys.rs`, `src/keyring.rs`, `src/seal.rs`,
-//! `src/legacy.rs`, `src/session.rs`, `src/sign.rs`); the broken replay stores and the
+//! `src/legacy.rs`, `src/session.rs`, `src/sign.rs`, `src/wire.rs`, `src/envelope.rs`,
+//! `src/suite.rs`); the broken replay stores and the
 //! key-string parser that keeps unchecked bytes live in the vector verifier
 //! (`src/vectors/`), beside the code that builds the receiver.
 
