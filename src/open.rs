@@ -1134,9 +1134,13 @@ impl Opener {
             check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
         }
         // Step 8: session limits and payload size.
-        if !mutant::is(Mutant::NoSessionLimits) {
-            check_session_limits(h, p)?;
-        }
+        check_session_limits(h, p).or_else(|e| {
+            if mutant::is(Mutant::NoSessionLimits) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
         if env.seq >= h.max_messages && !mutant::is(Mutant::NoSessionLimits) {
             return Err(err(
                 ErrorKind::SessionLimit,
@@ -1493,9 +1497,21 @@ impl Opener {
         mh: &[u8; 32],
         auth: &[u8],
     ) -> Result<(), Error> {
-        if mutant::is(Mutant::NoAuthenticatorCheck) {
-            return Ok(());
-        }
+        self.check_authenticator_strict(s, mh, auth).or_else(|e| {
+            if mutant::is(Mutant::NoAuthenticatorCheck) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    fn check_authenticator_strict(
+        &self,
+        s: &CachedSession,
+        mh: &[u8; 32],
+        auth: &[u8],
+    ) -> Result<(), Error> {
         if let Some(vk) = &s.verify {
             let sig: &[u8; SIG_LEN] = auth
                 .try_into()
@@ -1733,10 +1749,8 @@ impl Opener {
 impl Trust {
     /// Revoked by the keyring, at run time, or by the key directory.
     fn is_revoked(&self, id: &KeyId) -> bool {
-        if mutant::is(Mutant::NoRevocationCheck) {
-            return false;
-        }
-        self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked))
+        (self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked)))
+            && !mutant::is(Mutant::NoRevocationCheck)
     }
 
     /// Drops what the directory said about a key, unless it was a revocation.
@@ -1761,16 +1775,13 @@ fn untrusted() -> Error {
 /// spec/keyring.md §2 rule 3: the key's validity covers the message's timestamp.
 fn key_valid_at(k: &TrustedKey, timestamp: u64) -> Result<Arc<str>, Error> {
     let (from, until) = k.validity();
-    if mutant::is(Mutant::NoKeyValidityCheck) {
-        return Ok(k.name_arc());
-    }
-    if from.is_some_and(|t| timestamp < t) {
+    if from.is_some_and(|t| timestamp < t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::NotYetValid,
             "the message is dated before the sender key's validity starts",
         ));
     }
-    if until.is_some_and(|t| timestamp >= t) {
+    if until.is_some_and(|t| timestamp >= t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::Expired,
             "the message is dated after the sender key's validity ended",
@@ -1795,9 +1806,16 @@ fn now() -> Result<u64, Error> {
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
 /// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
 fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
-    if mutant::is(Mutant::NoTimeCheck) {
-        return Ok(());
-    }
+    check_time_strict(h, ts, now, skew, max_age).or_else(|e| {
+        if mutant::is(Mutant::NoTimeCheck) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+}
+
+fn check_time_strict(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }
