@@ -179,14 +179,15 @@ pub(crate) fn message_hash(header_hash: &[u8; 32], covered: &[u8]) -> [u8; 32] {
 /// [`message_hash`] to be fed piece by piece: the hasher has absorbed `header_hash`; the
 /// covered bytes follow in order, then `finalize`.
 ///
-/// A copy of one hasher keyed with the context once: `new_derive_key` hashes its context
-/// string on every call, one BLAKE3 compression of the eight or so that every envelope
-/// costs. The copy is the same state, so the same hash (`message_hash_is_h_of_the_context`).
+/// The context key of `CTX_MESSAGE` is derived once per process: `new_derive_key` hashes
+/// its context string on every call, one BLAKE3 compression of the eight or so that every
+/// envelope costs. The same state, so the same hash (`message_hash_is_h_of_the_context`).
 pub(crate) fn message_hasher(header_hash: &[u8; 32]) -> blake3::Hasher {
-    static KEYED: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
-    let mut hasher = KEYED
-        .get_or_init(|| blake3::Hasher::new_derive_key(CTX_MESSAGE))
-        .clone();
+    use blake3::hazmat::HasherExt as _;
+    static CONTEXT_KEY: std::sync::OnceLock<blake3::hazmat::ContextKey> =
+        std::sync::OnceLock::new();
+    let key = CONTEXT_KEY.get_or_init(|| blake3::hazmat::hash_derive_key_context(CTX_MESSAGE));
+    let mut hasher = blake3::Hasher::new_from_context_key(key);
     hasher.update(header_hash);
     hasher
 }

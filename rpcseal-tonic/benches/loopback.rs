@@ -210,8 +210,10 @@ async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration, f64
         .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     let warm = Instant::now() + Duration::from_millis(500);
+    let mut warm_calls = 0u64;
     while Instant::now() < warm {
         one_call(&mut grpc, &client_codecs).await;
+        warm_calls += 1;
     }
     let lat = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
@@ -235,6 +237,13 @@ async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration, f64
         t.await.unwrap();
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if std::env::var_os("LOOPBACK_CASE").is_some() {
+        // For an instruction-count profile: every call this process made.
+        eprintln!(
+            "calls: {} measured, {warm_calls} warm-up",
+            lat.lock().unwrap().len()
+        );
+    }
     let cpu = cpu_us()
         .zip(cpu_start)
         .map_or(f64::NAN, |(e, s)| e.saturating_sub(s) as f64);
@@ -280,6 +289,20 @@ fn main() {
         ("sealed MAC", Some(Mode::Mac)),
         ("sealed signed", Some(Mode::Signed)),
     ];
+    // LOOPBACK_CASE=plain|mac|signed runs that case alone, once (for callgrind).
+    if let Ok(only) = std::env::var("LOOPBACK_CASE") {
+        let mode = match only.as_str() {
+            "mac" => Some(Mode::Mac),
+            "signed" => Some(Mode::Signed),
+            _ => None,
+        };
+        let (rps, p50, cpu) = rt.block_on(case(mode, secs, conc));
+        println!(
+            "{only}: {rps:.0}/s p50 {:.0} us cpu/call {cpu:.1} us",
+            p50.as_secs_f64() * 1e6
+        );
+        return;
+    }
     let mut results = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
         let mut line = format!("round {round}:");
