@@ -9,7 +9,12 @@
 //!
 //! Options: `--json` (one JSON object as the last line of stdout), `--secs N` (measured
 //! seconds per run, default 4; each run also has 1 s of warm-up), `--concurrency N` (calls
-//! in flight, default 16), `--replays N` (captured requests re-published, default 200).
+//! in flight, default 16), `--replays N` (captured requests re-published, default 200);
+//! for profiling, `--headline-only` (256 B, one replica) and `--modes LIST` (a
+//! comma-separated list of `plain`, `mac`, `signed`, run in that order, repeats allowed).
+//! Each run also reports `cpu_us_per_call`: this process's CPU time (client and replicas;
+//! nats-server is another process) per call, the figure that does not move with the
+//! machine's load.
 //! Bounded: 12 runs of at most `secs + 1` seconds and 500 000 calls each; about 75 s in all
 //! by default.
 //!
