@@ -12,12 +12,23 @@
 //!   ([`rpcseal::Policy::strict_order`]): a replayed, reordered or dropped message, or one
 //!   moved in from another stream, is an error on that stream.
 //!
-//! tonic's generated code builds its codec with `Default`, which cannot carry keys: the
-//! service and client plumbing is written by hand (as `tests/grpc.rs` and
-//! `examples/grpc.rs` show), passing the codecs these types make.
+//! **Generated code** (tonic-build, `codec_path("rpcseal_tonic::SealedCodec")`): serve
+//! the generated server as `server_codecs.service(GreeterServer::new(handler))` and build
+//! the generated client on `client_codecs.channel(channel)`; each call's [`SealedCodec`]
+//! (made by `Default` in the generated code) finds its keys there ([`SealedService`],
+//! [`SealedChannel`]), and the handler reads the sender with [`caller_of`]. Streaming methods
+//! are named on both sides (`.streaming(path)`). `examples/generated.rs` runs one.
+//!
+//! **Hand-written plumbing**: pass the codecs [`ServerCodecs`] and [`ClientCodecs`] make
+//! (as `examples/grpc.rs` shows); the handler gets [`Incoming`], the message and its sender.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod generated;
+pub use generated::{
+    caller_of, SealedChannel, SealedCodec, SealedDecoder, SealedEncoder, SealedService,
+};
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
