@@ -36,9 +36,9 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
 use crate::{
-    Caller, ClientCall, ClientCodec, ClientCodecs, ClientDecoder, ClientEncoder, Kind,
-    ServerCall, ServerCodec, ServerCodecs, ServerDecoder, ServerEncoder, ServerShared,
-    NEED_SESSION_KEY, SESSION_KEY,
+    Caller, ClientCall, ClientCodec, ClientCodecs, ClientDecoder, ClientEncoder, Kind, ServerCall,
+    ServerCodec, ServerCodecs, ServerDecoder, ServerEncoder, ServerShared, NEED_SESSION_KEY,
+    SESSION_KEY,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -240,7 +240,9 @@ where
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         // The binding `SealedCodec::default()` parked in this poll (module docs).
-        let parked = PARKED.with(|p| p.borrow_mut().take()).and_then(|w| w.upgrade());
+        let parked = PARKED
+            .with(|p| p.borrow_mut().take())
+            .and_then(|w| w.upgrade());
         let path = req.uri().path();
         let kind = self.streaming.kind(path);
         let bound = parked.ok_or_else(|| {
@@ -298,11 +300,7 @@ where
                 .unwrap_or_else(|p| p.into_inner())
                 .session_block_for(&need.session_ref())
                 .map(<[u8]>::to_vec);
-            let sent = state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .sent
-                .clone();
+            let sent = state.lock().unwrap_or_else(|p| p.into_inner()).sent.clone();
             let (Some(block), Some((envelope, _))) = (block, sent) else {
                 return Ok(response);
             };
@@ -411,15 +409,18 @@ where
     type Decoder = SealedDecoder<D>;
 
     fn encoder(&mut self) -> SealedEncoder<E> {
-        SealedEncoder(match &self.role {
-            Role::Server(s) => EncoderState::Server(ServerEncoder {
-                shared: s.shared.clone(),
-                kind: s.kind,
-                state: s.state.clone(),
-                _types: PhantomData,
-            }),
-            Role::Client(b) => EncoderState::Unbound(b.clone()),
-        })
+        SealedEncoder(
+            match &self.role {
+                Role::Server(s) => EncoderState::Server(ServerEncoder {
+                    shared: s.shared.clone(),
+                    kind: s.kind,
+                    state: s.state.clone(),
+                    _types: PhantomData,
+                }),
+                Role::Client(b) => EncoderState::Unbound(b.clone()),
+            },
+            0,
+        )
     }
 
     fn decoder(&mut self) -> SealedDecoder<D> {
@@ -469,7 +470,7 @@ enum EncoderState<E> {
 }
 
 /// Seals each message a [`SealedCodec`] sends.
-pub struct SealedEncoder<E>(EncoderState<E>);
+pub struct SealedEncoder<E>(EncoderState<E>, u64);
 
 impl<E: prost::Message> Encoder for SealedEncoder<E> {
     type Item = E;
@@ -480,6 +481,20 @@ impl<E: prost::Message> Encoder for SealedEncoder<E> {
             // A client encoder is made before its channel's `call`; bound by its first message.
             let (encoder, _) = bound::<E, ()>(b).ok_or_else(unbound)?;
             self.0 = EncoderState::Client(encoder);
+        }
+        if let EncoderState::Client(e) = &self.0 {
+            // A unary method has one request message: a second one belongs to a stream of a
+            // method not named streaming, which would go out without strict order.
+            self.1 += 1;
+            if e.kind == Kind::Unary && self.1 > 1 {
+                return Err(crate::local_status(
+                    Code::FailedPrecondition,
+                    "not_streaming",
+                    "rpcseal: a second request message on a method not named streaming \
+                     (SealedChannel::streaming)"
+                        .into(),
+                ));
+            }
         }
         match &mut self.0 {
             EncoderState::Server(e) => e.encode(item, dst),
