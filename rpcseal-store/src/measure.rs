@@ -2,9 +2,14 @@
 //! one run (the same store and code path, the queue's flag on or off, the same batching
 //! and fsync policy), and master key rotation time per asset for small and large payloads.
 //!
-//! Method: plain and encrypted runs alternate, several rounds, and each side keeps its
-//! fastest round (the one least disturbed by other work on a shared machine). Ratios are
-//! encrypted throughput over plain throughput (1.0 = no cost).
+//! Method: plain and encrypted runs are taken in pairs, several rounds, the side that goes
+//! first alternating from round to round (so that a slow drift of the machine's load
+//! favours neither). Each round gives one ratio, encrypted throughput over plain throughput
+//! (1.0 = no cost), from two runs taken a few milliseconds apart; the figure is the median
+//! of the rounds' ratios, and the records per second are the medians of each side's times.
+//! On a shared machine a burst of other work slows one run of one round; the median
+//! ignores it, where a mean would not and a minimum taken per side would compare runs
+//! from different moments.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,18 +84,29 @@ fn write_once(
     d
 }
 
-/// (plain time, encrypted time): the fastest of `rounds` alternating rounds.
-fn best_pair(rounds: usize, mut f: impl FnMut(bool) -> Duration) -> (Duration, Duration) {
-    let (mut p, mut e) = (Duration::MAX, Duration::MAX);
-    for _ in 0..rounds {
-        p = p.min(f(false));
-        e = e.min(f(true));
+/// `rounds` pairs of runs, plain and encrypted, alternating which goes first: the median
+/// of the rounds' ratios (plain time over encrypted time), and the median times of each
+/// side (plain, encrypted).
+fn pairs(rounds: usize, mut f: impl FnMut(bool) -> Duration) -> (f64, Duration, Duration) {
+    let (mut ratios, mut ps, mut es) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (p, e) = if round % 2 == 0 {
+            let p = f(false);
+            (p, f(true))
+        } else {
+            let e = f(true);
+            (f(false), e)
+        };
+        ratios.push(p.as_secs_f64() / e.as_secs_f64().max(1e-12));
+        ps.push(p);
+        es.push(e);
     }
-    (p, e)
+    (median(&mut ratios), median(&mut ps), median(&mut es))
 }
 
-fn ratio(plain: Duration, enc: Duration) -> f64 {
-    plain.as_secs_f64() / enc.as_secs_f64().max(1e-12)
+fn median<T: PartialOrd + Copy>(v: &mut [T]) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
 }
 
 /// Runs every measurement under `tmp` (removed afterwards). `quick` keeps the whole run
@@ -102,7 +118,8 @@ pub fn run(tmp: &Path, quick: bool) -> std::io::Result<StoreFigures> {
     // measure a token amount there, so that the tests of `rpcseal bench` stay short.
     let quick = quick || cfg!(debug_assertions);
     let token = if cfg!(debug_assertions) { 8 } else { 1 };
-    let rounds = if quick { 3 } else { 7 };
+    // Odd, so that the median is one round's figure.
+    let rounds = if quick { 15 } else { 31 };
     let mut fig = StoreFigures::default();
     let wdir = tmp.join("write");
 
@@ -112,17 +129,17 @@ pub fn run(tmp: &Path, quick: bool) -> std::io::Result<StoreFigures> {
         (16384, if quick { 1024 } else { 4096 }),
     ] {
         let rec = vec![0x5au8; size];
-        let (p, e) = best_pair(rounds, |enc| {
+        let (w_ratio, p, e) = pairs(rounds, |enc| {
             write_once(&wdir, &key, Fsync::Never, enc, &rec, n)
         });
-        let (rp, re) = {
+        let (r_ratio, rp, re) = {
             let rdir_p = tmp.join(format!("read-plain-{size}"));
             let rdir_e = tmp.join(format!("read-enc-{size}"));
             write_once(&rdir_p, &key, Fsync::Never, false, &rec, n);
             write_once(&rdir_e, &key, Fsync::Never, true, &rec, n);
             let sp = store(&rdir_p, &key, Fsync::Never);
             let se = store(&rdir_e, &key, Fsync::Never);
-            best_pair(rounds, |enc| {
+            pairs(rounds, |enc| {
                 let s = if enc { &se } else { &sp };
                 let t = Instant::now();
                 let r = s.read_queue("q", |_, _, b| {
@@ -134,25 +151,25 @@ pub fn run(tmp: &Path, quick: bool) -> std::io::Result<StoreFigures> {
             })
         };
         if size == 256 {
-            fig.write_256_vs_plain = ratio(p, e);
-            fig.read_256_vs_plain = ratio(rp, re);
+            fig.write_256_vs_plain = w_ratio;
+            fig.read_256_vs_plain = r_ratio;
             let recs = (n / BATCH * BATCH) as f64;
             fig.write_256_plain_rps = recs / p.as_secs_f64();
             fig.write_256_encrypted_rps = recs / e.as_secs_f64();
             fig.read_256_plain_rps = recs / rp.as_secs_f64();
             fig.read_256_encrypted_rps = recs / re.as_secs_f64();
         } else {
-            fig.write_16k_vs_plain = ratio(p, e);
-            fig.read_16k_vs_plain = ratio(rp, re);
+            fig.write_16k_vs_plain = w_ratio;
+            fig.read_16k_vs_plain = r_ratio;
         }
     }
     // 256 B with an fdatasync per batch: the disk's flush dominates both sides.
     let rec = vec![0x5au8; 256];
     let nf = BATCH * if quick { 16 } else { 64 } / token;
-    let (p, e) = best_pair(rounds.min(3), |enc| {
+    let (f_ratio, _, _) = pairs(5, |enc| {
         write_once(&wdir, &key, Fsync::EveryBatch, enc, &rec, nf)
     });
-    fig.write_256_fsync_vs_plain = ratio(p, e);
+    fig.write_256_fsync_vs_plain = f_ratio;
     let _ = std::fs::remove_dir_all(&wdir);
 
     // Rotation: the same number of assets holding 16 KiB or 1 MiB each.
