@@ -165,14 +165,13 @@ impl PayloadCipher {
         }
     }
 
-    /// The cipher positioned at block 1, and the one-time Poly1305 key from block 0
-    /// (RFC 8439 §2.6 and §2.8).
+    /// The cipher positioned at block 1, and the one-time Poly1305 key: the first 32 bytes
+    /// of block 0 (RFC 8439 §2.6 and §2.8). The rest of block 0 is never used; the seek
+    /// drops it without computing anything (block 1 starts on a block boundary).
     fn start(&self, nonce: &[u8; 12]) -> (ChaCha20, Zeroizing<[u8; 32]>) {
         let mut cipher = ChaCha20::new((&*self.key).into(), nonce.into());
-        let mut block0 = Zeroizing::new([0u8; 64]);
-        cipher.apply_keystream(&mut block0[..]);
         let mut poly_key = Zeroizing::new([0u8; 32]);
-        poly_key.copy_from_slice(&block0[..32]);
+        cipher.apply_keystream(&mut poly_key[..]);
         cipher.seek(64u64);
         (cipher, poly_key)
     }
