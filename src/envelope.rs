@@ -97,7 +97,9 @@ impl<'a> Envelope<'a> {
         let timestamp = r.uint()?;
         let nonce = r.bin_exact::<NONCE_LEN>()?;
         let pairs = r.map()?;
-        if pairs > limits.max_metadata_entries {
+        if pairs > limits.max_metadata_entries
+            && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits)
+        {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
                 format!(
@@ -112,11 +114,11 @@ impl<'a> Envelope<'a> {
         for _ in 0..pairs {
             let k = r.str()?;
             let v = r.str()?;
-            if k.is_empty() {
+            if k.is_empty() && !crate::mutant::is(crate::mutant::Mutant::EmptyMetadataKeyAccepted) {
                 return Err(Error::new(ErrorKind::Malformed, "empty metadata key"));
             }
             if let Some(prev) = prev {
-                if prev >= k {
+                if prev >= k && !crate::mutant::is(crate::mutant::Mutant::MetadataOrderUnchecked) {
                     return Err(Error::new(
                         ErrorKind::Malformed,
                         "metadata keys are not in strictly increasing order (duplicate or unsorted)",
@@ -124,7 +126,9 @@ impl<'a> Envelope<'a> {
                 }
             }
             total += k.len() + v.len();
-            if total > limits.max_metadata_bytes {
+            if total > limits.max_metadata_bytes
+                && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits)
+            {
                 return Err(Error::new(
                     ErrorKind::LimitExceeded,
                     format!(

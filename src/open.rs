@@ -760,7 +760,7 @@ impl Opener {
                     "the legacy envelope is too large",
                 ));
             }
-            if !self.policy.accept_legacy {
+            if !self.policy.accept_legacy && !mutant::is(Mutant::LegacyOptInIgnored) {
                 return Err(err(
                     ErrorKind::LegacyNotAllowed,
                     "a legacy v2 envelope, and this receiver's policy does not accept unauthenticated legacy input",
@@ -1095,7 +1095,7 @@ impl Opener {
         // Steps 2 and 3: strict decode, version, suite known.
         let env = Envelope::decode(bytes, &p.limits)?;
         // Step 4: suite allowlist, before any cryptographic work.
-        if !p.suites.contains(&env.suite) {
+        if !p.suites.contains(&env.suite) && !mutant::is(Mutant::NoSuiteAllowlist) {
             return Err(err(
                 ErrorKind::SuiteNotAllowed,
                 "the envelope's suite is not on the allowlist",
@@ -1134,8 +1134,14 @@ impl Opener {
             check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
         }
         // Step 8: session limits and payload size.
-        check_session_limits(h, p)?;
-        if env.seq >= h.max_messages {
+        check_session_limits(h, p).or_else(|e| {
+            if mutant::is(Mutant::NoSessionLimits) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        if env.seq >= h.max_messages && !mutant::is(Mutant::NoSessionLimits) {
             return Err(err(
                 ErrorKind::SessionLimit,
                 "the sequence number is past the session's message limit",
@@ -1148,13 +1154,13 @@ impl Opener {
                 "the ciphertext is shorter than its tag",
             )
         })?;
-        if payload_len as u64 > h.max_bytes {
+        if payload_len as u64 > h.max_bytes && !mutant::is(Mutant::NoSessionLimits) {
             return Err(err(
                 ErrorKind::SessionLimit,
                 "the payload is larger than the session's byte limit",
             ));
         }
-        if payload_len > p.max_payload {
+        if payload_len > p.max_payload && !mutant::is(Mutant::NoReceiverLimits) {
             return Err(err(
                 ErrorKind::LimitExceeded,
                 "the payload exceeds the receiver's limit",
@@ -1289,13 +1295,17 @@ impl Opener {
     /// Spec §6.4: `via_shared` when the session reached us through a key that others hold
     /// too (a group key or a symmetric key).
     fn check_mode(&self, mode: Mode, via_shared: bool) -> Result<(), Error> {
-        if !self.policy.modes.contains(&mode) {
+        if !self.policy.modes.contains(&mode) && !mutant::is(Mutant::NoModeAllowlist) {
             return Err(Error::new(
                 ErrorKind::ModeNotAllowed,
                 format!("{mode} mode is not allowed by this receiver's policy"),
             ));
         }
-        if mode == Mode::Mac && via_shared && !self.policy.accept_mac_via_group {
+        if mode == Mode::Mac
+            && via_shared
+            && !self.policy.accept_mac_via_group
+            && !mutant::is(Mutant::MacViaSharedKeyAccepted)
+        {
             return Err(err(
                 ErrorKind::ModeNotAllowed,
                 "MAC mode through a group or symmetric key cannot authenticate the sender: \
@@ -1330,7 +1340,9 @@ impl Opener {
             };
         };
         let block = Block::decode(block_bytes, self.policy.max_recipients)?;
-        if session::session_ref(&block.header_hash) != env.session_ref {
+        if session::session_ref(&block.header_hash) != env.session_ref
+            && !mutant::is(Mutant::SessionRefUnchecked)
+        {
             return Err(err(
                 ErrorKind::Malformed,
                 "the session reference does not match the inline block",
@@ -1400,6 +1412,9 @@ impl Opener {
         block_bytes: &[u8],
         block: &Block<'_>,
     ) -> Result<Option<[u8; 32]>, Error> {
+        if mutant::is(Mutant::KnownBlocksNotReverified) {
+            return Ok(None);
+        }
         let digest = *blake3::hash(block_bytes).as_bytes();
         if s.blocks
             .lock()
@@ -1477,6 +1492,21 @@ impl Opener {
     }
 
     fn check_authenticator(
+        &self,
+        s: &CachedSession,
+        mh: &[u8; 32],
+        auth: &[u8],
+    ) -> Result<(), Error> {
+        self.check_authenticator_strict(s, mh, auth).or_else(|e| {
+            if mutant::is(Mutant::NoAuthenticatorCheck) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    fn check_authenticator_strict(
         &self,
         s: &CachedSession,
         mh: &[u8; 32],
@@ -1719,7 +1749,8 @@ impl Opener {
 impl Trust {
     /// Revoked by the keyring, at run time, or by the key directory.
     fn is_revoked(&self, id: &KeyId) -> bool {
-        self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked))
+        (self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked)))
+            && !mutant::is(Mutant::NoRevocationCheck)
     }
 
     /// Drops what the directory said about a key, unless it was a revocation.
@@ -1744,13 +1775,13 @@ fn untrusted() -> Error {
 /// spec/keyring.md §2 rule 3: the key's validity covers the message's timestamp.
 fn key_valid_at(k: &TrustedKey, timestamp: u64) -> Result<Arc<str>, Error> {
     let (from, until) = k.validity();
-    if from.is_some_and(|t| timestamp < t) {
+    if from.is_some_and(|t| timestamp < t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::NotYetValid,
             "the message is dated before the sender key's validity starts",
         ));
     }
-    if until.is_some_and(|t| timestamp >= t) {
+    if until.is_some_and(|t| timestamp >= t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::Expired,
             "the message is dated after the sender key's validity ended",
@@ -1775,6 +1806,16 @@ fn now() -> Result<u64, Error> {
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
 /// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
 fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
+    check_time_strict(h, ts, now, skew, max_age).or_else(|e| {
+        if mutant::is(Mutant::NoTimeCheck) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+}
+
+fn check_time_strict(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }

@@ -95,13 +95,14 @@ impl Header {
         let verify_key = optional_key(r.bin()?, mode.signs(), "session verification key")?;
         let ek_commitment = optional_key(r.bin()?, mode.encrypts(), "EK commitment")?;
         r.finish()?;
-        if expires <= not_before {
+        if expires <= not_before && !crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session expires before it starts",
             ));
         }
-        if max_messages == 0 {
+        if max_messages == 0 && !crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked) {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session allows no messages",
@@ -109,7 +110,9 @@ impl Header {
         }
         // spec §5.1, §10.5: the AEAD nonce bound is a rule of the format, checked by every
         // receiver, not a promise of the sender.
-        if max_messages > crate::seal::MAX_MESSAGES_LIMIT {
+        if max_messages > crate::seal::MAX_MESSAGES_LIMIT
+            && !crate::mutant::is(crate::mutant::Mutant::NoMaxMessagesCapInHeader)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session allows more than 2^48 messages",
@@ -143,6 +146,7 @@ fn optional_key(b: &[u8], present: bool, what: &'static str) -> Result<Option<[u
     match (present, b.len()) {
         (true, 32) => Ok(Some(b.try_into().expect("length checked"))),
         (false, 0) => Ok(None),
+        (false, 32) if crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked) => Ok(None),
         _ => Err(Error::new(
             ErrorKind::Malformed,
             format!("the {what} has the wrong length for the session's mode"),
@@ -586,13 +590,13 @@ impl<'a> Block<'a> {
         let header = Header::decode(header_bytes)?;
         let start = r.position();
         let n = r.array()?;
-        if n == 0 {
+        if n == 0 && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked) {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session block has no recipients",
             ));
         }
-        if n > max_recipients {
+        if n > max_recipients && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits) {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
                 format!("session block lists {n} recipients, the limit is {max_recipients}"),
@@ -619,7 +623,10 @@ impl<'a> Block<'a> {
                 ));
             }
             let kind = r.uint()?;
-            if kind != KIND_X25519 && kind != KIND_SYMMETRIC {
+            if kind != KIND_X25519
+                && kind != KIND_SYMMETRIC
+                && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked)
+            {
                 return Err(Error::new(
                     ErrorKind::Malformed,
                     "unknown recipient entry kind",
@@ -654,7 +661,9 @@ impl<'a> Block<'a> {
         r.finish()?;
         let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.key_id.0).collect();
         ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
+        if ids.windows(2).any(|w| w[0] == w[1])
+            && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "a recipient is listed twice",
@@ -675,7 +684,8 @@ impl<'a> Block<'a> {
             sender,
             &block_signing_input(&self.header_hash, self.recipients_bytes),
             &self.signature,
-        ) {
+        ) || crate::mutant::is(crate::mutant::Mutant::NoBlockSignatureCheck)
+        {
             Ok(())
         } else {
             Err(Error::new(
@@ -715,7 +725,7 @@ impl<'a> Block<'a> {
         let mk = (self.header.mode == Mode::Mac).then(|| take(32..64));
         if let (Some(ek), Some(commitment)) = (&ek, &self.header.ek_commitment) {
             let ok = subtle::ConstantTimeEq::ct_eq(&ek_commitment(ek)[..], &commitment[..]);
-            if !bool::from(ok) {
+            if !bool::from(ok) && !crate::mutant::is(crate::mutant::Mutant::NoKeyCommitmentCheck) {
                 return Err(Error::new(
                     ErrorKind::KeyCommitment,
                     "the unwrapped EK does not match the commitment in the signed header",
