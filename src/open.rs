@@ -774,7 +774,8 @@ impl Opener {
     /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
     #[doc(hidden)]
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
-        self.open_inner(bytes, now, true).map(|(o, _)| o)
+        let (prepared, payload, mh) = self.open_inner(bytes, now)?;
+        self.accept(prepared, payload, mh, now)
     }
 
     /// Opens an envelope like [`Opener::open`], every check included (the read-only replay
@@ -799,8 +800,8 @@ impl Opener {
         envelope: &[u8],
         now: u64,
     ) -> Result<(Opened, DeferredMark), Error> {
-        let (opened, mark) = self.open_inner(envelope, now, false)?;
-        Ok((opened, mark.expect("deferred")))
+        let (prepared, payload, mh) = self.open_inner(envelope, now)?;
+        self.defer(prepared, payload, mh)
     }
 
     /// Records a message opened by [`Opener::open_unmarked`] as seen: the replay store's
@@ -822,14 +823,13 @@ impl Opener {
         self.commit(&mark.session, &mark.item, now)
     }
 
-    /// Spec §8 steps 1 to 12; with `mark` false, step 11 is the read-only check and the
-    /// mark is returned to the caller.
-    fn open_inner(
+    /// Spec §8 steps 1 to 11: every check but the replay mark, and the decrypted payload.
+    /// The caller marks (`accept`) or hands the mark out (`defer`).
+    fn open_inner<'a>(
         &self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         now: u64,
-        mark: bool,
-    ) -> Result<(Opened, Option<DeferredMark>), Error> {
+    ) -> Result<(Prepared<'a>, Plaintext, [u8; 32]), Error> {
         let prepared = self.prepare(bytes, now, &[])?;
         let parallel = self
             .policy
@@ -859,7 +859,7 @@ impl Opener {
             );
             self.check_authenticator(&prepared.session, &mh, env.authenticator)?;
             verdict.map_err(|()| bad_aead_tag())?;
-            return self.accept_or_defer(prepared, payload, mh, now, mark);
+            return Ok((prepared, payload, mh));
         }
         // Step 10: the authenticator over every byte before it.
         let mh = prepared.message_hash();
@@ -875,20 +875,17 @@ impl Opener {
             )?;
         }
         let payload = self.decrypt(&prepared)?;
-        self.accept_or_defer(prepared, payload, mh, now, mark)
+        Ok((prepared, payload, mh))
     }
 
-    fn accept_or_defer(
+    /// Step 12 left to the caller: the order check (read-only) under strict order, then
+    /// the message and its mark.
+    fn defer(
         &self,
         prepared: Prepared<'_>,
         payload: Plaintext,
         mh: [u8; 32],
-        now: u64,
-        mark: bool,
-    ) -> Result<(Opened, Option<DeferredMark>), Error> {
-        if mark {
-            return self.accept(prepared, payload, mh, now).map(|o| (o, None));
-        }
+    ) -> Result<(Opened, DeferredMark), Error> {
         if self.policy.strict_order {
             let next = *prepared
                 .session
@@ -901,7 +898,7 @@ impl Opener {
             item: prepared.item,
             session: prepared.session.clone(),
         };
-        Ok((self.finish(prepared, payload, mh), Some(deferred)))
+        Ok((self.finish(prepared, payload, mh), deferred))
     }
 
     /// The replay mark, last (spec §8 step 11), and under strict order the session's
