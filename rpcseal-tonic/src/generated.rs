@@ -1,25 +1,6 @@
-//! The codec for tonic's generated code: [`SealedCodec`], built by `Default`, finds its
-//! keys in the call it serves.
-//!
-//! tonic-build's generated servers and clients (tonic 0.14) make their codec with
-//! `<codec_path>::default()`, once per call:
-//!
-//! - **Server**: inside the future the generated `Service::call` returns, before the
-//!   request is decoded and before the handler runs. [`SealedService`] wraps the generated
-//!   server and runs that future in a tokio task-local scope holding the call's state (the
-//!   keys, the path, a session block from the metadata). The first `default()` in the scope
-//!   is the server's codec; the scope gives itself out once.
-//! - **Client**: inside the generated method, between `ready()` and the channel's `call`,
-//!   with no await between them (tonic's `client::Grpc::streaming` makes the encoder and
-//!   calls the channel in one poll). `default()` parks the codec's empty binding in a
-//!   thread-local slot; [`SealedChannel`], wrapping the channel, takes it in its `call` on
-//!   the same thread in the same poll and binds it to its keys and the request's path. A
-//!   request through a [`SealedChannel`] whose codec did not park a binding is refused.
-//!
-//! A codec bound to nothing (no [`SealedService`] around the server, no [`SealedChannel`]
-//! under the client) fails each message with `FAILED_PRECONDITION`: it never sends or
-//! accepts a plaintext message and never panics. The bytes on the wire are those of
-//! [`ServerCodecs`] / [`ClientCodecs`] (spec/grpc.md): the codecs below are theirs.
+//! The codec for tonic's generated code ([`SealedCodec`]) and the two wrappers that give
+//! it keys: [`SealedService`] (server, a task-local per call) and [`SealedChannel`]
+//! (client). See [`SealedCodec`] for how each finds the call.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -132,8 +113,10 @@ pub struct SealedService<S> {
 
 impl<S> SealedService<S> {
     /// Opens `path` (`/package.Service/Method`), a client- or bidirectional-streaming
-    /// method, as a stream: its own session each way, strict order (spec/grpc.md §4). A
-    /// method not named here is unary: a second request message in one call is refused.
+    /// method (or a server-streaming one whose replies must be in strict order), as a
+    /// stream: its own session each way, strict order (spec/grpc.md §4). Name the same
+    /// methods on the client's [`SealedChannel`]. A method not named here is unary: a
+    /// second request message in one call is refused.
     pub fn streaming(mut self, path: &str) -> Self {
         self.streaming = self.streaming.with(path);
         self
@@ -213,7 +196,10 @@ pub struct SealedChannel<S> {
 
 impl<S> SealedChannel<S> {
     /// Seals `path` (`/package.Service/Method`), a client- or bidirectional-streaming
-    /// method, as a stream: a session of its own each way, strict order (spec/grpc.md §4).
+    /// method (or a server-streaming one whose replies must be in strict order), as a
+    /// stream: a session of its own each way, strict order (spec/grpc.md §4). Name the same
+    /// methods on the service's [`SealedService`]. A method not named here is unary: its
+    /// call cannot send a second request message.
     pub fn streaming(mut self, path: &str) -> Self {
         self.streaming = self.streaming.with(path);
         self
@@ -239,7 +225,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        // The binding `SealedCodec::default()` parked in this poll (module docs).
+        // The binding `SealedCodec::default()` parked in this poll (see `SealedCodec`).
         let parked = PARKED
             .with(|p| p.borrow_mut().take())
             .and_then(|w| w.upgrade());
@@ -361,12 +347,31 @@ impl http_body::Body for Frame {
 // ---------------------------------------------------------------------------------------
 // The codec
 
-/// The rpcseal codec for tonic-build's generated code: `codec_path("rpcseal_tonic::SealedCodec")`
-/// (tonic-build's manual builder, per method, or tonic-prost-build's builder). Built by
-/// `Default` inside a call: served through a [`SealedService`] it is that call's server
-/// codec; under a [`SealedChannel`] it is the call's client codec; anywhere else it fails
-/// every message (module docs of [`SealedService`] and [`SealedChannel`]). Messages are
-/// prost messages; the server handler reads the sender with [`caller_of`].
+/// The rpcseal codec for tonic-build's generated code:
+/// `codec_path("rpcseal_tonic::SealedCodec")` (tonic-prost-build's builder, or the manual
+/// builder per method). Messages are prost messages; a handler reads the verified sender
+/// with [`caller_of`]. The bytes are those of [`ServerCodecs`] / [`ClientCodecs`]
+/// (spec/grpc.md).
+///
+/// Generated code (tonic 0.14) builds its codec with `Default`, once per call, so the codec
+/// finds its keys in the call:
+///
+/// - **Server**: the generated `Service::call` returns a future that makes the codec, decodes
+///   the request and runs the handler. [`SealedService`] runs that future in a tokio
+///   task-local scope holding this call's state (keys, path, a session block from the
+///   metadata); the first `default()` in the scope is the server's codec, and the scope
+///   gives itself out once, so a codec the handler makes for a call of its own (nested, in
+///   the same task) is a client codec. Tasks the handler spawns do not inherit the scope.
+/// - **Client**: the generated method makes the codec between the channel's `poll_ready` and
+///   its `call`, with no await between them (tonic's `client::Grpc` makes the encoder and
+///   calls the channel in one poll). `default()` leaves the codec's empty binding in a
+///   thread-local slot; [`SealedChannel::call`](tonic::codegen::Service::call), on the same
+///   thread in the same poll, takes it and binds it to its keys and the request's path. Each
+///   channel binds with its own keys: two channels with different keys never share state.
+///
+/// A codec that nothing bound (no [`SealedService`] around the server, no [`SealedChannel`]
+/// under the client) fails its first message (`FAILED_PRECONDITION`; on a client the
+/// request is aborted): it never sends or accepts a plaintext message and never panics.
 pub struct SealedCodec<E, D> {
     role: Role,
     _types: PhantomData<fn(E) -> D>,

@@ -16,8 +16,11 @@
 //! the generated server as `server_codecs.service(GreeterServer::new(handler))` and build
 //! the generated client on `client_codecs.channel(channel)`; each call's [`SealedCodec`]
 //! (made by `Default` in the generated code) finds its keys there ([`SealedService`],
-//! [`SealedChannel`]), and the handler reads the sender with [`caller_of`]. Streaming methods
-//! are named on both sides (`.streaming(path)`). `examples/generated.rs` runs one.
+//! [`SealedChannel`]), and the handler reads the sender with [`caller_of`]. Client- and
+//! bidirectional-streaming methods are named on both sides (`.streaming(path)`); a method
+//! not named carries one request message per call (a second is refused). A server-streaming
+//! method may be named too: its replies are then a session of their own, in strict order.
+//! `examples/generated.rs` runs one.
 //!
 //! **Hand-written plumbing**: pass the codecs [`ServerCodecs`] and [`ClientCodecs`] make
 //! (as `examples/grpc.rs` shows); the handler gets [`Incoming`], the message and its sender.
