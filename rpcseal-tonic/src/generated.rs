@@ -439,7 +439,6 @@ where
                     _types: PhantomData,
                 },
                 caller: s.caller.clone(),
-                messages: 0,
             },
             Role::Client(b) => DecoderState::Unbound(b.clone()),
         })
@@ -513,7 +512,6 @@ enum DecoderState<D> {
     Server {
         decoder: ServerDecoder<D>,
         caller: Arc<OnceLock<Caller>>,
-        messages: u64,
     },
     Client(ClientDecoder<D>),
     Unbound(Arc<Binding>),
@@ -532,17 +530,7 @@ impl<D: prost::Message + Default> Decoder for SealedDecoder<D> {
             self.0 = DecoderState::Client(decoder);
         }
         match &mut self.0 {
-            DecoderState::Server {
-                decoder,
-                caller,
-                messages,
-            } => {
-                // A unary method has one request message: a second one is a stream of a
-                // method not named streaming, which strict order would have guarded.
-                *messages += 1;
-                if decoder.kind == Kind::Unary && *messages > 1 {
-                    return Err(crate::refused());
-                }
+            DecoderState::Server { decoder, caller } => {
                 let incoming = decoder.decode(src)?;
                 Ok(incoming.map(|inc| {
                     let _ = caller.set(inc.caller);

@@ -551,6 +551,8 @@ struct ServerCall {
     session: Option<[u8; 16]>,
     /// A streaming call's reply sealer.
     reply_sealer: Option<Sealer>,
+    /// Request messages received in the call.
+    messages: u64,
 }
 
 /// The codec of one server call: opens `Req` messages into [`Incoming`], seals `Resp`
@@ -627,6 +629,11 @@ impl<Req: prost::Message + Default> Decoder for ServerDecoder<Req> {
             Kind::Unary => &shared.requests,
             Kind::Streaming => &shared.stream_requests,
         };
+        // spec/grpc.md §4: a call treated as unary has one request message.
+        state.messages += 1;
+        if self.kind == Kind::Unary && state.messages > 1 {
+            return Err(refused());
+        }
         // spec/grpc.md §4: a block beside the envelope.
         match state.block.take() {
             Some(Ok(block)) => {

@@ -708,12 +708,23 @@ fn server_codecs(service: &Identity, clients: &[&Identity]) -> ServerCodecs {
     .unwrap()
 }
 
-/// The generated server on 127.0.0.1, sealed with `service`'s keys when `sealed`.
+/// How a test serves the generated server.
+#[derive(Clone, Copy, PartialEq)]
+enum Sealing {
+    /// Without `ServerCodecs::service`.
+    Off,
+    /// Through it, Chat named streaming.
+    On,
+    /// Through it, Chat not named streaming.
+    ChatUnnamed,
+}
+
+/// The generated server on 127.0.0.1, sealed with `service`'s keys as `sealing` says.
 async fn serve_generated(
     service: &Identity,
     clients: &[&Identity],
     upstream: Option<(ClientCodecs, SocketAddr)>,
-    sealed: bool,
+    sealing: Sealing,
 ) -> (SocketAddr, Seen) {
     let seen = Seen::default();
     let server = InventoryServer::new(Generated {
@@ -723,11 +734,13 @@ async fn serve_generated(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let router = if sealed {
-        let codecs = server_codecs(service, clients);
-        Server::builder().add_service(codecs.service(server).streaming(generated::CHAT))
-    } else {
-        Server::builder().add_service(server)
+    let codecs = server_codecs(service, clients);
+    let router = match sealing {
+        Sealing::On => {
+            Server::builder().add_service(codecs.service(server).streaming(generated::CHAT))
+        }
+        Sealing::ChatUnnamed => Server::builder().add_service(codecs.service(server)),
+        Sealing::Off => Server::builder().add_service(server),
     };
     tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
     (addr, seen)
@@ -754,7 +767,7 @@ async fn generated_client(codecs: &ClientCodecs, addr: SocketAddr) -> GeneratedC
 #[tokio::test]
 async fn generated_unary_calls_are_sealed_and_share_a_session() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (addr, seen) = serve_generated(&svc, &[&alice], None, true).await;
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
     let codecs = client_codecs(&alice, &svc);
     let mut client = generated_client(&codecs, addr).await;
     let mut sessions = Vec::new();
@@ -794,8 +807,8 @@ async fn generated_unary_calls_are_sealed_and_share_a_session() {
 #[tokio::test]
 async fn generated_client_resends_with_the_block_when_a_server_asks() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (first, _) = serve_generated(&svc, &[&alice], None, true).await;
-    let (second, seen) = serve_generated(&svc, &[&alice], None, true).await;
+    let (first, _) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let (second, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
     let codecs = client_codecs(&alice, &svc);
     let mut a = generated_client(&codecs, first).await;
     let mut b = generated_client(&codecs, second).await;
@@ -814,7 +827,7 @@ async fn generated_client_resends_with_the_block_when_a_server_asks() {
 #[tokio::test]
 async fn generated_bidirectional_stream_is_in_order_and_refuses_replayed_or_reordered_messages() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (addr, seen) = serve_generated(&svc, &[&alice], None, true).await;
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
     let codecs = client_codecs(&alice, &svc);
     let mut client = generated_client(&codecs, addr).await;
     let skus: Vec<u32> = (1..=20).collect();
@@ -870,7 +883,7 @@ async fn generated_bidirectional_stream_is_in_order_and_refuses_replayed_or_reor
 #[tokio::test]
 async fn generated_stream_replies_replayed_by_a_proxy_end_the_stream_at_the_client() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (addr, _) = serve_generated(&svc, &[&alice], None, true).await;
+    let (addr, _) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
     let codecs = client_codecs(&alice, &svc);
     let proxy = serve_proxy(addr, |r| vec![r[0].clone(), r[1].clone(), r[1].clone()]).await;
     let mut client = generated_client(&codecs, proxy).await;
@@ -891,7 +904,7 @@ async fn generated_stream_replies_replayed_by_a_proxy_end_the_stream_at_the_clie
 #[tokio::test]
 async fn generated_calls_without_keys_fail_closed() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (addr, seen) = serve_generated(&svc, &[&alice], None, true).await;
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
 
     // A generated client on a plain channel: its codec has no keys; nothing is sent.
     let mut plain = InventoryClient::new(plain_channel(addr).await);
@@ -928,7 +941,7 @@ async fn generated_calls_without_keys_fail_closed() {
 
     // The generated server without `ServerCodecs::service`: its codec has no keys, so a
     // sealed call fails and the handler never runs.
-    let (bare, bare_seen) = serve_generated(&svc, &[&alice], None, false).await;
+    let (bare, bare_seen) = serve_generated(&svc, &[&alice], None, Sealing::Off).await;
     let mut client = generated_client(&codecs, bare).await;
     let err = client
         .get(generated::GetRequest { sku: 1 })
@@ -946,9 +959,9 @@ async fn a_generated_handler_calls_another_sealed_service_with_its_own_keys() {
         Identity::generate(),
         Identity::generate(),
     );
-    let (carol_addr, carol_seen) = serve_generated(&carol, &[&bob], None, true).await;
+    let (carol_addr, carol_seen) = serve_generated(&carol, &[&bob], None, Sealing::On).await;
     let upstream = (client_codecs(&bob, &carol), carol_addr);
-    let (bob_addr, bob_seen) = serve_generated(&bob, &[&alice], Some(upstream), true).await;
+    let (bob_addr, bob_seen) = serve_generated(&bob, &[&alice], Some(upstream), Sealing::On).await;
     let codecs = client_codecs(&alice, &bob);
     let mut client = generated_client(&codecs, bob_addr).await;
     for sku in [7, 8] {
@@ -970,7 +983,7 @@ async fn a_generated_handler_calls_another_sealed_service_with_its_own_keys() {
 #[tokio::test]
 async fn a_stream_to_a_method_not_named_streaming_is_refused_at_its_second_message() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
-    let (addr, seen) = serve_generated(&svc, &[&alice], None, true).await;
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
     let codecs = client_codecs(&alice, &svc);
     // The client does not name Chat streaming: its messages are sealed as unary ones.
     let mut client = InventoryClient::new(codecs.channel(plain_channel(addr).await));
@@ -981,4 +994,18 @@ async fn a_stream_to_a_method_not_named_streaming_is_refused_at_its_second_messa
     };
     assert!(outcome.iter().any(|r| r.is_err()));
     assert!(seen.handled.load(Ordering::SeqCst) <= 1);
+}
+
+#[tokio::test]
+async fn a_service_refuses_a_second_request_message_on_a_method_not_named_streaming() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::ChatUnnamed).await;
+    // Two genuine messages of one session to Chat, which this service treats as unary.
+    let m = stream_envelopes(&alice, &svc, CHAT, 2);
+    let (n, end) = send_raw(addr, m).await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "request refused");
+    assert!(n <= 1);
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 1);
 }
