@@ -162,10 +162,14 @@ where
 /// A client codec's binding, empty until a [`SealedChannel`] fills it.
 type Binding = Mutex<Option<ClientCodec<(), ()>>>;
 
+/// What a client codec parks: its binding, reachable while the codec lives.
+struct Ticket(Arc<Binding>);
+
 thread_local! {
     /// The binding of the client codec made last on this thread, until a [`SealedChannel`]
-    /// takes it (in the same poll). Weak: a codec dropped unsent leaves nothing behind.
-    static PARKED: RefCell<Option<Weak<Binding>>> = const { RefCell::new(None) };
+    /// takes it (in the same poll). Weak, to a ticket only the codec holds: once the call
+    /// that made it has passed its channel (tonic drops the codec then), nothing is left.
+    static PARKED: RefCell<Option<Weak<Ticket>>> = const { RefCell::new(None) };
 }
 
 impl ClientCodecs {
@@ -236,7 +240,7 @@ where
                 "rpcseal: a call through a sealed channel must use rpcseal_tonic::SealedCodec",
             )
         });
-        let bound = bound.and_then(|binding| {
+        let bound = bound.and_then(|ticket| {
             let codec = match kind {
                 Kind::Unary => self.codecs.unary_codec::<(), ()>(path),
                 Kind::Streaming => self
@@ -245,7 +249,7 @@ where
                     .map_err(crate::misuse)?,
             };
             let state = codec.state.clone();
-            let mut slot = binding.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = ticket.0.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_some() {
                 return Err(unbound());
             }
@@ -379,7 +383,7 @@ pub struct SealedCodec<E, D> {
 
 enum Role {
     Server(Arc<ServerScope>),
-    Client(Arc<Binding>),
+    Client(Arc<Ticket>),
 }
 
 impl<E, D> Default for SealedCodec<E, D> {
@@ -392,8 +396,9 @@ impl<E, D> Default for SealedCodec<E, D> {
             Some(scope) => Role::Server(scope),
             None => {
                 let binding = Arc::new(Mutex::new(None));
-                PARKED.with(|p| *p.borrow_mut() = Some(Arc::downgrade(&binding)));
-                Role::Client(binding)
+                let ticket = Arc::new(Ticket(binding));
+                PARKED.with(|p| *p.borrow_mut() = Some(Arc::downgrade(&ticket)));
+                Role::Client(ticket)
             }
         };
         SealedCodec {
@@ -422,7 +427,7 @@ where
                     state: s.state.clone(),
                     _types: PhantomData,
                 }),
-                Role::Client(b) => EncoderState::Unbound(b.clone()),
+                Role::Client(t) => EncoderState::Unbound(t.0.clone()),
             },
             0,
         )
@@ -440,7 +445,7 @@ where
                 },
                 caller: s.caller.clone(),
             },
-            Role::Client(b) => DecoderState::Unbound(b.clone()),
+            Role::Client(t) => DecoderState::Unbound(t.0.clone()),
         })
     }
 }
