@@ -86,6 +86,7 @@ pub use seal::{
     Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
     MAX_WIRE_PAYLOAD,
 };
+pub use session::MAX_PQ_RECIPIENTS;
 pub use suite::{Mode, Suite};
 
 #[doc(hidden)]

@@ -40,6 +40,10 @@ pub enum Mutant {
     LenientKeyStrings,
     /// Public keys: no canonical-encoding or prime-order checks, only small order (§2.1).
     NoCanonicalKeyChecks,
+    /// Any known entry kind in any suite: an X25519 wrap inside a suite-2 session (§5.4).
+    AnyEntryKindInAnySuite,
+    /// The keyring's `require=pq` is ignored (keyring.md §2 rule 4).
+    IgnoreRequirePq,
 }
 
 #[cfg(feature = "vectors")]
@@ -92,4 +96,6 @@ pub(crate) enum Mutant {
     TimeBeforeEstablish,
     LenientKeyStrings,
     NoCanonicalKeyChecks,
+    AnyEntryKindInAnySuite,
+    IgnoreRequirePq,
 }

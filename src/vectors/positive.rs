@@ -600,14 +600,14 @@ fn explain_session(
             _ => {
                 let ikm = find_draw(c, s, "ikm_e", Some(i as u64)).ok_or("no ikm_e draw")?;
                 let (sk_e, pk_e) = session::hpke_derive_keypair(ikm);
-                if pk_e != e.enc {
+                if pk_e[..] != e.enc[..] {
                     return Err(format!("entry {i}: enc is not DeriveKeyPair(ikm_e).pk"));
                 }
                 m.insert("ikm_e".into(), hx(ikm).into());
                 m.insert("ephemeral_secret".into(), hx(&sk_e).into());
             }
         }
-        m.insert("enc".into(), hx(&e.enc).into());
+        m.insert("enc".into(), hx(e.enc).into());
         m.insert("wrapped".into(), hx(e.wrapped).into());
         entries.push(Value::Object(m));
     }
