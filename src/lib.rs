@@ -67,6 +67,7 @@ pub mod typed;
 #[doc(hidden)]
 pub mod vectors;
 mod wire;
+mod xwing;
 
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};

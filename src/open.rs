@@ -531,6 +531,8 @@ struct OwnKey {
 
 enum OwnSecret {
     X25519(HpkePrivate),
+    // Boxed: the expanded X-Wing key is a few kilobytes.
+    XWing(Box<session::XWingPrivate>),
     Symmetric(Zeroizing<[u8; 32]>),
 }
 
@@ -538,6 +540,7 @@ impl OwnKey {
     fn unwrap_key(&self) -> UnwrapKey<'_> {
         match &self.secret {
             OwnSecret::X25519(k) => UnwrapKey::X25519(k),
+            OwnSecret::XWing(k) => UnwrapKey::XWing(k),
             OwnSecret::Symmetric(k) => UnwrapKey::Symmetric(k),
         }
     }
@@ -598,23 +601,38 @@ pub struct OpenerBuilder {
 }
 
 impl OpenerBuilder {
-    /// Opens sessions addressed to this identity's X25519 key.
+    /// Opens sessions addressed to this identity's X25519 key and, if it has one, to its
+    /// X-Wing key (suite 2).
     pub fn identity(mut self, identity: &Identity) -> Self {
         self.keys.push(OwnKey {
             id: identity.public().recipient_key_id(),
             secret: OwnSecret::X25519(session::hpke_private(identity.x25519_secret())),
             group: false,
         });
+        if let Some(w) = identity.xwing_secret() {
+            self.keys.push(OwnKey {
+                id: w.public().key_id(),
+                secret: OwnSecret::XWing(Box::new(session::xwing_private(w.seed()))),
+                group: false,
+            });
+        }
         self
     }
 
-    /// Opens sessions addressed to this group key.
+    /// Opens sessions addressed to this group key (and to its X-Wing key, if any).
     pub fn group_key(mut self, group: &GroupKey) -> Self {
         self.keys.push(OwnKey {
             id: group.public().key_id(),
             secret: OwnSecret::X25519(session::hpke_private(group.x25519_secret())),
             group: true,
         });
+        if let Some(w) = group.xwing_secret() {
+            self.keys.push(OwnKey {
+                id: w.public().key_id(),
+                secret: OwnSecret::XWing(Box::new(session::xwing_private(w.seed()))),
+                group: true,
+            });
+        }
         self
     }
 

@@ -19,6 +19,9 @@ use crate::hash::{
 use crate::keys::{Identity, KeyId, Recipient, WrapTarget};
 use crate::suite::{Mode, Suite};
 use crate::wire::{self, Reader};
+pub(crate) use crate::xwing::{
+    xwing_open, xwing_private, xwing_public_from_seed, xwing_seal, XWingPrivate,
+};
 
 /// The version number of this format (spec §1.1).
 pub(crate) const VERSION: u64 = 3;
@@ -341,6 +344,8 @@ pub(crate) fn symmetric_open(
 pub(crate) enum UnwrapKey<'a> {
     /// Its X25519 secret (entries of kind 1).
     X25519(&'a HpkePrivate),
+    /// Its X-Wing secret (entries of kind 3).
+    XWing(&'a XWingPrivate),
     /// A symmetric key (entries of kind 2).
     Symmetric(&'a [u8; 32]),
 }
@@ -350,6 +355,7 @@ impl UnwrapKey<'_> {
     pub(crate) fn kind(&self) -> u64 {
         match self {
             UnwrapKey::X25519(_) => KIND_X25519,
+            UnwrapKey::XWing(_) => KIND_XWING,
             UnwrapKey::Symmetric(_) => KIND_SYMMETRIC,
         }
     }
@@ -408,6 +414,7 @@ pub(crate) struct Lifetime {
 pub(crate) fn create<R: RngCore + CryptoRng>(
     identity: &Identity,
     recipients: &[Recipient],
+    suite: Suite,
     mode: Mode,
     lifetime: &Lifetime,
     rng: &mut R,
@@ -430,7 +437,7 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
         SigningKey::from_bytes(&seed)
     });
     let header = Header {
-        suite: Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519,
+        suite,
         mode,
         sender: identity.key_id(),
         session_id,
@@ -450,6 +457,7 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
         &mut entries,
         recipients,
         0,
+        suite,
         &hh,
         ek.as_deref(),
         sk.as_deref(),
@@ -477,6 +485,7 @@ fn wrap_entries<R: RngCore + CryptoRng>(
     out: &mut Vec<u8>,
     recipients: &[Recipient],
     first_index: usize,
+    suite: Suite,
     hh: &[u8; 32],
     ek: Option<&[u8; 32]>,
     sk: Option<&[u8; 32]>,
@@ -493,24 +502,30 @@ fn wrap_entries<R: RngCore + CryptoRng>(
         if let Some(ek) = ek {
             plaintext.extend_from_slice(ek);
         }
+        let key_id = r.key_id_in(suite);
         if let Some(sk) = sk {
-            let mk = mac_key(sk, index, &r.key_id());
+            let mk = mac_key(sk, index, &key_id);
             plaintext.extend_from_slice(&mk[..]);
             mac_keys.push(mk);
         }
         let aad = wrap_aad(hh, index);
-        let (kind, (enc, wrapped)) = match r.wrap_target() {
-            WrapTarget::X25519(pk) => (
-                KIND_X25519,
-                hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(|_| {
-                    Misuse::InvalidConfig("a recipient key is unusable (low-order point)")
-                })?,
-            ),
-            WrapTarget::Symmetric(key) => {
-                (KIND_SYMMETRIC, symmetric_seal(key, &aad, &plaintext, rng))
+        let unusable = |_| Misuse::InvalidConfig("a recipient key is unusable (low-order point)");
+        match r.wrap_target(suite).ok_or(Misuse::NotPostQuantum)? {
+            WrapTarget::X25519(pk) => {
+                let (enc, wrapped) =
+                    hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(unusable)?;
+                put_entry(out, KIND_X25519, &key_id, &enc, &wrapped);
             }
-        };
-        put_entry(out, kind, &r.key_id(), &enc, &wrapped);
+            WrapTarget::XWing(pk) => {
+                let (enc, wrapped) =
+                    xwing_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(unusable)?;
+                put_entry(out, KIND_XWING, &key_id, &enc[..], &wrapped);
+            }
+            WrapTarget::Symmetric(key) => {
+                let (enc, wrapped) = symmetric_seal(key, &aad, &plaintext, rng);
+                put_entry(out, KIND_SYMMETRIC, &key_id, &enc, &wrapped);
+            }
+        }
     }
     Ok(())
 }
@@ -546,6 +561,7 @@ pub(crate) fn readdress<R: RngCore + CryptoRng>(
         &mut entries,
         more,
         s.recipients,
+        s.header.suite,
         &s.header_hash,
         s.ek.as_deref(),
         None,
@@ -747,6 +763,7 @@ impl<'a> Block<'a> {
                 .try_into()
                 .map_err(|_| ())
                 .and_then(|enc| hpke_open(sk, enc, HPKE_INFO, &aad, entry.wrapped)),
+            UnwrapKey::XWing(sk) => xwing_open(sk, entry.enc, HPKE_INFO, &aad, entry.wrapped),
             UnwrapKey::Symmetric(k) => entry
                 .enc
                 .try_into()
