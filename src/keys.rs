@@ -1341,3 +1341,70 @@ impl fmt::Debug for XWingPublic {
         write!(f, "XWingPublic({})", self.id)
     }
 }
+
+#[cfg(test)]
+mod xwing_key_tests {
+    use super::*;
+
+    /// spec §2.5: the ML-KEM-768 part passes FIPS 203's modulus check, the X25519 part the
+    /// rules of §2.1; anything else is an invalid key, reported after the checksum.
+    #[test]
+    fn non_canonical_xwing_keys_are_refused() {
+        let id = Identity::from_parts_post_quantum(&[1; 32], &[2; 32], &[3; 32]);
+        let good = id.public().to_string();
+        let (_, raw) = decode_key_any(&good, StringKind::PubId).unwrap();
+        let parse =
+            |payload: &[u8]| PublicIdentity::parse(&encode_key(StringKind::PubIdXwing, payload));
+        assert_eq!(&parse(&raw).unwrap(), id.public());
+        // Coefficient 0 = 3329 = 0xd01: bytes 01 .d (the low nibble of byte 1).
+        let mut q = raw.to_vec();
+        q[64] = 0x01;
+        q[65] = (q[65] & 0xf0) | 0x0d;
+        assert!(matches!(parse(&q), Err(KeyError::Invalid(m)) if m.contains("modulus")));
+        // Coefficient 1 (the high 12 bits of bytes 1..3) = 4095.
+        let mut top = raw.to_vec();
+        top[65] |= 0xf0;
+        top[66] = 0xff;
+        assert!(matches!(parse(&top), Err(KeyError::Invalid(m)) if m.contains("modulus")));
+        // 3328 = q - 1 is fine: 00 .d with byte 0 = 0x00.
+        let mut q1 = raw.to_vec();
+        q1[64] = 0x00;
+        q1[65] = (q1[65] & 0xf0) | 0x0d;
+        assert!(parse(&q1).is_ok());
+        // The seed rho (the last 32 bytes of the ML-KEM key) is arbitrary.
+        let mut rho = raw.to_vec();
+        rho[64 + 1152] ^= 0xff;
+        assert!(parse(&rho).is_ok());
+        // The X25519 part with bit 255 set, or of small order.
+        let mut high = raw.to_vec();
+        high[64 + 1215] |= 0x80;
+        assert!(matches!(parse(&high), Err(KeyError::Invalid(m)) if m.contains("X-Wing")));
+        let mut zero = raw.to_vec();
+        zero[64 + 1184..].fill(0);
+        assert!(matches!(parse(&zero), Err(KeyError::Invalid(m)) if m.contains("X-Wing")));
+        // The same checks for group keys.
+        let g = GroupKey::from_secret_bytes_post_quantum(&[4; 32], &[5; 32]);
+        let (_, graw) = decode_key_any(&g.public().to_string(), StringKind::PubGroup).unwrap();
+        let mut gq = graw.to_vec();
+        gq[32] = 0x01;
+        gq[33] = (gq[33] & 0xf0) | 0x0d;
+        assert!(GroupPublicKey::parse(&encode_key(StringKind::PubGroupXwing, &gq)).is_err());
+        // A payload of the classical length under the post-quantum prefix: a length error.
+        assert!(matches!(
+            PublicIdentity::parse(&encode_key(StringKind::PubIdXwing, &raw[..64])),
+            Err(KeyError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn derived_keys_always_pass_and_differ_per_seed() {
+        for s in 0u8..8 {
+            let w = XWingSecret::from_seed(&[s; 32]);
+            assert!(XWingPublic::parse(w.public().as_bytes()).is_ok());
+        }
+        assert_ne!(
+            XWingSecret::from_seed(&[0; 32]).public().key_id(),
+            XWingSecret::from_seed(&[1; 32]).public().key_id()
+        );
+    }
+}
