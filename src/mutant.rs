@@ -44,6 +44,12 @@ pub enum Mutant {
     AnyEntryKindInAnySuite,
     /// The keyring's `require=pq` is ignored (keyring.md §2 rule 4).
     IgnoreRequirePq,
+    /// An entry's `enc` is not checked against its kind's length (§5.4).
+    NoEncLengthCheck,
+    /// The envelope's suite is not compared with its session's (§7.1, §8 step 5).
+    NoEnvelopeSuiteCheck,
+    /// Suite-2 blocks are held to `max_recipients` only, not to the post-quantum limit (§7.3).
+    NoPqRecipientLimit,
 }
 
 #[cfg(feature = "vectors")]
@@ -98,4 +104,7 @@ pub(crate) enum Mutant {
     NoCanonicalKeyChecks,
     AnyEntryKindInAnySuite,
     IgnoreRequirePq,
+    NoEncLengthCheck,
+    NoEnvelopeSuiteCheck,
+    NoPqRecipientLimit,
 }

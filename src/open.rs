@@ -1151,7 +1151,7 @@ impl Opener {
         let h = &session.header;
         // Step 5: the session's suite is the envelope's (also for a cached session), its
         // sender is trusted, its mode allowed: repeated for cached sessions.
-        if h.suite != env.suite {
+        if h.suite != env.suite && !mutant::is(Mutant::NoEnvelopeSuiteCheck) {
             return Err(err(
                 ErrorKind::Malformed,
                 "the envelope's suite differs from its session's",
@@ -1380,7 +1380,7 @@ impl Opener {
                 "the session reference does not match the inline block",
             ));
         }
-        if block.header.suite != env.suite {
+        if block.header.suite != env.suite && !mutant::is(Mutant::NoEnvelopeSuiteCheck) {
             return Err(err(
                 ErrorKind::Malformed,
                 "the envelope's suite differs from its session's",

@@ -632,7 +632,9 @@ impl<'a> Block<'a> {
                 "session block has no recipients",
             ));
         }
-        let limit = if header.suite.is_post_quantum() {
+        let limit = if header.suite.is_post_quantum()
+            && !crate::mutant::is(crate::mutant::Mutant::NoPqRecipientLimit)
+        {
             max_recipients.min(max_pq_recipients).min(MAX_PQ_RECIPIENTS)
         } else {
             max_recipients
@@ -680,7 +682,9 @@ impl<'a> Block<'a> {
             }
             let key_id = KeyId(r.bin_exact::<16>()?);
             let enc = r.bin()?;
-            if enc.len() != enc_len(kind) {
+            if enc.len() != enc_len(kind)
+                && !crate::mutant::is(crate::mutant::Mutant::NoEncLengthCheck)
+            {
                 return Err(Error::new(
                     ErrorKind::Malformed,
                     "the encapsulated key has the wrong length for its entry kind",
@@ -689,7 +693,7 @@ impl<'a> Block<'a> {
             // spec §5.4: an HPKE `enc` is an X25519 public key, accepted in its one encoding
             // only (§2.1), checked as the field is read.
             if kind == KIND_X25519
-                && !crate::keys::x25519_is_canonical(enc.try_into().expect("length checked"))
+                && !<&[u8; 32]>::try_from(enc).is_ok_and(crate::keys::x25519_is_canonical)
             {
                 return Err(Error::new(
                     ErrorKind::Malformed,

@@ -38,6 +38,17 @@ pub(crate) fn xwing_private(seed: &[u8; 32]) -> XWingPrivate {
     XWingPrivate::from_bytes(&seed[..]).expect("every 32-byte string is an X-Wing seed")
 }
 
+/// X-Wing's shared secret for `enc` under the key of `seed` (test vectors: an intermediate
+/// value the wrap never exposes).
+#[cfg(feature = "vectors")]
+pub(crate) fn xwing_shared_secret(seed: &[u8; 32], enc: &[u8]) -> Result<[u8; 32], String> {
+    let enc = XWingEnc::from_bytes(enc).map_err(|_| "enc is not an X-Wing ciphertext")?;
+    let ss = XWing::decap(&xwing_private(seed), None, &enc).map_err(|_| "decapsulation failed")?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&ss.0);
+    Ok(out)
+}
+
 /// The project's RNG (rand_core 0.6) as the RNG the hpke crate asks for (rand_core 0.10):
 /// every byte the encapsulation draws comes from `R`, in order (spec §5.2: 64 bytes).
 struct Draw<'a, R>(&'a mut R);

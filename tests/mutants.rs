@@ -101,6 +101,53 @@ fn every_mutant_fails_the_vectors_that_pin_its_rule() {
             Mutant::NoReadOnlyReplayCheck,
             &["v3/negative/replay.json::forged-copy-of-accepted-message"],
         ),
+        // Issue 15: the rules of the post-quantum suite 2.
+        (
+            Mutant::AnyEntryKindInAnySuite,
+            &[
+                "v3/pq/negative/suite-2.json::x25519-wrap-in-suite-2-session",
+                "v3/pq/negative/suite-2.json::xwing-wrap-in-suite-1-session",
+            ],
+        ),
+        (
+            Mutant::NoEncLengthCheck,
+            &[
+                "v3/pq/negative/suite-2.json::xwing-enc-1119-bytes",
+                "v3/pq/negative/suite-2.json::xwing-enc-1121-bytes",
+                "v3/pq/negative/suite-2.json::xwing-enc-32-bytes",
+            ],
+        ),
+        (
+            Mutant::IgnoreRequirePq,
+            &[
+                "v3/pq/negative/suite-2.json::downgrade-sender-requires-pq",
+                "v3/pq/negative/suite-2.json::downgrade-sender-requires-pq-cached",
+            ],
+        ),
+        (
+            Mutant::NoEnvelopeSuiteCheck,
+            &[
+                "v3/pq/negative/suite-2.json::envelope-suite-1-in-suite-2-session",
+                "v3/pq/negative/suite-2.json::envelope-suite-2-in-suite-1-session",
+                "v3/pq/negative/suite-2.json::envelope-suite-differs-from-cached-session",
+            ],
+        ),
+        (
+            Mutant::NoPqRecipientLimit,
+            &["v3/pq/negative/suite-2.json::pq-recipients-over-limit"],
+        ),
+        (
+            Mutant::NoCanonicalKeyChecks,
+            &[
+                "v3/pq/keys/key-strings.json::mlkem-coefficient-q",
+                "v3/pq/keys/key-strings.json::mlkem-coefficient-4095",
+                "v3/pq/keys/key-strings.json::xwing-x25519-bit-255-set",
+            ],
+        ),
+        (
+            Mutant::LenientKeyStrings,
+            &["v3/pq/keys/key-strings.json::checksum-xwing"],
+        ),
     ];
     for (m, must) in table {
         let failed = failures(Some(*m));
