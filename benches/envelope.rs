@@ -25,10 +25,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use rand_core::OsRng;
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
 };
@@ -237,7 +236,7 @@ fn floor_and_raw(c: &mut Criterion) {
                 let mut n = [0u8; 12];
                 n[4..].copy_from_slice(&seq.to_be_bytes());
                 black_box(
-                    aead.encrypt_in_place_detached(&n.into(), b"", &mut buf)
+                    aead.encrypt_inout_detached(&n.into(), b"", buf.as_mut_slice().into())
                         .unwrap(),
                 );
             })
@@ -255,7 +254,7 @@ fn roundtrip(c: &mut Criterion) {
     let hybrid = Hybrid::new();
     let age_id = age::x25519::Identity::generate();
     let age_to = age_id.to_public();
-    let box_sk = crypto_box::SecretKey::generate(&mut OsRng);
+    let box_sk = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
     let box_pk = box_sk.public_key();
     let mut f = Floor::new(&meta());
     for size in SIZES {
@@ -305,7 +304,7 @@ fn roundtrip(c: &mut Criterion) {
         });
         g.bench_function("sealed_box", |b| {
             b.iter(|| {
-                let ct = box_pk.seal(&mut OsRng, &payload).unwrap();
+                let ct = box_pk.seal(&mut crypto_box::aead::OsRng, &payload).unwrap();
                 black_box(box_sk.unseal(&ct).unwrap());
             })
         });

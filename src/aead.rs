@@ -2,12 +2,12 @@
 //! computed from the input straight into the output (no copy of the payload first) and in
 //! pieces, with a Poly1305 that is fast in builds without AVX2 enabled at compile time.
 //!
-//! Why this module exists: the `chacha20poly1305` crate (0.10) encrypts in place, so a
-//! sealer that keeps the caller's payload must copy it into the envelope first, and it
-//! takes the whole text in one call, so nothing can look at the ciphertext before all of it
-//! is encrypted. [`AeadStream`] is the same construction, built from the same crates
-//! (`chacha20` 0.9 for the keystream, `poly1305` 0.8 for the authenticator, the versions
-//! `chacha20poly1305` 0.10 uses): it encrypts from one buffer into another, in pieces of
+//! Why this module exists: the `chacha20poly1305` crate takes the whole text in one call,
+//! so nothing can look at the ciphertext before all of it is encrypted (and up to 0.10 it
+//! encrypted only in place, so a sealer that keeps the caller's payload had to copy it into
+//! the envelope first). [`AeadStream`] is the same construction, built from the same crates
+//! (`chacha20` 0.10 for the keystream, `poly1305` 0.9 for the authenticator, the versions
+//! `chacha20poly1305` 0.11 uses): it encrypts from one buffer into another, in pieces of
 //! any length, so a caller can hand each finished piece of ciphertext on while it
 //! encrypts the next one; and it splits into its two halves, the ChaCha20 keystream
 //! ([`Keystream`]) and the Poly1305 authenticator ([`Authenticator`]), so that they can
@@ -98,7 +98,9 @@ impl PayloadCipher {
             // Short messages skip the stream (its state is several hundred bytes, moved
             // and copied more than the work on a short message is worth).
             let (mut cipher, key) = self.start(nonce);
-            cipher.apply_keystream_b2b(input, output).map_err(|_| ())?;
+            cipher
+                .try_apply_keystream_b2b(input, output)
+                .map_err(|_| ())?;
             return Ok(one_shot_tag(&key, aad, output));
         }
         let mut s = self.stream(nonce, aad, input.len());
@@ -121,7 +123,8 @@ impl PayloadCipher {
             // As in encrypt_b2b; the tag first, so nothing is decrypted when it fails.
             let (mut cipher, key) = self.start(nonce);
             let expected = one_shot_tag(&key, aad, input);
-            if bool::from(expected.ct_eq(tag)) && cipher.apply_keystream_b2b(input, output).is_ok()
+            if bool::from(expected.ct_eq(tag))
+                && cipher.try_apply_keystream_b2b(input, output).is_ok()
             {
                 return Ok(());
             }
@@ -249,7 +252,7 @@ impl Keystream {
     /// keystream would run past [`MAX_TEXT`].
     pub(crate) fn apply(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), ()> {
         self.cipher
-            .apply_keystream_b2b(input, output)
+            .try_apply_keystream_b2b(input, output)
             .map_err(|_| ())
     }
 }
@@ -498,9 +501,10 @@ impl Drop for Poly1305 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chacha20poly1305::aead::AeadInPlace;
+    use chacha20poly1305::aead::AeadInOut;
     use chacha20poly1305::KeyInit;
-    use rand_core::{OsRng, RngCore};
+    use getrandom::SysRng;
+    use rand_core::{Rng, UnwrapErr};
 
     fn unhex(s: &str) -> Vec<u8> {
         hex::decode(s.replace([' ', '\n', ':'], "")).unwrap()
@@ -618,7 +622,7 @@ mod tests {
 
     fn random(len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
-        OsRng.fill_bytes(&mut v);
+        UnwrapErr(SysRng).fill_bytes(&mut v);
         v
     }
 
@@ -639,7 +643,7 @@ mod tests {
             let ta = ours.encrypt_b2b(&nonce, &aad, &pt, &mut a).unwrap();
             let mut b = pt.clone();
             let tb = theirs
-                .encrypt_in_place_detached((&nonce).into(), &aad, &mut b)
+                .encrypt_inout_detached((&nonce).into(), &aad, b.as_mut_slice().into())
                 .unwrap();
             assert_eq!(a, b, "ciphertext, length {len}");
             assert_eq!(ta.to_vec(), tb.to_vec(), "tag, length {len}");
@@ -805,9 +809,9 @@ mod tests {
     fn scalar_poly1305_agrees_with_the_poly1305_crate() {
         for len in (0..200).chain([4096, 100_003]) {
             let mut key = [0u8; 32];
-            OsRng.fill_bytes(&mut key);
+            UnwrapErr(SysRng).fill_bytes(&mut key);
             let mut msg = vec![0u8; len];
-            OsRng.fill_bytes(&mut msg);
+            UnwrapErr(SysRng).fill_bytes(&mut msg);
             let theirs = poly1305::Poly1305::new((&key).into()).compute_unpadded(&msg);
             assert_eq!(
                 poly1305_mac(&key, &msg).to_vec(),
@@ -871,7 +875,7 @@ mod tests {
         k[16..].fill(0);
         keys.push(k);
         let mut rnd = [0u8; 32];
-        OsRng.fill_bytes(&mut rnd);
+        UnwrapErr(SysRng).fill_bytes(&mut rnd);
         rnd[..16].fill(0xff);
         keys.push(rnd);
         for key in &keys {

@@ -12,7 +12,8 @@
 
 use std::fmt;
 
-use rand_core::{CryptoRng, OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{CryptoRng, UnwrapErr};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -538,12 +539,12 @@ pub fn create_asset(
     asset: &AssetRef<'_>,
     master: Option<&MasterKey>,
 ) -> Result<(Vec<u8>, AssetKey), AtRestMisuse> {
-    create_asset_with(asset, master, &mut OsRng)
+    create_asset_with(asset, master, &mut UnwrapErr(SysRng))
 }
 
 /// [`create_asset`] with a chosen random number generator (test vectors).
 #[doc(hidden)]
-pub fn create_asset_with<R: RngCore + CryptoRng>(
+pub fn create_asset_with<R: CryptoRng>(
     asset: &AssetRef<'_>,
     master: Option<&MasterKey>,
     rng: &mut R,
@@ -718,12 +719,12 @@ pub fn rewrap_header(
     keys: &[MasterKey],
     new: &MasterKey,
 ) -> Result<Vec<u8>, AtRestError> {
-    rewrap_header_with(header, asset, keys, new, &mut OsRng)
+    rewrap_header_with(header, asset, keys, new, &mut UnwrapErr(SysRng))
 }
 
 /// [`rewrap_header`] with a chosen random number generator (test vectors).
 #[doc(hidden)]
-pub fn rewrap_header_with<R: RngCore + CryptoRng>(
+pub fn rewrap_header_with<R: CryptoRng>(
     header: &[u8],
     asset: &AssetRef<'_>,
     keys: &[MasterKey],

@@ -5,10 +5,10 @@
 //! receiver: every function only does what anyone holding the same keys could do.
 #![allow(missing_docs)]
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use ed25519_dalek::SigningKey;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::envelope::{self, Metadata, MAC_TAG_LEN};
@@ -88,7 +88,7 @@ pub fn header_hash(header: &[u8]) -> [u8; 32] {
 }
 
 /// HPKE-wraps `plaintext` for recipient X25519 key `pk` at `index` of a header.
-pub fn wrap<R: RngCore + CryptoRng>(
+pub fn wrap<R: CryptoRng>(
     pk: &[u8; 32],
     header_hash: &[u8; 32],
     index: u32,
@@ -173,8 +173,13 @@ pub fn message(m: &MessageSpec<'_>) -> Vec<u8> {
     );
     let mut body = Zeroizing::new(m.payload.to_vec());
     if let Some(ek) = m.ek {
-        let tag = ChaCha20Poly1305::new((&ek[..]).into())
-            .encrypt_in_place_detached(&envelope::aead_nonce(m.seq).into(), b"", &mut body)
+        let tag = ChaCha20Poly1305::new_from_slice(&ek[..])
+            .expect("a 32-byte key")
+            .encrypt_inout_detached(
+                &envelope::aead_nonce(m.seq).into(),
+                b"",
+                body.as_mut_slice().into(),
+            )
             .expect("small payload");
         body.extend_from_slice(&tag);
     }

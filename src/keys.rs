@@ -5,7 +5,8 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use rand_core::{CryptoRng, OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{CryptoRng, Rng, UnwrapErr};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -448,10 +449,10 @@ pub struct Identity {
 impl Identity {
     /// Generates a fresh identity from the operating system's random number generator.
     pub fn generate() -> Identity {
-        Identity::generate_with(&mut OsRng)
+        Identity::generate_with(&mut UnwrapErr(SysRng))
     }
 
-    pub(crate) fn generate_with<R: RngCore + CryptoRng>(rng: &mut R) -> Identity {
+    pub(crate) fn generate_with<R: CryptoRng>(rng: &mut R) -> Identity {
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(&mut seed[..]);
         let mut x = Zeroizing::new([0u8; 32]);
@@ -466,9 +467,9 @@ impl Identity {
         let mut seed = Zeroizing::new([0u8; 32]);
         let mut x = Zeroizing::new([0u8; 32]);
         let mut w = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut seed[..]);
-        OsRng.fill_bytes(&mut x[..]);
-        OsRng.fill_bytes(&mut w[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut seed[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut x[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut w[..]);
         Identity::from_parts_post_quantum(&seed, &x, &w)
     }
 
@@ -710,7 +711,7 @@ impl GroupKey {
     /// Generates a fresh group key.
     pub fn generate() -> GroupKey {
         let mut x = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut x[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut x[..]);
         GroupKey::from_secret_bytes(&x)
     }
 
@@ -719,8 +720,8 @@ impl GroupKey {
     pub fn generate_post_quantum() -> GroupKey {
         let mut x = Zeroizing::new([0u8; 32]);
         let mut w = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut x[..]);
-        OsRng.fill_bytes(&mut w[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut x[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut w[..]);
         GroupKey::from_secret_bytes_post_quantum(&x, &w)
     }
 
@@ -885,7 +886,7 @@ impl SymmetricKey {
     /// Generates a fresh key; its id is derived from the key (§2.3).
     pub fn generate() -> SymmetricKey {
         let mut key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut key[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut key[..]);
         SymmetricKey::with_id(KeyId::of(TAG_SYMMETRIC, &key[..]), &key)
     }
 
@@ -1271,7 +1272,7 @@ impl MasterKey {
     /// Generates a fresh master key; its id is `keyid("at-rest master", key)`.
     pub fn generate() -> MasterKey {
         let mut key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut key[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut key[..]);
         MasterKey::from_bytes(&key)
     }
 

@@ -1967,7 +1967,12 @@ mod tests {
             )
             .unwrap();
             let env = s
-                .seal_deterministic(b"x", &Metadata::new(), 1_800_000_000, &mut rand_core::OsRng)
+                .seal_deterministic(
+                    b"x",
+                    &Metadata::new(),
+                    1_800_000_000,
+                    &mut rand_core::UnwrapErr(getrandom::SysRng),
+                )
                 .unwrap();
             let o = Opener::builder()
                 .identity(&bob)

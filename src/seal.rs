@@ -2,7 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand_core::{CryptoRng, OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{CryptoRng, UnwrapErr};
 
 use zeroize::Zeroizing;
 
@@ -324,7 +325,7 @@ impl Sealer {
         out: &mut Vec<u8>,
     ) -> Result<[u8; 32], Misuse> {
         let now = unix_now()?;
-        self.seal_at(payload, metadata, out, now, &mut OsRng)
+        self.seal_at(payload, metadata, out, now, &mut UnwrapErr(SysRng))
     }
 
     /// Makes the next envelope carry the session block inline, whatever the [`Inline`]
@@ -364,7 +365,7 @@ impl Sealer {
     pub fn session_block(&mut self) -> Result<&[u8], Misuse> {
         if self.active.is_none() {
             let now = unix_now()?;
-            self.ensure_session(0, now, &mut OsRng)?;
+            self.ensure_session(0, now, &mut UnwrapErr(SysRng))?;
         }
         Ok(&self.active.as_ref().expect("ensured").s.block)
     }
@@ -390,7 +391,7 @@ impl Sealer {
                 self.rotate();
                 return Ok(());
             }
-            session::readdress(&self.identity, &mut a.s, more, &mut OsRng)?;
+            session::readdress(&self.identity, &mut a.s, more, &mut UnwrapErr(SysRng))?;
         }
         self.recipients = all;
         Ok(())
@@ -441,7 +442,7 @@ impl Sealer {
 
     /// Deterministic sealing for the test vectors: a caller-chosen clock and RNG.
     #[doc(hidden)]
-    pub fn seal_deterministic<R: RngCore + CryptoRng>(
+    pub fn seal_deterministic<R: CryptoRng>(
         &mut self,
         payload: &[u8],
         metadata: &Metadata,
@@ -474,7 +475,7 @@ impl Sealer {
 
     /// Makes sure a session can take a payload of `len` bytes at time `now`, rotating if
     /// any limit would be crossed (spec §6).
-    fn ensure_session<R: RngCore + CryptoRng>(
+    fn ensure_session<R: CryptoRng>(
         &mut self,
         len: u64,
         now: u64,
@@ -521,7 +522,7 @@ impl Sealer {
         Ok(())
     }
 
-    pub(crate) fn seal_at<R: RngCore + CryptoRng>(
+    pub(crate) fn seal_at<R: CryptoRng>(
         &mut self,
         payload: &[u8],
         metadata: &Metadata,

@@ -5,11 +5,11 @@ use hpke::aead::{AeadTag, ChaCha20Poly1305 as HpkeChaCha};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Misuse};
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 
 use crate::hash::{
@@ -236,7 +236,7 @@ pub(crate) fn wrap_aad(header_hash: &[u8; 32], index: u32) -> [u8; 36] {
 }
 
 /// HPKE base-mode single-shot seal, RFC 9180 §6.1, with the suite of spec §5.4.
-pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
+pub(crate) fn hpke_seal<R: CryptoRng>(
     recipient: &[u8; 32],
     info: &[u8],
     aad: &[u8],
@@ -249,13 +249,16 @@ pub(crate) fn hpke_seal<R: RngCore + CryptoRng>(
     // vector is never reallocated with the secret in it.
     let mut buf = Zeroizing::new(Vec::with_capacity(plaintext.len() + WRAP_TAG));
     buf.extend_from_slice(plaintext);
-    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
-        HpkeChaCha,
-        HkdfSha256,
-        X25519HkdfSha256,
-        _,
-    >(&OpModeS::Base, &pk, info, &mut buf, aad, rng)
-    .map_err(|_| ())?;
+    let (enc, tag) =
+        hpke::single_shot_seal_inout_detached_with_rng::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+            &OpModeS::Base,
+            &pk,
+            info,
+            buf.as_mut_slice().into(),
+            aad,
+            rng,
+        )
+        .map_err(|_| ())?;
     // Encrypted now: no secret left to wipe.
     let mut out = std::mem::take(&mut *buf);
     out.extend_from_slice(&tag.to_bytes());
@@ -279,12 +282,12 @@ pub(crate) fn hpke_open(
     let (ct, tag) = ciphertext.split_at(ciphertext.len() - WRAP_TAG);
     let tag = AeadTag::<HpkeChaCha>::from_bytes(tag).map_err(|_| ())?;
     let mut buf = Zeroizing::new(ct.to_vec());
-    hpke::single_shot_open_in_place_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+    hpke::single_shot_open_inout_detached::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
         &OpModeR::Base,
         secret,
         &enc,
         info,
-        &mut buf,
+        buf.as_mut_slice().into(),
         aad,
         &tag,
     )
@@ -301,7 +304,7 @@ fn symmetric_keys(key: &[u8; 32], salt: &[u8]) -> ([u8; 16], Zeroizing<[u8; 32]>
 
 /// Wraps `plaintext` under a symmetric recipient key (spec §5.5): `enc` is the random salt
 /// followed by the key commitment; the AEAD key is unique per salt, so its nonce is zero.
-pub(crate) fn symmetric_seal<R: RngCore + CryptoRng>(
+pub(crate) fn symmetric_seal<R: CryptoRng>(
     key: &[u8; 32],
     aad: &[u8],
     plaintext: &[u8],
@@ -312,8 +315,8 @@ pub(crate) fn symmetric_seal<R: RngCore + CryptoRng>(
     let (commit, wrap_key) = symmetric_keys(key, &enc[..16]);
     enc[16..].copy_from_slice(&commit);
     let mut buf = plaintext.to_vec();
-    let tag = ChaCha20Poly1305::new((&wrap_key[..]).into())
-        .encrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf)
+    let tag = ChaCha20Poly1305::new((&*wrap_key).into())
+        .encrypt_inout_detached(&[0u8; 12].into(), aad, buf.as_mut_slice().into())
         .expect("short plaintext");
     buf.extend_from_slice(&tag);
     (enc, buf)
@@ -334,8 +337,14 @@ pub(crate) fn symmetric_open(
     }
     let (ct, tag) = wrapped.split_at(wrapped.len() - WRAP_TAG);
     let mut buf = Zeroizing::new(ct.to_vec());
-    ChaCha20Poly1305::new((&wrap_key[..]).into())
-        .decrypt_in_place_detached(&[0u8; 12].into(), aad, &mut buf, tag.into())
+    let tag: &[u8; WRAP_TAG] = tag.try_into().map_err(|_| ())?;
+    ChaCha20Poly1305::new((&*wrap_key).into())
+        .decrypt_inout_detached(
+            &[0u8; 12].into(),
+            aad,
+            buf.as_mut_slice().into(),
+            tag.into(),
+        )
         .map_err(|_| ())?;
     Ok(buf)
 }
@@ -411,7 +420,7 @@ pub(crate) struct Lifetime {
 }
 
 /// Creates a session and its signed block (spec §5).
-pub(crate) fn create<R: RngCore + CryptoRng>(
+pub(crate) fn create<R: CryptoRng>(
     identity: &Identity,
     recipients: &[Recipient],
     suite: Suite,
@@ -481,7 +490,7 @@ pub(crate) fn create<R: RngCore + CryptoRng>(
 /// Wraps the session keys for `recipients`, numbered from `first_index`, appending the
 /// encoded entries to `out` and, in MAC mode, their MAC keys to `mac_keys` (spec §5.4).
 #[allow(clippy::too_many_arguments)]
-fn wrap_entries<R: RngCore + CryptoRng>(
+fn wrap_entries<R: CryptoRng>(
     out: &mut Vec<u8>,
     recipients: &[Recipient],
     first_index: usize,
@@ -546,7 +555,7 @@ fn assemble_from_entries(
 /// Re-addresses a session to more recipients (spec §5.7): the same header and keys, the
 /// existing entries unchanged at their indices, new entries after them, a new signature.
 /// Messages already sealed open for the new recipients; nothing is re-encrypted.
-pub(crate) fn readdress<R: RngCore + CryptoRng>(
+pub(crate) fn readdress<R: CryptoRng>(
     identity: &Identity,
     s: &mut SealerSession,
     more: &[Recipient],
@@ -806,7 +815,7 @@ mod tests {
 
     /// An RNG that returns fixed bytes: feeds RFC 9180's ikmE into the ephemeral key.
     struct Fixed(Vec<u8>);
-    impl RngCore for Fixed {
+    impl Fixed {
         fn next_u32(&mut self) -> u32 {
             unimplemented!()
         }
@@ -818,12 +827,21 @@ mod tests {
             dest.copy_from_slice(&self.0[..n]);
             self.0.drain(..n);
         }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+    }
+    impl rand_core::TryRng for Fixed {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(self.next_u32())
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(self.next_u64())
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
             self.fill_bytes(dest);
             Ok(())
         }
     }
-    impl CryptoRng for Fixed {}
+    impl rand_core::TryCryptoRng for Fixed {}
 
     fn hex(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()

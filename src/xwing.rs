@@ -3,13 +3,11 @@
 //! draft-connolly-cfrg-xwing-kem-10), KDF HKDF-SHA256 (0x0001), AEAD ChaCha20Poly1305
 //! (0x0003), single-shot, from the hpke crate's `mlkem` feature.
 
-use hpke15 as hpke;
-
 use hpke::aead::{AeadTag, ChaCha20Poly1305 as HpkeChaCha};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::XWing;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
 use crate::keys::XWING_PUBLIC_LEN;
@@ -49,29 +47,9 @@ pub(crate) fn xwing_shared_secret(seed: &[u8; 32], enc: &[u8]) -> Result<[u8; 32
     Ok(out)
 }
 
-/// The project's RNG (rand_core 0.6) as the RNG the hpke crate asks for (rand_core 0.10):
-/// every byte the encapsulation draws comes from `R`, in order (spec §5.2: 64 bytes).
-struct Draw<'a, R>(&'a mut R);
-
-impl<R: RngCore> hpke::rand_core::TryRng for Draw<'_, R> {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.0.next_u32())
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.0.next_u64())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.fill_bytes(dst);
-        Ok(())
-    }
-}
-
-impl<R: RngCore + CryptoRng> hpke::rand_core::TryCryptoRng for Draw<'_, R> {}
-
 /// HPKE base-mode single-shot seal to an X-Wing key (spec §5.4, kind 3). Returns the 1120-byte
 /// `enc` (the X-Wing ciphertext) and the ciphertext with its 16-byte tag.
-pub(crate) fn xwing_seal<R: RngCore + CryptoRng>(
+pub(crate) fn xwing_seal<R: CryptoRng>(
     recipient: &[u8; XWING_PUBLIC_LEN],
     info: &[u8],
     aad: &[u8],
@@ -88,9 +66,9 @@ pub(crate) fn xwing_seal<R: RngCore + CryptoRng>(
             &OpModeS::Base,
             &pk,
             info,
-            (&mut buf[..]).into(),
+            buf.as_mut_slice().into(),
             aad,
-            &mut Draw(rng),
+            rng,
         )
         .map_err(|_| ())?;
     let mut out = std::mem::take(&mut *buf);
@@ -137,24 +115,22 @@ mod tests {
 
     /// Returns scripted bytes, in order (the 64 bytes of an X-Wing encapsulation).
     struct Scripted(Vec<u8>);
-    impl RngCore for Scripted {
-        fn next_u32(&mut self) -> u32 {
+    impl rand_core::TryRng for Scripted {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
             unimplemented!("X-Wing draws bytes only")
         }
-        fn next_u64(&mut self) -> u64 {
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
             unimplemented!("X-Wing draws bytes only")
         }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
             let n = dest.len();
             dest.copy_from_slice(&self.0[..n]);
             self.0.drain(..n);
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-            self.fill_bytes(dest);
             Ok(())
         }
     }
-    impl CryptoRng for Scripted {}
+    impl rand_core::TryCryptoRng for Scripted {}
 
     fn load(name: &str) -> serde_json::Value {
         let path = format!("{}/vectors/primitives/{name}", env!("CARGO_MANIFEST_DIR"));

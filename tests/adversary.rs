@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::forge::{self, Auth, HeaderSpec, MessageSpec};
 use rpcseal::replay::{NoReplayCheck, ReplayError, ReplayItem, ReplayStore};
 use rpcseal::{
@@ -38,7 +39,7 @@ fn honest_envelope(c: &Cast, mode: Mode) -> Vec<u8> {
         .map(|i| Recipient::from(i.public()))
         .collect();
     let mut s = Sealer::new(&c.alice, &to, SealerConfig::new(mode)).unwrap();
-    s.seal_deterministic(b"genuine", &Metadata::new(), T0, &mut OsRng)
+    s.seal_deterministic(b"genuine", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 
@@ -143,7 +144,13 @@ fn a_recipient_cannot_forge_signed_mode_messages_to_the_others() {
     h.sender = c.alice.key_id();
     let hb = h.encode();
     let hh = forge::header_hash(&hb);
-    let wrap = forge::wrap(&c.carol.public().x25519_bytes(), &hh, 0, &ek, &mut OsRng);
+    let wrap = forge::wrap(
+        &c.carol.public().x25519_bytes(),
+        &hh,
+        0,
+        &ek,
+        &mut UnwrapErr(SysRng),
+    );
     let entries = [(c.carol.public().recipient_key_id(), wrap.0, wrap.1)];
     let fake_block = forge::block(&c.bob, &hb, &entries);
     let forged = forge::message(&MessageSpec {
@@ -237,8 +244,13 @@ impl Crafted {
             .zip(plaintexts)
             .enumerate()
             .map(|(i, (r, pt))| {
-                let (enc, w) =
-                    forge::wrap(&r.public().x25519_bytes(), &hh, i as u32, pt, &mut OsRng);
+                let (enc, w) = forge::wrap(
+                    &r.public().x25519_bytes(),
+                    &hh,
+                    i as u32,
+                    pt,
+                    &mut UnwrapErr(SysRng),
+                );
                 (r.public().recipient_key_id(), enc, w)
             })
             .collect();
@@ -363,7 +375,13 @@ fn crafted_envelopes_reach_every_failure_class() {
         // The block signed by someone else than the sender it names.
         let hb = crafted.header.encode();
         let hh = forge::header_hash(&hb);
-        let (enc, w) = forge::wrap(&c.bob.public().x25519_bytes(), &hh, 0, &ek, &mut OsRng);
+        let (enc, w) = forge::wrap(
+            &c.bob.public().x25519_bytes(),
+            &hh,
+            0,
+            &ek,
+            &mut UnwrapErr(SysRng),
+        );
         let block = forge::block(
             &c.carol,
             &hb,
@@ -375,7 +393,13 @@ fn crafted_envelopes_reach_every_failure_class() {
             ErrorKind::BadSignature,
         );
         // An all-zero key share, signed by the real sender.
-        let (_, w) = forge::wrap(&c.bob.public().x25519_bytes(), &hh, 0, &ek, &mut OsRng);
+        let (_, w) = forge::wrap(
+            &c.bob.public().x25519_bytes(),
+            &hh,
+            0,
+            &ek,
+            &mut UnwrapErr(SysRng),
+        );
         let block = forge::block(
             &c.alice,
             &hb,
@@ -387,7 +411,13 @@ fn crafted_envelopes_reach_every_failure_class() {
             ErrorKind::BadWrap,
         );
         // A wrap made for another index.
-        let (enc, w) = forge::wrap(&c.bob.public().x25519_bytes(), &hh, 1, &ek, &mut OsRng);
+        let (enc, w) = forge::wrap(
+            &c.bob.public().x25519_bytes(),
+            &hh,
+            1,
+            &ek,
+            &mut UnwrapErr(SysRng),
+        );
         let block = forge::block(
             &c.alice,
             &hb,
@@ -399,7 +429,13 @@ fn crafted_envelopes_reach_every_failure_class() {
             ErrorKind::BadWrap,
         );
         // Bob listed twice.
-        let (enc, w) = forge::wrap(&c.bob.public().x25519_bytes(), &hh, 0, &ek, &mut OsRng);
+        let (enc, w) = forge::wrap(
+            &c.bob.public().x25519_bytes(),
+            &hh,
+            0,
+            &ek,
+            &mut UnwrapErr(SysRng),
+        );
         let id = c.bob.public().recipient_key_id();
         let block = forge::block(&c.alice, &hb, &[(id, enc, w.clone()), (id, enc, w)]);
         expect(
@@ -422,7 +458,7 @@ fn crafted_envelopes_reach_every_failure_class() {
         )
         .unwrap();
         let env = s
-            .seal_deterministic(b"x", &Metadata::new(), T0, &mut OsRng)
+            .seal_deterministic(b"x", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
             .unwrap();
         expect(
             "unknown session",
@@ -510,10 +546,10 @@ fn crafted_envelopes_reach_every_failure_class() {
         )
         .unwrap();
         let first = s
-            .seal_deterministic(b"0", &Metadata::new(), T0, &mut OsRng)
+            .seal_deterministic(b"0", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
             .unwrap();
         let second = s
-            .seal_deterministic(b"1", &Metadata::new(), T0, &mut OsRng)
+            .seal_deterministic(b"1", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
             .unwrap();
         expect(
             "strict order, 1 before 0",

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::{ReplayError, ReplayItem, ReplayStore};
 use rpcseal::{
     ErrorKind, Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig,
@@ -80,8 +81,13 @@ fn setup(mode: Mode, inline: Inline) -> Setup {
 }
 
 fn seal(s: &mut Sealer, i: usize) -> Vec<u8> {
-    s.seal_deterministic(format!("payload {i}").as_bytes(), &meta(), T0, &mut OsRng)
-        .unwrap()
+    s.seal_deterministic(
+        format!("payload {i}").as_bytes(),
+        &meta(),
+        T0,
+        &mut UnwrapErr(SysRng),
+    )
+    .unwrap()
 }
 
 fn kinds(results: &[Result<rpcseal::Opened, rpcseal::Error>]) -> Vec<Option<ErrorKind>> {

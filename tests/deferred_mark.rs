@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::{MemoryReplayStore, ReplayStore};
 use rpcseal::{ErrorKind, Identity, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
 
@@ -36,7 +37,7 @@ fn pair(store: Arc<dyn ReplayStore>) -> Pair {
 
 fn seal(p: &mut Pair, payload: &[u8]) -> Vec<u8> {
     p.sealer
-        .seal_deterministic(payload, &Metadata::new(), T0, &mut OsRng)
+        .seal_deterministic(payload, &Metadata::new(), T0, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 
@@ -118,7 +119,7 @@ fn replicas_sharing_a_store_see_each_others_marks() {
     )
     .unwrap();
     let env = s
-        .seal_deterministic(b"job", &Metadata::new(), T0, &mut OsRng)
+        .seal_deterministic(b"job", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
         .unwrap();
     let (_, m) = r1.open_unmarked_at(&env, T0).unwrap();
     r1.mark_at(m, T0).unwrap();

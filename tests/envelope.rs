@@ -5,7 +5,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::{NoReplayCheck, ReplayStore};
 use rpcseal::{
     ErrorKind, GroupKey, Identity, Inline, Metadata, Misuse, Mode, Opener, Policy, Recipient,
@@ -24,7 +25,7 @@ fn meta() -> Metadata {
 }
 
 fn seal_at(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &meta(), now, &mut OsRng)
+    s.seal_deterministic(payload, &meta(), now, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 
@@ -141,10 +142,10 @@ fn payload_limits_are_enforced_on_both_sides() {
     )
     .unwrap();
     assert!(sealer
-        .seal_deterministic(&[0; 1000], &meta(), T0, &mut OsRng)
+        .seal_deterministic(&[0; 1000], &meta(), T0, &mut UnwrapErr(SysRng))
         .is_ok());
     assert!(matches!(
-        sealer.seal_deterministic(&[0; 1001], &meta(), T0, &mut OsRng),
+        sealer.seal_deterministic(&[0; 1001], &meta(), T0, &mut UnwrapErr(SysRng)),
         Err(Misuse::PayloadTooLarge { size: 1001, .. })
     ));
     let env = seal_at(&mut sealer, &[0; 1000], T0);
@@ -419,7 +420,7 @@ fn sealer_rotates_sessions_at_every_limit() {
     }
     assert_eq!(by_bytes.sessions_created(), 2);
     assert!(matches!(
-        by_bytes.seal_deterministic(&[0; 11], &meta(), T0, &mut OsRng),
+        by_bytes.seal_deterministic(&[0; 11], &meta(), T0, &mut UnwrapErr(SysRng)),
         Err(Misuse::PayloadTooLarge { .. })
     ));
 

@@ -12,7 +12,7 @@ mod fuzzing;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")

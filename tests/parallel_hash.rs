@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use rand_core::{CryptoRng, OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::forge::{self, Auth, MessageSpec};
 use rpcseal::replay::MemoryReplayStore;
 use rpcseal::{
@@ -20,7 +21,7 @@ const MODES: [Mode; 3] = [Mode::Signed, Mode::Mac, Mode::SignOnly];
 /// Not a cryptographic generator, whatever the marker trait says: tests only.
 struct Script(u64);
 
-impl RngCore for Script {
+impl Script {
     fn next_u32(&mut self) -> u32 {
         self.next_u64() as u32
     }
@@ -36,12 +37,21 @@ impl RngCore for Script {
             chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
         }
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+}
+impl rand_core::TryRng for Script {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
         self.fill_bytes(dest);
         Ok(())
     }
 }
-impl CryptoRng for Script {}
+impl rand_core::TryCryptoRng for Script {}
 
 /// Payload lengths around every piece boundary, and a little over 1 MiB.
 fn lengths() -> Vec<usize> {
@@ -124,7 +134,9 @@ fn the_knob_opens_what_the_sequential_path_opens() {
         let par = opener(&bob, &alice, Some(0));
         for (i, len) in lengths().into_iter().enumerate() {
             let p = payload(len, i as u64);
-            let env = s.seal_deterministic(&p, &meta(), T0, &mut OsRng).unwrap();
+            let env = s
+                .seal_deterministic(&p, &meta(), T0, &mut UnwrapErr(SysRng))
+                .unwrap();
             let a = plain.open_at(&env, T0).unwrap();
             let b = par.open_at(&env, T0).unwrap();
             assert_eq!(a.payload, p, "{mode}, length {len}");
@@ -176,7 +188,9 @@ fn a_flipped_bit_anywhere_is_rejected_alike() {
         )
         .unwrap();
         let p = payload(len, 99);
-        let env = s.seal_deterministic(&p, &meta(), T0, &mut OsRng).unwrap();
+        let env = s
+            .seal_deterministic(&p, &meta(), T0, &mut UnwrapErr(SysRng))
+            .unwrap();
         let (ct, tag, auth) = layout(&env, len, mode);
         let mut positions: Vec<usize> = (0..ct).step_by(7).collect();
         for k in 0..=4 {
@@ -231,7 +245,7 @@ fn a_good_authenticator_over_a_bad_aead_tag_is_rejected_alike() {
     )
     .unwrap();
     let honest = s
-        .seal_deterministic(b"x", &Metadata::new(), T0, &mut OsRng)
+        .seal_deterministic(b"x", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
         .unwrap();
     // The inline block: field 3, after the array header, version, suite and the 16-byte
     // session reference; a block this size has a bin16 header.

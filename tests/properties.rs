@@ -5,8 +5,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 
+use getrandom::SysRng;
 use proptest::prelude::*;
-use rand_core::OsRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::{ReplayError, ReplayItem, ReplayStore};
 use rpcseal::{
     ErrorKind, GroupKey, Identity, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig,
@@ -101,7 +102,7 @@ proptest! {
             .collect();
         let to: Vec<Recipient> = members.iter().map(Member::recipient).collect();
         let mut sealer = Sealer::new(&alice, &to, SealerConfig::new(mode)).unwrap();
-        let env = sealer.seal_deterministic(&payload, &meta, T0, &mut OsRng).unwrap();
+        let env = sealer.seal_deterministic(&payload, &meta, T0, &mut UnwrapErr(SysRng)).unwrap();
         for (i, m) in members.iter().enumerate() {
             let got = m.opener(&alice).open_at(&env, T0).unwrap();
             prop_assert_eq!(&got.payload, &payload);
@@ -165,7 +166,7 @@ proptest! {
         let ids: Vec<Identity> = (0..n).map(|_| Identity::generate()).collect();
         let to: Vec<Recipient> = ids.iter().map(|i| Recipient::from(i.public())).collect();
         let mut sealer = Sealer::new(&alice, &to, SealerConfig::new(mode)).unwrap();
-        let env = sealer.seal_deterministic(&payload, &meta, T0, &mut OsRng).unwrap();
+        let env = sealer.seal_deterministic(&payload, &meta, T0, &mut UnwrapErr(SysRng)).unwrap();
         let opener = Opener::builder().identity(&ids[n - 1]).trust(alice.public()).build().unwrap();
         for c in &changes {
             if let Some(bad) = apply(&env, c) {
@@ -230,7 +231,12 @@ fn sequence_numbers_never_repeat(
     let envs: Vec<Vec<u8>> = (0..count)
         .map(|i| {
             sealer
-                .seal_deterministic(&i.to_be_bytes(), &Metadata::new(), T0, &mut OsRng)
+                .seal_deterministic(
+                    &i.to_be_bytes(),
+                    &Metadata::new(),
+                    T0,
+                    &mut UnwrapErr(SysRng),
+                )
                 .unwrap()
         })
         .collect();

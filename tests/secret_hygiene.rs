@@ -7,15 +7,15 @@
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::{
     forge, GroupKey, Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer,
     SealerConfig, SymmetricKey,
 };
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
-fn zeroizes<T: Zeroize>() {}
 
 /// Every field type that holds a long-term or session secret zeroizes on drop.
 #[test]
@@ -24,9 +24,9 @@ fn secret_field_types_zeroize_on_drop() {
     zeroizes_on_drop::<ed25519_dalek::SigningKey>();
     // Identity.x25519, GroupKey.secret, and inside the hpke crate's X25519 private key
     // (Opener's own keys): x25519-dalek's StaticSecret, built with its `zeroize` feature.
-    // x25519-dalek 2 derives `Zeroize` with `#[zeroize(drop)]` (a zeroizing Drop) but does
-    // not implement the `ZeroizeOnDrop` marker: assert `Zeroize`, the drop was read.
-    zeroizes::<x25519_dalek::StaticSecret>();
+    // x25519-dalek 3 wipes it in its Drop and implements the `ZeroizeOnDrop` marker (2 had
+    // the zeroizing Drop but not the marker).
+    zeroizes_on_drop::<x25519_dalek::StaticSecret>();
     // Sealer and Opener: the payload cipher keyed with EK.
     zeroizes_on_drop::<chacha20poly1305::ChaCha20Poly1305>();
     // EK, SK, MAC keys, list keys, unwrapped wrap plaintexts, key-string payloads.
@@ -148,7 +148,7 @@ fn debug_and_display_never_show_key_bytes() {
     let mut meta = Metadata::new();
     meta.insert("method".into(), "a.b".into());
     let env = sealer
-        .seal_deterministic(b"payload", &meta, now, &mut OsRng)
+        .seal_deterministic(b"payload", &meta, now, &mut UnwrapErr(SysRng))
         .unwrap();
     let info = rpcseal::inspect(&env).unwrap();
     let block_len = info.session.as_ref().unwrap().block_len;

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand_core::{OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{Rng, UnwrapErr};
 use rpcseal::{
     CachedDirectory, ErrorKind, FileDirectory, GroupKey, Identity, Inline, KeyDirectory, KeyId,
     Keyring, KeyringError, Lookup, Metadata, Misuse, Mode, Opener, Policy, Received, Recipient,
@@ -16,7 +17,7 @@ use rpcseal::{
 const T0: u64 = 1_800_000_000;
 
 fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
+    s.seal_deterministic(payload, &Metadata::new(), now, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 
@@ -42,7 +43,7 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new(tag: &str) -> Scratch {
         let mut r = [0u8; 8];
-        OsRng.fill_bytes(&mut r);
+        UnwrapErr(SysRng).fill_bytes(&mut r);
         let p = std::env::temp_dir().join(format!("rpcseal-{tag}-{}", hex::encode(r)));
         std::fs::create_dir_all(&p).unwrap();
         Scratch(p)
@@ -57,7 +58,7 @@ impl Drop for Scratch {
 
 fn random_id() -> KeyId {
     let mut r = [0u8; 16];
-    OsRng.fill_bytes(&mut r);
+    UnwrapErr(SysRng).fill_bytes(&mut r);
     KeyId::from_hex(&hex::encode(r)).unwrap()
 }
 

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::file::FileReplayStore;
 use rpcseal::replay::{MemoryReplayConfig, MemoryReplayStore, ReplayStore};
 use rpcseal::{
@@ -31,7 +32,7 @@ fn sealer(from: &Identity, to: &Identity, config: SealerConfig) -> Sealer {
 }
 
 fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
+    s.seal_deterministic(payload, &Metadata::new(), now, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 

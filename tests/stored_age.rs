@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::{MemoryReplayConfig, MemoryReplayStore};
 use rpcseal::{
     ErrorKind, Identity, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig,
@@ -36,7 +37,7 @@ fn setup(policy: Policy) -> (Sealer, Opener) {
 }
 
 fn seal(s: &mut Sealer, at: u64) -> Vec<u8> {
-    s.seal_deterministic(b"stored", &Metadata::new(), at, &mut OsRng)
+    s.seal_deterministic(b"stored", &Metadata::new(), at, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 

@@ -1,7 +1,8 @@
 //! Strict in-order delivery (spec/rpc.md §8, `Policy::strict_order`): in a session, a
 //! reordered, dropped or replayed message is an error, and the error changes no state.
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::{
     ErrorKind, Identity, Inline, Metadata, Mode, Opener, Policy, Recipient, Sealer, SealerConfig,
 };
@@ -19,7 +20,7 @@ fn stream(n: usize, inline: Inline) -> (Vec<Vec<u8>>, Opener) {
     .unwrap();
     let envs = (0..n)
         .map(|i| {
-            s.seal_deterministic(&[i as u8], &Metadata::new(), T0, &mut OsRng)
+            s.seal_deterministic(&[i as u8], &Metadata::new(), T0, &mut UnwrapErr(SysRng))
                 .unwrap()
         })
         .collect();
@@ -81,7 +82,7 @@ fn without_the_option_reordering_within_the_window_is_accepted() {
     .unwrap();
     let envs: Vec<_> = (0..3)
         .map(|_| {
-            s.seal_deterministic(b"x", &Metadata::new(), T0, &mut OsRng)
+            s.seal_deterministic(b"x", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
                 .unwrap()
         })
         .collect();
@@ -133,7 +134,7 @@ fn each_session_has_its_own_order() {
     };
     let (mut s1, mut s2) = (sealer(), sealer());
     let seal = |s: &mut Sealer| {
-        s.seal_deterministic(b"x", &Metadata::new(), T0, &mut OsRng)
+        s.seal_deterministic(b"x", &Metadata::new(), T0, &mut UnwrapErr(SysRng))
             .unwrap()
     };
     let a: Vec<_> = (0..2).map(|_| seal(&mut s1)).collect();

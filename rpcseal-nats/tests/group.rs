@@ -5,7 +5,8 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand_core::{OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{Rng, UnwrapErr};
 use rpcseal::forge::{self, Auth, MessageSpec};
 use rpcseal::{
     ErrorKind, GroupKey, Identity, Inline, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig,
@@ -85,7 +86,7 @@ async fn a_member_forging_as_the_publisher_is_rejected() {
     };
     let subject = common::subject("forge");
     let mut secret = [0u8; 32];
-    OsRng.fill_bytes(&mut secret);
+    UnwrapErr(SysRng).fill_bytes(&mut secret);
     let group = GroupKey::from_secret_bytes(&secret);
     let publisher = Identity::generate();
     let member = Identity::generate();
@@ -116,8 +117,8 @@ async fn a_member_forging_as_the_publisher_is_rejected() {
         .unwrap()
         .as_secs();
     let mut nonce = [0u8; 16];
-    OsRng.fill_bytes(&mut nonce);
-    let own = ed25519_dalek::SigningKey::generate(&mut OsRng);
+    UnwrapErr(SysRng).fill_bytes(&mut nonce);
+    let own = ed25519_dalek::SigningKey::generate(&mut UnwrapErr(SysRng));
     let forged = forge::message(&MessageSpec {
         version: 3,
         suite: u64::from(Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519.id()),

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rand_core::{CryptoRng, RngCore};
 use rpcseal::at_rest::{
     self, AssetRef, AtRestErrorKind, CTX_ASSET_BIND, CTX_ASSET_KEY_ID, CTX_HEADER_CHECK, CTX_KEK,
 };
@@ -28,7 +27,7 @@ impl VectorRng {
     }
 }
 
-impl RngCore for VectorRng {
+impl VectorRng {
     fn next_u32(&mut self) -> u32 {
         let mut b = [0u8; 4];
         self.0.fill(&mut b);
@@ -42,14 +41,23 @@ impl RngCore for VectorRng {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         self.0.fill(dest)
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.fill(dest);
+}
+impl rand_core::TryRng for VectorRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        self.fill_bytes(dest);
         Ok(())
     }
 }
 
 // Test vectors only: the stream is deterministic on purpose.
-impl CryptoRng for VectorRng {}
+impl rand_core::TryCryptoRng for VectorRng {}
 
 const STORE: &[u8] = b"vectors";
 const ASSET_ID: &[u8] = b"orders/0000000000000003";

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rand_core::{OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{Rng, UnwrapErr};
 use rpcseal_store::{AtRestErrorKind, MasterKey, Store, StoreConfig};
 
 const QUEUES: usize = 4;
@@ -110,7 +111,7 @@ fn rotation_survives_sigkill_at_random_points() {
         let mut child = rotate_child(dir.path(), &from, &to);
         // A random moment in the first 30% of a whole rotation's time: each restart resumes
         // where the killed one stopped, so the kills walk through every stage of it.
-        let wait_us = OsRng.next_u64() % (full.as_micros() as u64 * 3 / 10 + 1);
+        let wait_us = UnwrapErr(SysRng).next_u64() % (full.as_micros() as u64 * 3 / 10 + 1);
         std::thread::sleep(Duration::from_micros(wait_us));
         let killed = child.kill().is_ok(); // SIGKILL on Unix
         let status = child.wait().unwrap();

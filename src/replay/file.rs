@@ -81,7 +81,8 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand_core::{OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{Rng, UnwrapErr};
 
 use super::{
     ReplayError, ReplayItem, ReplayStore, CLOCK_STEP_BACK_LIMIT_SECS, DEFAULT_LOSS_MARGIN_SECS,
@@ -568,7 +569,7 @@ impl FileReplayStore {
         set_generation: bool,
     ) -> Result<(), FileReplayError> {
         let mut random = [0u8; 16];
-        OsRng.fill_bytes(&mut random);
+        UnwrapErr(SysRng).fill_bytes(&mut random);
         let mut tmp = self.path.as_os_str().to_owned();
         tmp.push(format!(".tmp.{}", hex(&random)));
         let tmp = PathBuf::from(tmp);
@@ -606,7 +607,7 @@ impl FileReplayStore {
     fn write_state(&self, state: &State, f: &mut File) -> Result<[u8; 16], FileReplayError> {
         let (dev, ino) = file_identity(f).map_err(|e| self.io(&self.path, e))?;
         let mut generation = [0u8; 16];
-        OsRng.fill_bytes(&mut generation);
+        UnwrapErr(SysRng).fill_bytes(&mut generation);
         let mut text = String::with_capacity(MAGIC.len() + state.len() * 100 + MAX_TRAILER);
         text.push_str(MAGIC);
         let _ = writeln!(text, "latest {}", state.latest);

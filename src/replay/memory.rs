@@ -17,7 +17,8 @@
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use rand_core::{OsRng, RngCore};
+use getrandom::SysRng;
+use rand_core::{Rng, UnwrapErr};
 
 use super::window::Window;
 use super::{
@@ -150,7 +151,7 @@ impl KeyedHash {
     fn random() -> KeyedHash {
         let mut k = [0u64; 8];
         for w in k.iter_mut() {
-            *w = OsRng.next_u64();
+            *w = UnwrapErr(SysRng).next_u64();
         }
         KeyedHash { k }
     }

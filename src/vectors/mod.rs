@@ -468,7 +468,7 @@ impl ScriptRng {
     }
 }
 
-impl rand_core::RngCore for ScriptRng {
+impl ScriptRng {
     fn next_u32(&mut self) -> u32 {
         panic!("the RNG script has no u32 draws")
     }
@@ -491,13 +491,22 @@ impl rand_core::RngCore for ScriptRng {
         );
         dest.copy_from_slice(&v);
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+}
+impl rand_core::TryRng for ScriptRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
         self.fill_bytes(dest);
         Ok(())
     }
 }
 
-impl rand_core::CryptoRng for ScriptRng {}
+impl rand_core::TryCryptoRng for ScriptRng {}
 
 // ---- the cast of keys -------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 //! named after (re-signed and re-authenticated with the session's real keys wherever the
 //! defect is not in the authenticator itself), with the receiver that must reject it.
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value};
@@ -289,8 +289,13 @@ impl Sess {
     fn body(&self, seq: u64, payload: &[u8]) -> Vec<u8> {
         let mut body = payload.to_vec();
         if self.mode.encrypts() {
-            let tag = ChaCha20Poly1305::new((&self.ek[..]).into())
-                .encrypt_in_place_detached(&envelope::aead_nonce(seq).into(), b"", &mut body)
+            let tag = ChaCha20Poly1305::new_from_slice(&self.ek[..])
+                .expect("a 32-byte key")
+                .encrypt_inout_detached(
+                    &envelope::aead_nonce(seq).into(),
+                    b"",
+                    body.as_mut_slice().into(),
+                )
                 .expect("small");
             body.extend_from_slice(&tag);
         }

@@ -720,7 +720,11 @@ fn explain_session(
             }
             _ => {
                 let ikm = find_draw(c, s, "ikm_e", Some(i as u64)).ok_or("no ikm_e draw")?;
-                let (sk_e, pk_e) = session::hpke_derive_keypair(ikm);
+                let (clamped, pk_e) = session::hpke_derive_keypair(ikm);
+                let sk_e = derive_key_pair_sk(ikm);
+                if curve25519_dalek::scalar::clamp_integer(sk_e) != clamped {
+                    return Err(format!("entry {i}: the hpke crate's sk is not clamp(sk)"));
+                }
                 if pk_e[..] != e.enc[..] {
                     return Err(format!("entry {i}: enc is not DeriveKeyPair(ikm_e).pk"));
                 }
@@ -871,4 +875,21 @@ pub(super) fn verify_case(file: &Value, case: &Value) -> Result<(), String> {
         None => Ok(()),
         Some(d) => Err(d),
     }
+}
+
+/// The secret key of RFC 9180 §7.1.3 `DeriveKeyPair(ikm)` for DHKEM(X25519, HKDF-SHA256),
+/// as the RFC's test vectors print it: `LabeledExpand(LabeledExtract("", "dkp_prk", ikm),
+/// "sk", "", 32)`, not clamped. The hpke crate (0.15) gives the key only clamped (RFC 9180
+/// §7.1.2's SerializePrivateKey), which loses the five bits the vectors record.
+fn derive_key_pair_sk(ikm: &[u8]) -> [u8; 32] {
+    type Hkdf = hkdf::Hkdf<sha2::Sha256>;
+    // suite_id = "KEM" || I2OSP(kem_id = 0x0020, 2) (RFC 9180 §4.1).
+    const PREFIX: &[u8] = b"HPKE-v1KEM\x00\x20";
+    let labeled_ikm = [PREFIX, b"dkp_prk", ikm].concat();
+    let (_, prk) = Hkdf::extract(Some(b""), &labeled_ikm);
+    let labeled_info = [&32u16.to_be_bytes()[..], PREFIX, b"sk"].concat();
+    let mut sk = [0u8; 32];
+    prk.expand(&labeled_info, &mut sk)
+        .expect("32 bytes is within HKDF-SHA256's output limit");
+    sk
 }

@@ -9,7 +9,6 @@
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use rand_core::{CryptoRng, RngCore};
 use rpcseal::forge;
 use rpcseal::{
     GroupKey, GroupPublicKey, Identity, Inline, Metadata, Mode, Opener, PublicIdentity, Received,
@@ -30,7 +29,7 @@ impl TestRng {
     }
 }
 
-impl RngCore for TestRng {
+impl TestRng {
     fn next_u32(&mut self) -> u32 {
         self.next_u64() as u32
     }
@@ -47,12 +46,21 @@ impl RngCore for TestRng {
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+}
+impl rand_core::TryRng for TestRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
         self.fill_bytes(dest);
         Ok(())
     }
 }
-impl CryptoRng for TestRng {}
+impl rand_core::TryCryptoRng for TestRng {}
 
 /// One envelope the fixture sealed.
 pub struct Original {

@@ -9,7 +9,8 @@ pub mod procs;
 
 use std::sync::Arc;
 
-use rand_core::OsRng;
+use getrandom::SysRng;
+use rand_core::UnwrapErr;
 use rpcseal::replay::ReplayStore;
 use rpcseal::{ErrorKind, Identity, Metadata, Mode, Opener, Recipient, Sealer, SealerConfig};
 
@@ -50,7 +51,7 @@ pub fn sealer(from: &Identity, ids: &[&Identity], mode: Mode) -> Sealer {
 
 /// One envelope with no metadata, sealed at time `now`.
 pub fn seal(s: &mut Sealer, payload: &[u8], now: u64) -> Vec<u8> {
-    s.seal_deterministic(payload, &Metadata::new(), now, &mut OsRng)
+    s.seal_deterministic(payload, &Metadata::new(), now, &mut UnwrapErr(SysRng))
         .unwrap()
 }
 

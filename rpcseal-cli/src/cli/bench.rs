@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use rpcseal::replay::{
     MemoryReplayConfig, MemoryReplayStore, NoReplayCheck, ReplayItem, ReplayStore,
@@ -815,7 +815,7 @@ fn measure(quick: bool) -> Result<Results, String> {
                 let mut n = [0u8; 12];
                 n[4..].copy_from_slice(&seq.to_be_bytes());
                 black_box(
-                    raw.encrypt_in_place_detached(&n.into(), b"", &mut buf)
+                    raw.encrypt_inout_detached(&n.into(), b"", buf.as_mut_slice().into())
                         .expect("1 MiB"),
                 );
             },
@@ -836,11 +836,11 @@ fn measure(quick: bool) -> Result<Results, String> {
     let n = [0u8; 12];
     let mut buf = big_payload.clone();
     let tag_ct = raw
-        .encrypt_in_place_detached(&n.into(), b"", &mut buf)
+        .encrypt_inout_detached(&n.into(), b"", buf.as_mut_slice().into())
         .map_err(|_| "1 MiB")?;
     let mut back = buf.clone();
     let tag_pt = raw
-        .encrypt_in_place_detached(&n.into(), b"", &mut back)
+        .encrypt_inout_detached(&n.into(), b"", back.as_mut_slice().into())
         .map_err(|_| "1 MiB")?;
     let mut holds_ct = true;
     let open_times = time_interleaved(
@@ -855,7 +855,7 @@ fn measure(quick: bool) -> Result<Results, String> {
             },
             &mut || {
                 let tag = if holds_ct { &tag_ct } else { &tag_pt };
-                raw.decrypt_in_place_detached(&n.into(), b"", &mut buf, tag)
+                raw.decrypt_inout_detached(&n.into(), b"", buf.as_mut_slice().into(), tag)
                     .expect("valid");
                 holds_ct = !holds_ct;
                 black_box(&buf);

@@ -159,9 +159,10 @@ impl Floor {
     /// A floor whose messages carry `metadata` (keys and values under 256 bytes).
     pub fn new(metadata: &rpcseal::Metadata) -> Floor {
         use chacha20poly1305::KeyInit;
-        use rand_core::{OsRng, RngCore};
+        use getrandom::SysRng;
+        use rand_core::{Rng, UnwrapErr};
         let mut k = [0u8; 32];
-        OsRng.fill_bytes(&mut k);
+        UnwrapErr(SysRng).fill_bytes(&mut k);
         let mut encoded = vec![0x80 | metadata.len().min(15) as u8];
         let mut str_into = |s: &str| {
             if s.len() < 32 {
@@ -179,7 +180,7 @@ impl Floor {
             aead: chacha20poly1305::ChaCha20Poly1305::new(&k.into()),
             header_hash: [7; 32],
             mac_key: [9; 32],
-            signing: ed25519_dalek::SigningKey::generate(&mut OsRng),
+            signing: ed25519_dalek::SigningKey::generate(&mut UnwrapErr(SysRng)),
             metadata: encoded,
             seq: 0,
         }
@@ -188,10 +189,11 @@ impl Floor {
     /// Cleartext fields (the same lengths as rpcseal's), the payload encrypted, and the
     /// message hash over all of it.
     fn body(&mut self, payload: &[u8], out: &mut Vec<u8>) -> [u8; 32] {
-        use chacha20poly1305::aead::AeadInPlace;
-        use rand_core::{OsRng, RngCore};
+        use chacha20poly1305::aead::AeadInOut;
+        use getrandom::SysRng;
+        use rand_core::{Rng, UnwrapErr};
         let mut nonce = [0u8; 16];
-        OsRng.fill_bytes(&mut nonce);
+        UnwrapErr(SysRng).fill_bytes(&mut nonce);
         // Array of 10, version, suite, session reference, nil block, seq, timestamp,
         // nonce, metadata, body header.
         out.extend_from_slice(&[0x9a, 0x03, 0x01, 0xc4, 16]);
@@ -210,7 +212,11 @@ impl Floor {
         out.extend_from_slice(payload);
         let tag = self
             .aead
-            .encrypt_in_place_detached(&Self::nonce(self.seq).into(), b"", &mut out[start..])
+            .encrypt_inout_detached(
+                &Self::nonce(self.seq).into(),
+                b"",
+                (&mut out[start..]).into(),
+            )
             .expect("payload far below the AEAD's limit");
         out.extend_from_slice(&tag);
         self.seq += 1;
@@ -244,7 +250,7 @@ impl Floor {
     /// The receiver's side of [`Floor::seal_mac`]: hash, tag check (constant time),
     /// decrypt into a new buffer. `None` when anything does not verify.
     pub fn open_mac(&self, env: &[u8], payload_len: usize) -> Option<Vec<u8>> {
-        use chacha20poly1305::aead::AeadInPlace;
+        use chacha20poly1305::aead::AeadInOut;
         let covered = env.get(..env.len().checked_sub(18)?)?;
         let mut h = blake3::Hasher::new_derive_key("floor message");
         h.update(&self.header_hash);
@@ -259,11 +265,11 @@ impl Floor {
         let mut out = body[..payload_len].to_vec();
         let seq = u64::from_be_bytes(env.get(23..31)?.try_into().ok()?);
         self.aead
-            .decrypt_in_place_detached(
+            .decrypt_inout_detached(
                 &Self::nonce(seq).into(),
                 b"",
-                &mut out,
-                body[payload_len..].into(),
+                out.as_mut_slice().into(),
+                <&[u8; 16]>::try_from(&body[payload_len..]).ok()?.into(),
             )
             .ok()?;
         Some(out)
@@ -297,7 +303,8 @@ impl Hybrid {
     /// A receiver key pair and a sender signing key, fresh from the OS.
     pub fn new() -> Hybrid {
         let (sk, pk) = Self::keypair();
-        let signer = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let signer =
+            ed25519_dalek::SigningKey::generate(&mut rand_core::UnwrapErr(getrandom::SysRng));
         let verifier = signer.verifying_key();
         Hybrid {
             sk,
@@ -309,7 +316,7 @@ impl Hybrid {
 
     /// A fresh HPKE key pair of the peer's suite.
     pub fn keypair() -> (HpkeSk, HpkePk) {
-        <HpkeKem as hpke::Kem>::gen_keypair(&mut rand_core::OsRng)
+        <HpkeKem as hpke::Kem>::gen_keypair_with_rng(&mut rand_core::UnwrapErr(getrandom::SysRng))
     }
 
     /// One message: seal and sign, then verify and open. Returns the opened payload.
@@ -328,18 +335,17 @@ impl Hybrid {
 pub fn hpke_seal(pk: &HpkePk, aad: &[u8], pt: &[u8]) -> ([u8; 32], Vec<u8>) {
     use hpke::Serializable;
     let mut buf = pt.to_vec();
-    let (enc, tag) = hpke::single_shot_seal_in_place_detached::<
+    let (enc, tag) = hpke::single_shot_seal_inout_detached_with_rng::<
         hpke::aead::ChaCha20Poly1305,
         hpke::kdf::HkdfSha256,
         HpkeKem,
-        _,
     >(
         &hpke::OpModeS::Base,
         pk,
         b"bench",
-        &mut buf,
+        buf.as_mut_slice().into(),
         aad,
-        &mut rand_core::OsRng,
+        &mut rand_core::UnwrapErr(getrandom::SysRng),
     )
     .expect("a generated key is valid");
     buf.extend_from_slice(&tag.to_bytes());
@@ -352,7 +358,7 @@ pub fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Option<V
     let enc = HpkeEnc::from_bytes(enc).ok()?;
     let (ct, tag) = ct.split_at(ct.len().checked_sub(16)?);
     let mut buf = ct.to_vec();
-    hpke::single_shot_open_in_place_detached::<
+    hpke::single_shot_open_inout_detached::<
         hpke::aead::ChaCha20Poly1305,
         hpke::kdf::HkdfSha256,
         HpkeKem,
@@ -361,7 +367,7 @@ pub fn hpke_open(sk: &HpkeSk, enc: &[u8; 32], aad: &[u8], ct: &[u8]) -> Option<V
         sk,
         &enc,
         b"bench",
-        &mut buf,
+        buf.as_mut_slice().into(),
         aad,
         &hpke::aead::AeadTag::from_bytes(tag).ok()?,
     )

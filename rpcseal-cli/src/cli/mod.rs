@@ -202,9 +202,10 @@ fn private_new_file() -> OpenOptions {
 /// Replaces the regular file `p` by a new private file with `bytes`: written beside it under
 /// a random name, then renamed over it.
 fn replace_privately(p: &Path, bytes: &[u8]) -> io::Result<()> {
-    use rand_core::{OsRng, RngCore};
+    use getrandom::SysRng;
+    use rand_core::{Rng, UnwrapErr};
     let mut tmp = p.as_os_str().to_owned();
-    tmp.push(format!(".rpcseal-{:016x}", OsRng.next_u64()));
+    tmp.push(format!(".rpcseal-{:016x}", UnwrapErr(SysRng).next_u64()));
     let tmp = std::path::PathBuf::from(tmp);
     let written = private_new_file()
         .open(&tmp)

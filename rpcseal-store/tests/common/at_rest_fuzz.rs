@@ -13,7 +13,6 @@
 
 use std::sync::OnceLock;
 
-use rand_core::{CryptoRng, RngCore};
 use rpcseal::at_rest::{self, AssetKey, AssetRef};
 use rpcseal::MasterKey;
 
@@ -21,7 +20,7 @@ use rpcseal::MasterKey;
 /// every run. Fixture only: not a cryptographic generator, whatever the marker trait says.
 pub struct FixtureRng(u64);
 
-impl RngCore for FixtureRng {
+impl FixtureRng {
     fn next_u32(&mut self) -> u32 {
         self.next_u64() as u32
     }
@@ -38,12 +37,21 @@ impl RngCore for FixtureRng {
             c.copy_from_slice(&v[..c.len()]);
         }
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+}
+impl rand_core::TryRng for FixtureRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.next_u32())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next_u64())
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
         self.fill_bytes(dest);
         Ok(())
     }
 }
-impl CryptoRng for FixtureRng {}
+impl rand_core::TryCryptoRng for FixtureRng {}
 
 pub const ASSET: AssetRef<'static> = AssetRef {
     store: b"fuzz",
