@@ -21,7 +21,7 @@ pub(crate) type XWingPrivate = <XWing as hpke::Kem>::PrivateKey;
 type XWingPublicKey = <XWing as hpke::Kem>::PublicKey;
 type XWingEnc = <XWing as hpke::Kem>::EncappedKey;
 
-/// The X-Wing public key of a 32-byte seed (draft-connolly-cfrg-xwing-kem-10 §5.2,
+/// The X-Wing public key of a 32-byte seed (draft-connolly-cfrg-xwing-kem-10,
 /// `GenerateKeyPairDerand`): `pk_M (1184) ‖ pk_X (32)`.
 pub(crate) fn xwing_public_from_seed(seed: &[u8; 32]) -> [u8; XWING_PUBLIC_LEN] {
     let sk = xwing_private(seed);
