@@ -94,6 +94,15 @@ pub fn inspect_session_block(bytes: &[u8]) -> Result<SessionInfo, Error> {
     })
 }
 
+/// The byte length of the session block an envelope carries inline, 0 when it refers to
+/// its session by reference. Reads only the envelope's first fields (no allocation, no
+/// hashing): for a transport counting the bytes it spends on blocks on every message.
+/// Fails on an input that does not start like a v3 envelope; says nothing about the rest
+/// of it, nor about its authenticity.
+pub fn inline_block_len(envelope: &[u8]) -> Result<usize, Error> {
+    crate::envelope::Envelope::inline_block_len(envelope)
+}
+
 /// Decodes a v3 envelope without any key. Fails on exactly the structural errors the
 /// opener would report; says nothing about authenticity.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection, Error> {

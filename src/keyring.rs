@@ -175,11 +175,28 @@ impl Keyring {
     /// anywhere, comments included, is refused; so are an option given twice, a key trusted
     /// twice, a key id revoked twice, and numbers that are not plain decimal digits.
     pub fn parse(text: &str) -> Result<Keyring, KeyringError> {
+        use crate::mutant::{is, Mutant};
+        #[cfg(feature = "vectors")]
+        if is(Mutant::KeyringSkipsBadLines) {
+            // Each line on its own, the lines that fail dropped (tests/mutants.rs).
+            let mut ring = Keyring::new();
+            for line in text.lines() {
+                if let Ok(r) = crate::mutant::with(None, || Keyring::parse(line)) {
+                    ring.extend(r);
+                }
+            }
+            return Ok(ring);
+        }
         let mut ring = Keyring::new();
         // Key id -> the line that trusted or revoked it, for the duplicate errors.
         let mut trusted_on: HashMap<KeyId, usize> = HashMap::new();
         let mut revoked_on: HashMap<KeyId, usize> = HashMap::new();
-        for (i, raw) in text.lines().enumerate() {
+        let lines: Box<dyn Iterator<Item = &str>> = if is(Mutant::KeyringLfOnly) {
+            Box::new(text.split_terminator('\n'))
+        } else {
+            Box::new(text.lines())
+        };
+        for (i, raw) in lines.enumerate() {
             let line = i + 1;
             let bad = |reason: String| KeyringError::Line { line, reason };
             // spec/keyring.md §3: refused before anything else, comments included.
@@ -189,7 +206,11 @@ impl Keyring {
                      give the public key (rpcseal pubkey KEY_FILE)"
                 )));
             }
-            let l = raw.trim_matches(KEYRING_SPACE);
+            let l = if is(Mutant::KeyringNoIndent) {
+                raw
+            } else {
+                raw.trim_matches(KEYRING_SPACE)
+            };
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
@@ -219,6 +240,7 @@ impl Keyring {
                             "valid-from" => &mut from,
                             "valid-until" => &mut until,
                             "require" => &mut require,
+                            _ if is(Mutant::KeyringUnknownOptionsIgnored) => continue,
                             _ => {
                                 return Err(bad(format!(
                                     "word {word}: unknown option (the options are valid-from, \
@@ -226,7 +248,7 @@ impl Keyring {
                                 )))
                             }
                         };
-                        if std::mem::replace(seen, true) {
+                        if std::mem::replace(seen, true) && !is(Mutant::KeyringOptionTwice) {
                             return Err(bad(format!("word {word}: {k} is given twice")));
                         }
                         if k == "require" {
@@ -253,11 +275,14 @@ impl Keyring {
                         };
                     }
                     if let (Some(a), Some(b)) = t.validity() {
-                        if b <= a {
+                        if b < a || (b == a && !is(Mutant::KeyringUntilMayEqualFrom)) {
                             return Err(bad("valid-until must be after valid-from".into()));
                         }
                     }
-                    if let Some(first) = trusted_on.insert(id, line) {
+                    if let (Some(first), false) = (
+                        trusted_on.insert(id, line),
+                        is(Mutant::KeyringDuplicateKeys),
+                    ) {
                         return Err(bad(format!(
                             "key {id} is trusted twice (first on line {first})"
                         )));
@@ -266,9 +291,14 @@ impl Keyring {
                 }
                 Some("revoke") => {
                     let id = words.next().ok_or_else(|| bad("missing key id".into()))?;
+                    if is(Mutant::KeyringRevokeLowerCaseOnly)
+                        && id.bytes().any(|b| b.is_ascii_uppercase())
+                    {
+                        return Err(bad("word 2: a key id is 32 hex digits".into()));
+                    }
                     let id = KeyId::from_hex(id)
                         .ok_or_else(|| bad("word 2: a key id is 32 hex digits".into()))?;
-                    if words.next().is_some() {
+                    if words.next().is_some() && !is(Mutant::KeyringRevokeTrailingWords) {
                         return Err(bad("trailing words after the key id".into()));
                     }
                     if let Some(first) = revoked_on.insert(id, line) {
@@ -278,6 +308,7 @@ impl Keyring {
                     }
                     ring.revoke(id);
                 }
+                Some(_) if is(Mutant::KeyringUnknownDirectivesIgnored) => {}
                 Some(_) => {
                     return Err(bad(
                         "word 1: unknown directive (the directives are trust and revoke)".into(),
@@ -285,6 +316,12 @@ impl Keyring {
                 }
                 None => {}
             }
+        }
+        if is(Mutant::KeyringEmptyRefused) && ring.keys.is_empty() && ring.revoked.is_empty() {
+            return Err(KeyringError::Line {
+                line: 0,
+                reason: "an empty keyring".into(),
+            });
         }
         Ok(ring)
     }

@@ -200,60 +200,71 @@ fn encode_key(kind: StringKind, payload: &[u8]) -> Zeroizing<String> {
     s
 }
 
-/// Decodes a key string of kind `want` (or of its post-quantum form, spec §2.4), with
-/// errors that say what was found instead. Returns the kind found and the payload.
+/// Decodes a key string of kind `want` or of its post-quantum form (spec §2.4): the
+/// `-xwing` prefix selects the post-quantum kind, anything else is decoded (and its errors
+/// reported) as `want`. Returns the kind decoded and the payload.
 fn decode_key_any(
     text: &str,
     want: StringKind,
 ) -> Result<(StringKind, Zeroizing<Vec<u8>>), KeyError> {
-    let text = text.trim();
-    let found = StringKind::ALL
-        .into_iter()
-        .find(|k| text.starts_with(k.prefix()))
-        .ok_or(KeyError::UnknownPrefix {
-            expected: ALL_PREFIXES,
-        })?;
-    if found != want && Some(found) != want.xwing_form() {
-        return Err(KeyError::WrongKind {
-            found: found.name(),
-            expected: want.name(),
-        });
-    }
-    decode_key(text, found).map(|payload| (found, payload))
+    let kind = match want.xwing_form() {
+        Some(pq) if text.trim().starts_with(pq.prefix()) => pq,
+        _ => want,
+    };
+    decode_key(text, kind).map(|payload| (kind, payload))
 }
 
 /// Decodes a key string of exactly kind `want`, with errors that say what was found instead.
 fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    let text = text.trim();
+    use crate::mutant::{is, Mutant};
+    let text = if is(Mutant::KeyStringNotTrimmed) {
+        text
+    } else {
+        text.trim()
+    };
     let found = StringKind::ALL
         .into_iter()
-        .find(|k| text.starts_with(k.prefix()))
+        .find(|k| text.starts_with(k.prefix()) || is(Mutant::NoPrefixCheck))
         .ok_or(KeyError::UnknownPrefix {
             expected: ALL_PREFIXES,
         })?;
-    if found != want {
+    let found = if is(Mutant::NoPrefixCheck) {
+        want
+    } else {
+        found
+    };
+    if found != want && !is(Mutant::NoKindCheck) {
         return Err(KeyError::WrongKind {
             found: found.name(),
             expected: want.name(),
         });
     }
-    let body = &text[want.prefix().len()..];
+    let body = text.get(found.prefix().len()..).ok_or(KeyError::Encoding)?;
     let raw = Zeroizing::new(lenient_or_strict_base64(body).map_err(|_| KeyError::Encoding)?);
     let expected = want.payload_len() + 4;
-    if raw.len() != expected {
+    if raw.len() != expected && !is(Mutant::NoKeyLengthCheck) {
         return Err(KeyError::Length {
             found: raw.len(),
             expected,
         });
     }
-    let (payload, sum) = raw.split_at(want.payload_len());
-    if !crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings)
+    let (payload, sum) = raw.split_at(raw.len().saturating_sub(4));
+    let prefix = if is(Mutant::ChecksumWithoutPrefix) {
+        ""
+    } else {
+        found.prefix()
+    };
+    if !is(Mutant::NoKeyChecksum)
         && !bool::from(subtle::ConstantTimeEq::ct_eq(
-            &checksum(want.prefix(), payload)[..],
+            &checksum(prefix, payload)[..],
             sum,
         ))
     {
         return Err(KeyError::Checksum);
+    }
+    if payload.len() != want.payload_len() {
+        // Only a mutant gets here.
+        return Err(KeyError::Invalid("key string payload"));
     }
     Ok(Zeroizing::new(payload.to_vec()))
 }
@@ -263,7 +274,8 @@ fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyErr
 /// ignore bit 255 and to accept `u >= p`, so without this check `u`, `u + p` and `u | 2^255`
 /// are one key under three key ids. Public data: no need for constant time.
 pub(crate) fn x25519_is_canonical(b: &[u8; 32]) -> bool {
-    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+    use crate::mutant::{is, Mutant};
+    if is(Mutant::NoCanonicalKeyChecks) || is(Mutant::StockKeyDecoding) {
         return true;
     }
     if b[31] & 0x80 != 0 {
@@ -277,14 +289,28 @@ pub(crate) fn x25519_is_canonical(b: &[u8; 32]) -> bool {
 /// spec §2.4: unpadded base64url; padding and non-zero trailing bits are errors (the
 /// engine's configuration). The lenient variant is a test mutant only.
 fn lenient_or_strict_base64(body: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    if crate::mutant::is(crate::mutant::Mutant::LenientKeyStrings) {
+    use crate::mutant::{is, Mutant};
+    let forgiving = is(Mutant::ForgivingBase64);
+    let padding = forgiving || is(Mutant::KeyPaddingAccepted);
+    let trailing = forgiving || is(Mutant::KeyTrailingBitsAccepted);
+    let alphabets = forgiving || is(Mutant::KeyEitherAlphabet);
+    if padding || trailing || alphabets {
         use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurposeConfig};
         let lenient = general_purpose::GeneralPurpose::new(
             &base64::alphabet::URL_SAFE,
             GeneralPurposeConfig::new()
-                .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-                .with_decode_allow_trailing_bits(true),
+                .with_decode_padding_mode(if padding {
+                    DecodePaddingMode::Indifferent
+                } else {
+                    DecodePaddingMode::RequireNone
+                })
+                .with_decode_allow_trailing_bits(trailing),
         );
+        let body = if alphabets {
+            body.replace('+', "-").replace('/', "_")
+        } else {
+            body.to_owned()
+        };
         return lenient.decode(body.as_bytes());
     }
     URL_SAFE_NO_PAD.decode(body.as_bytes())
@@ -302,7 +328,10 @@ fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
     let pk = XPublic::from(arr);
     // A low-order point makes every Diffie-Hellman with it all-zero: refuse it up front.
     let probe = StaticSecret::from([0x42; 32]);
-    if !probe.diffie_hellman(&pk).was_contributory() {
+    if !probe.diffie_hellman(&pk).was_contributory()
+        && !crate::mutant::is(crate::mutant::Mutant::NoSmallOrderKeyCheck)
+        && !crate::mutant::is(crate::mutant::Mutant::StockKeyDecoding)
+    {
         return Err(KeyError::Invalid(
             "X25519 public key (it is a low-order point)",
         ));
@@ -417,6 +446,9 @@ impl Clone for XWingSecret {
 /// session), so it costs nothing per message.
 pub(crate) fn ed25519_public(b: &[u8; 32]) -> Result<VerifyingKey, &'static str> {
     let vk = VerifyingKey::from_bytes(b).map_err(|_| "it is not a point on the curve")?;
+    if crate::mutant::is(crate::mutant::Mutant::StockKeyDecoding) {
+        return Ok(vk);
+    }
     if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
         return if vk.is_weak() {
             Err("it is a low-order point")
@@ -428,7 +460,7 @@ pub(crate) fn ed25519_public(b: &[u8; 32]) -> Result<VerifyingKey, &'static str>
     if point.compress().as_bytes() != b {
         return Err("not its canonical encoding: y >= 2^255 - 19, or a negative zero x");
     }
-    if vk.is_weak() {
+    if vk.is_weak() && !crate::mutant::is(crate::mutant::Mutant::NoSmallOrderKeyCheck) {
         return Err("it is a low-order point");
     }
     if !point.is_torsion_free() {
@@ -971,6 +1003,10 @@ impl Recipient {
             PublicIdentity::parse(t).map(Recipient::Service)
         } else if t.starts_with(PREFIX_SECRET_SYM) {
             SymmetricKey::from_secret_string(t).map(Recipient::Symmetric)
+        } else if t.starts_with(PREFIX_SECRET_ID)
+            && crate::mutant::is(crate::mutant::Mutant::NoKindCheck)
+        {
+            PublicIdentity::parse(t).map(Recipient::Service)
         } else if t.starts_with(PREFIX_SECRET_ID)
             || t.starts_with(PREFIX_SECRET_GROUP)
             || t.starts_with(PREFIX_SECRET_ID_XWING)

@@ -74,6 +74,9 @@ fn malformed(detail: &'static str) -> Error {
 /// True when the input, after JSON whitespace, starts like a JSON object: the legacy path
 /// (spec/legacy-v2.md §2). A v3 envelope starts with a MessagePack array header instead.
 pub(crate) fn looks_like_json(bytes: &[u8]) -> bool {
+    if crate::mutant::is(crate::mutant::Mutant::LegacyBraceFirstOnly) {
+        return bytes.first() == Some(&b'{');
+    }
     bytes
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -108,7 +111,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LegacyMessage, Error> {
             message: text.trim().to_owned(),
         });
     };
-    if obj.len() != 2 {
+    if obj.len() != 2 && !crate::mutant::is(crate::mutant::Mutant::LegacyExtraMembersIgnored) {
         return Err(malformed(
             "legacy envelope has fields besides oslo.version and oslo.message",
         ));
@@ -116,9 +119,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LegacyMessage, Error> {
     let version = version
         .as_str()
         .and_then(parse_version)
+        .or(
+            crate::mutant::is(crate::mutant::Mutant::LegacyVersionUnchecked)
+                .then_some(OSLO_VERSION),
+        )
         .ok_or_else(|| malformed("oslo.version is not a MAJOR.MINOR string"))?;
     // oslo.messaging's version_is_compatible: same major, minor no newer than ours.
-    if version.0 != OSLO_VERSION.0 || version.1 > OSLO_VERSION.1 {
+    if (version.0 != OSLO_VERSION.0 || version.1 > OSLO_VERSION.1)
+        && !crate::mutant::is(crate::mutant::Mutant::LegacyVersionUnchecked)
+    {
         return Err(Error::new(
             ErrorKind::UnsupportedVersion,
             format!(

@@ -71,7 +71,7 @@ mod xwing;
 
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};
-pub use inspect::{inspect, inspect_session_block, Inspection, SessionInfo};
+pub use inspect::{inline_block_len, inspect, inspect_session_block, Inspection, SessionInfo};
 pub use keyring::{
     CachedDirectory, FileDirectory, KeyDirectory, Keyring, KeyringError, Lookup, TrustedKey,
 };

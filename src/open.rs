@@ -800,7 +800,7 @@ impl Opener {
                     "the legacy envelope is too large",
                 ));
             }
-            if !self.policy.accept_legacy {
+            if !self.policy.accept_legacy && !mutant::is(Mutant::LegacyOptInIgnored) {
                 return Err(err(
                     ErrorKind::LegacyNotAllowed,
                     "a legacy v2 envelope, and this receiver's policy does not accept unauthenticated legacy input",
@@ -814,7 +814,8 @@ impl Opener {
     /// Opens as if the receiver's clock read `now` (unix seconds): for tests and vectors.
     #[doc(hidden)]
     pub fn open_at(&self, bytes: &[u8], now: u64) -> Result<Opened, Error> {
-        self.open_inner(bytes, now, true).map(|(o, _)| o)
+        let (prepared, payload, mh) = self.open_inner(bytes, now)?;
+        self.accept(prepared, payload, mh, now)
     }
 
     /// Opens an envelope like [`Opener::open`], every check included (the read-only replay
@@ -839,8 +840,8 @@ impl Opener {
         envelope: &[u8],
         now: u64,
     ) -> Result<(Opened, DeferredMark), Error> {
-        let (opened, mark) = self.open_inner(envelope, now, false)?;
-        Ok((opened, mark.expect("deferred")))
+        let (prepared, payload, mh) = self.open_inner(envelope, now)?;
+        self.defer(prepared, payload, mh)
     }
 
     /// Records a message opened by [`Opener::open_unmarked`] as seen: the replay store's
@@ -862,14 +863,13 @@ impl Opener {
         self.commit(&mark.session, &mark.item, now)
     }
 
-    /// Spec §8 steps 1 to 12; with `mark` false, step 11 is the read-only check and the
-    /// mark is returned to the caller.
-    fn open_inner(
+    /// Spec §8 steps 1 to 11: every check but the replay mark, and the decrypted payload.
+    /// The caller marks (`accept`) or hands the mark out (`defer`).
+    fn open_inner<'a>(
         &self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         now: u64,
-        mark: bool,
-    ) -> Result<(Opened, Option<DeferredMark>), Error> {
+    ) -> Result<(Prepared<'a>, Plaintext, [u8; 32]), Error> {
         let prepared = self.prepare(bytes, now, &[])?;
         let parallel = self
             .policy
@@ -899,7 +899,7 @@ impl Opener {
             );
             self.check_authenticator(&prepared.session, &mh, env.authenticator)?;
             verdict.map_err(|()| bad_aead_tag())?;
-            return self.accept_or_defer(prepared, payload, mh, now, mark);
+            return Ok((prepared, payload, mh));
         }
         // Step 10: the authenticator over every byte before it.
         let mh = prepared.message_hash();
@@ -915,20 +915,17 @@ impl Opener {
             )?;
         }
         let payload = self.decrypt(&prepared)?;
-        self.accept_or_defer(prepared, payload, mh, now, mark)
+        Ok((prepared, payload, mh))
     }
 
-    fn accept_or_defer(
+    /// Step 12 left to the caller: the order check (read-only) under strict order, then
+    /// the message and its mark.
+    fn defer(
         &self,
         prepared: Prepared<'_>,
         payload: Plaintext,
         mh: [u8; 32],
-        now: u64,
-        mark: bool,
-    ) -> Result<(Opened, Option<DeferredMark>), Error> {
-        if mark {
-            return self.accept(prepared, payload, mh, now).map(|o| (o, None));
-        }
+    ) -> Result<(Opened, DeferredMark), Error> {
         if self.policy.strict_order {
             let next = *prepared
                 .session
@@ -941,7 +938,7 @@ impl Opener {
             item: prepared.item,
             session: prepared.session.clone(),
         };
-        Ok((self.finish(prepared, payload, mh), Some(deferred)))
+        Ok((self.finish(prepared, payload, mh), deferred))
     }
 
     /// The replay mark, last (spec §8 step 11), and under strict order the session's
@@ -1135,7 +1132,7 @@ impl Opener {
         // Steps 2 and 3: strict decode, version, suite known.
         let env = Envelope::decode(bytes, &p.limits)?;
         // Step 4: suite allowlist, before any cryptographic work.
-        if !p.suites.contains(&env.suite) {
+        if !p.suites.contains(&env.suite) && !mutant::is(Mutant::NoSuiteAllowlist) {
             return Err(err(
                 ErrorKind::SuiteNotAllowed,
                 "the envelope's suite is not on the allowlist",
@@ -1174,8 +1171,14 @@ impl Opener {
             check_time(h, env.timestamp, now, p.clock_skew, p.max_age)?;
         }
         // Step 8: session limits and payload size.
-        check_session_limits(h, p)?;
-        if env.seq >= h.max_messages {
+        check_session_limits(h, p).or_else(|e| {
+            if mutant::is(Mutant::NoSessionLimits) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        if env.seq >= h.max_messages && !mutant::is(Mutant::NoSessionLimits) {
             return Err(err(
                 ErrorKind::SessionLimit,
                 "the sequence number is past the session's message limit",
@@ -1188,13 +1191,13 @@ impl Opener {
                 "the ciphertext is shorter than its tag",
             )
         })?;
-        if payload_len as u64 > h.max_bytes {
+        if payload_len as u64 > h.max_bytes && !mutant::is(Mutant::NoSessionLimits) {
             return Err(err(
                 ErrorKind::SessionLimit,
                 "the payload is larger than the session's byte limit",
             ));
         }
-        if payload_len > p.max_payload {
+        if payload_len > p.max_payload && !mutant::is(Mutant::NoReceiverLimits) {
             return Err(err(
                 ErrorKind::LimitExceeded,
                 "the payload exceeds the receiver's limit",
@@ -1329,13 +1332,17 @@ impl Opener {
     /// Spec §6.4: `via_shared` when the session reached us through a key that others hold
     /// too (a group key or a symmetric key).
     fn check_mode(&self, mode: Mode, via_shared: bool) -> Result<(), Error> {
-        if !self.policy.modes.contains(&mode) {
+        if !self.policy.modes.contains(&mode) && !mutant::is(Mutant::NoModeAllowlist) {
             return Err(Error::new(
                 ErrorKind::ModeNotAllowed,
                 format!("{mode} mode is not allowed by this receiver's policy"),
             ));
         }
-        if mode == Mode::Mac && via_shared && !self.policy.accept_mac_via_group {
+        if mode == Mode::Mac
+            && via_shared
+            && !self.policy.accept_mac_via_group
+            && !mutant::is(Mutant::MacViaSharedKeyAccepted)
+        {
             return Err(err(
                 ErrorKind::ModeNotAllowed,
                 "MAC mode through a group or symmetric key cannot authenticate the sender: \
@@ -1374,7 +1381,9 @@ impl Opener {
             self.policy.max_recipients,
             self.policy.max_pq_recipients,
         )?;
-        if session::session_ref(&block.header_hash) != env.session_ref {
+        if session::session_ref(&block.header_hash) != env.session_ref
+            && !mutant::is(Mutant::SessionRefUnchecked)
+        {
             return Err(err(
                 ErrorKind::Malformed,
                 "the session reference does not match the inline block",
@@ -1444,6 +1453,9 @@ impl Opener {
         block_bytes: &[u8],
         block: &Block<'_>,
     ) -> Result<Option<[u8; 32]>, Error> {
+        if mutant::is(Mutant::KnownBlocksNotReverified) {
+            return Ok(None);
+        }
         let digest = *blake3::hash(block_bytes).as_bytes();
         if s.blocks
             .lock()
@@ -1521,6 +1533,21 @@ impl Opener {
     }
 
     fn check_authenticator(
+        &self,
+        s: &CachedSession,
+        mh: &[u8; 32],
+        auth: &[u8],
+    ) -> Result<(), Error> {
+        self.check_authenticator_strict(s, mh, auth).or_else(|e| {
+            if mutant::is(Mutant::NoAuthenticatorCheck) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    fn check_authenticator_strict(
         &self,
         s: &CachedSession,
         mh: &[u8; 32],
@@ -1773,7 +1800,8 @@ impl Opener {
 impl Trust {
     /// Revoked by the keyring, at run time, or by the key directory.
     fn is_revoked(&self, id: &KeyId) -> bool {
-        self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked))
+        (self.keyring.is_revoked(id) || matches!(self.learned.get(id), Some(Learned::Revoked)))
+            && !mutant::is(Mutant::NoRevocationCheck)
     }
 
     /// Drops what the directory said about a key, unless it was a revocation.
@@ -1812,13 +1840,13 @@ fn check_require_pq(k: &TrustedKey, suite: Suite) -> Result<(), Error> {
 /// spec/keyring.md §2 rule 3: the key's validity covers the message's timestamp.
 fn key_valid_at(k: &TrustedKey, timestamp: u64) -> Result<Arc<str>, Error> {
     let (from, until) = k.validity();
-    if from.is_some_and(|t| timestamp < t) {
+    if from.is_some_and(|t| timestamp < t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::NotYetValid,
             "the message is dated before the sender key's validity starts",
         ));
     }
-    if until.is_some_and(|t| timestamp >= t) {
+    if until.is_some_and(|t| timestamp >= t) && !mutant::is(Mutant::NoKeyValidityCheck) {
         return Err(err(
             ErrorKind::Expired,
             "the message is dated after the sender key's validity ended",
@@ -1843,6 +1871,16 @@ fn now() -> Result<u64, Error> {
 /// Spec §8 step 7: the session's lifetime and the message's timestamp against our clock.
 /// `max_age` (at least `skew`) is how far in the past they may lie (spec/replay.md §2.2).
 fn check_time(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
+    check_time_strict(h, ts, now, skew, max_age).or_else(|e| {
+        if mutant::is(Mutant::NoTimeCheck) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+}
+
+fn check_time_strict(h: &Header, ts: u64, now: u64, skew: u64, max_age: u64) -> Result<(), Error> {
     if now.saturating_add(skew) < h.not_before {
         return Err(err(ErrorKind::NotYetValid, "the session is not valid yet"));
     }

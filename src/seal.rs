@@ -223,7 +223,11 @@ impl Sealer {
                 "the session lifetime must be at least one second",
             ));
         }
-        if config.max_messages == 0 || config.max_messages > MAX_MESSAGES_LIMIT {
+        use crate::mutant::{is, Mutant};
+        if (config.max_messages == 0 && !is(Mutant::SealerAllowsZeroMessages))
+            || (config.max_messages > MAX_MESSAGES_LIMIT && !is(Mutant::SealerNoMessageCap))
+            || (config.max_messages == MAX_MESSAGES_LIMIT && is(Mutant::SealerMessageCapExclusive))
+        {
             return Err(Misuse::InvalidConfig(
                 "max_messages must be between 1 and 2^48",
             ));
@@ -243,7 +247,8 @@ impl Sealer {
     }
 
     fn check_recipients(recipients: &[Recipient], config: &SealerConfig) -> Result<(), Misuse> {
-        if recipients.is_empty() {
+        use crate::mutant::{is, Mutant};
+        if recipients.is_empty() && !is(Mutant::SealerAllowsNoRecipients) {
             return Err(Misuse::NoRecipients);
         }
         if recipients.len() > DEFAULT_MAX_RECIPIENTS {
@@ -261,11 +266,17 @@ impl Sealer {
         }
         let mut ids: Vec<_> = recipients.iter().map(|r| r.key_id_in(suite)).collect();
         ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
+        let duplicate = if is(Mutant::SealerDuplicatesByKey) {
+            (0..recipients.len()).any(|i| recipients[..i].contains(&recipients[i]))
+        } else {
+            ids.windows(2).any(|w| w[0] == w[1])
+        };
+        if duplicate && !is(Mutant::SealerAllowsDuplicates) {
             return Err(Misuse::DuplicateRecipient);
         }
-        if config.mode == Mode::Mac
-            && !config.allow_mac_to_group
+        if (config.mode == Mode::Mac || is(Mutant::SealerRefusesGroupsInEveryMode))
+            && (!config.allow_mac_to_group || is(Mutant::SealerIgnoresMacOptIn))
+            && !is(Mutant::SealerAllowsMacToGroup)
             && recipients.iter().any(Recipient::is_shared)
         {
             return Err(Misuse::MacToGroup);
@@ -531,7 +542,11 @@ impl Sealer {
         rng: &mut R,
     ) -> Result<[u8; 32], Misuse> {
         let limit = self.config.payload_limit();
-        if payload.len() as u64 > limit {
+        if (payload.len() as u64 > limit
+            && !crate::mutant::is(crate::mutant::Mutant::SealerNoPayloadCheck))
+            || (payload.len() as u64 == limit
+                && crate::mutant::is(crate::mutant::Mutant::SealerPayloadLimitExclusive))
+        {
             return Err(Misuse::PayloadTooLarge {
                 size: payload.len(),
                 limit,

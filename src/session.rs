@@ -126,13 +126,14 @@ impl Header {
         let verify_key = optional_key(r.bin()?, mode.signs(), "session verification key")?;
         let ek_commitment = optional_key(r.bin()?, mode.encrypts(), "EK commitment")?;
         r.finish()?;
-        if expires <= not_before {
+        if expires <= not_before && !crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session expires before it starts",
             ));
         }
-        if max_messages == 0 {
+        if max_messages == 0 && !crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked) {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session allows no messages",
@@ -140,7 +141,9 @@ impl Header {
         }
         // spec §5.1, §10.5: the AEAD nonce bound is a rule of the format, checked by every
         // receiver, not a promise of the sender.
-        if max_messages > crate::seal::MAX_MESSAGES_LIMIT {
+        if max_messages > crate::seal::MAX_MESSAGES_LIMIT
+            && !crate::mutant::is(crate::mutant::Mutant::NoMaxMessagesCapInHeader)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session allows more than 2^48 messages",
@@ -174,6 +177,7 @@ fn optional_key(b: &[u8], present: bool, what: &'static str) -> Result<Option<[u
     match (present, b.len()) {
         (true, 32) => Ok(Some(b.try_into().expect("length checked"))),
         (false, 0) => Ok(None),
+        (false, 32) if crate::mutant::is(crate::mutant::Mutant::HeaderRulesUnchecked) => Ok(None),
         _ => Err(Error::new(
             ErrorKind::Malformed,
             format!("the {what} has the wrong length for the session's mode"),
@@ -635,7 +639,7 @@ impl<'a> Block<'a> {
         let header = Header::decode(header_bytes)?;
         let start = r.position();
         let n = r.array()?;
-        if n == 0 {
+        if n == 0 && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked) {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "session block has no recipients",
@@ -648,7 +652,7 @@ impl<'a> Block<'a> {
         } else {
             max_recipients
         };
-        if n > limit {
+        if n > limit && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits) {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
                 format!("session block lists {n} recipients, the limit is {limit}"),
@@ -677,8 +681,10 @@ impl<'a> Block<'a> {
             let kind = r.uint()?;
             // spec §5.4: the kinds the suite allows, checked as the kind is read; a
             // classical X25519 wrap inside a post-quantum session is malformed.
+            let known = kind == KIND_X25519 || kind == KIND_SYMMETRIC || kind == KIND_XWING;
             if !kind_allowed(header.suite, kind)
-                && !crate::mutant::is(crate::mutant::Mutant::AnyEntryKindInAnySuite)
+                && !(known && crate::mutant::is(crate::mutant::Mutant::AnyEntryKindInAnySuite))
+                && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked)
             {
                 return Err(Error::new(
                     ErrorKind::Malformed,
@@ -728,7 +734,9 @@ impl<'a> Block<'a> {
         r.finish()?;
         let mut ids: Vec<[u8; 16]> = entries.iter().map(|e| e.key_id.0).collect();
         ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
+        if ids.windows(2).any(|w| w[0] == w[1])
+            && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked)
+        {
             return Err(Error::new(
                 ErrorKind::Malformed,
                 "a recipient is listed twice",
@@ -749,7 +757,8 @@ impl<'a> Block<'a> {
             sender,
             &block_signing_input(&self.header_hash, self.recipients_bytes),
             &self.signature,
-        ) {
+        ) || crate::mutant::is(crate::mutant::Mutant::NoBlockSignatureCheck)
+        {
             Ok(())
         } else {
             Err(Error::new(
@@ -798,7 +807,7 @@ impl<'a> Block<'a> {
         let mk = (self.header.mode == Mode::Mac).then(|| take(32..64));
         if let (Some(ek), Some(commitment)) = (&ek, &self.header.ek_commitment) {
             let ok = subtle::ConstantTimeEq::ct_eq(&ek_commitment(ek)[..], &commitment[..]);
-            if !bool::from(ok) {
+            if !bool::from(ok) && !crate::mutant::is(crate::mutant::Mutant::NoKeyCommitmentCheck) {
                 return Err(Error::new(
                     ErrorKind::KeyCommitment,
                     "the unwrapped EK does not match the commitment in the signed header",

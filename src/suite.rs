@@ -44,7 +44,10 @@ impl Suite {
         Suite::KNOWN
             .iter()
             .copied()
-            .find(|s| u64::from(s.0) == id)
+            .find(|s| {
+                u64::from(s.0) == id
+                    || crate::mutant::is(crate::mutant::Mutant::UnknownSuitesAccepted)
+            })
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::UnknownSuite,

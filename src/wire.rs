@@ -184,9 +184,19 @@ impl<'a> Reader<'a> {
             UINT16 => (self.be(2)?, 0x100),
             UINT32 => (self.be(4)?, 0x1_0000),
             UINT64 => (self.be(8)?, 0x1_0000_0000),
+            // tests/mutants.rs: a reader that coerces booleans, negative and float numbers.
+            0xc2 | 0xc3 if crate::mutant::is(crate::mutant::Mutant::CoercingReader) => {
+                return Ok(u64::from(t & 1))
+            }
+            0xe0..=0xff if crate::mutant::is(crate::mutant::Mutant::CoercingReader) => {
+                return Ok(i64::from(t as i8) as u64)
+            }
+            0xcb if crate::mutant::is(crate::mutant::Mutant::CoercingReader) => {
+                return Ok(f64::from_bits(self.be(8)?) as u64)
+            }
             _ => return Err(malformed("expected an unsigned integer")),
         };
-        if v < min {
+        if v < min && !crate::mutant::is(crate::mutant::Mutant::NonShortestAccepted) {
             return Err(malformed("integer not in its shortest encoding"));
         }
         Ok(v)
@@ -198,9 +208,14 @@ impl<'a> Reader<'a> {
             BIN8 => (self.be(1)?, 0),
             BIN16 => (self.be(2)?, 0x100),
             BIN32 => (self.be(4)?, 0x1_0000),
+            0xa0..=0xbf if crate::mutant::is(crate::mutant::Mutant::StrAsBin) => {
+                (u64::from(t & 0x1f), 0)
+            }
+            STR8 if crate::mutant::is(crate::mutant::Mutant::StrAsBin) => (self.be(1)?, 32),
+            STR16 if crate::mutant::is(crate::mutant::Mutant::StrAsBin) => (self.be(2)?, 0x100),
             _ => return Err(malformed("expected a byte string")),
         };
-        if len < min {
+        if len < min && !crate::mutant::is(crate::mutant::Mutant::NonShortestAccepted) {
             return Err(malformed("byte string length not in its shortest encoding"));
         }
         usize::try_from(len).map_err(|_| malformed("byte string too long"))
@@ -238,7 +253,7 @@ impl<'a> Reader<'a> {
             STR32 => (self.be(4)?, 0x1_0000),
             _ => return Err(malformed("expected a text string")),
         };
-        if len < min {
+        if len < min && !crate::mutant::is(crate::mutant::Mutant::NonShortestAccepted) {
             return Err(malformed("string length not in its shortest encoding"));
         }
         let len = usize::try_from(len).map_err(|_| malformed("string too long"))?;
@@ -263,7 +278,7 @@ impl<'a> Reader<'a> {
         } else {
             return Err(malformed(what));
         };
-        if n < min {
+        if n < min && !crate::mutant::is(crate::mutant::Mutant::NonShortestAccepted) {
             return Err(malformed("container length not in its shortest encoding"));
         }
         let n = usize::try_from(n).map_err(|_| malformed("container too long"))?;
@@ -298,7 +313,7 @@ impl<'a> Reader<'a> {
     ) -> Result<(), Error> {
         let n = self.array()?;
         let found = self.uint()?;
-        if found != version {
+        if found != version && !crate::mutant::is(crate::mutant::Mutant::AnyVersionAccepted) {
             return Err(Error::new(
                 ErrorKind::UnsupportedVersion,
                 format!("{what} version {found}"),
@@ -315,7 +330,8 @@ impl<'a> Reader<'a> {
 
     /// Fails unless every byte of the input was consumed.
     pub(crate) fn finish(&self) -> Result<(), Error> {
-        if self.remaining() != 0 {
+        if self.remaining() != 0 && !crate::mutant::is(crate::mutant::Mutant::TrailingBytesAccepted)
+        {
             return Err(malformed("trailing bytes after the end of the value"));
         }
         Ok(())

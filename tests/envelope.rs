@@ -593,3 +593,36 @@ fn symmetric_recipients_in_every_mode_and_wrong_keys_rejected() {
         );
     }
 }
+
+/// `inline_block_len` agrees with `inspect` on envelopes with and without their block, and
+/// answers (without panicking) on every truncation and on garbage.
+#[test]
+fn inline_block_len_agrees_with_inspect() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    for mode in MODES {
+        let mut sealer = Sealer::new(
+            &alice,
+            &to(&[&bob]),
+            SealerConfig::new(mode).inline(Inline::FirstMessage),
+        )
+        .unwrap();
+        let first = seal_at(&mut sealer, b"hello", T0);
+        let second = seal_at(&mut sealer, b"hello", T0);
+        for env in [&first, &second] {
+            let expected = rpcseal::inspect(env)
+                .unwrap()
+                .session
+                .map_or(0, |s| s.block_len);
+            assert_eq!(rpcseal::inline_block_len(env).unwrap(), expected);
+        }
+        assert!(rpcseal::inline_block_len(&first).unwrap() > 0);
+        assert_eq!(rpcseal::inline_block_len(&second).unwrap(), 0);
+        for cut in 0..40.min(first.len()) {
+            let _ = rpcseal::inline_block_len(&first[..cut]);
+        }
+        assert!(rpcseal::inline_block_len(&first[..10]).is_err());
+    }
+    assert!(rpcseal::inline_block_len(b"").is_err());
+    assert!(rpcseal::inline_block_len(br#"{"oslo.version": "2.0"}"#).is_err());
+}

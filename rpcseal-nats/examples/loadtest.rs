@@ -9,7 +9,12 @@
 //!
 //! Options: `--json` (one JSON object as the last line of stdout), `--secs N` (measured
 //! seconds per run, default 4; each run also has 1 s of warm-up), `--concurrency N` (calls
-//! in flight, default 16), `--replays N` (captured requests re-published, default 200).
+//! in flight, default 16), `--replays N` (captured requests re-published, default 200);
+//! for profiling, `--headline-only` (256 B, one replica) and `--modes LIST` (a
+//! comma-separated list of `plain`, `mac`, `signed`, run in that order, repeats allowed).
+//! Each run also reports `cpu_us_per_call`: this process's CPU time (client and replicas;
+//! nats-server is another process) per call, the figure that does not move with the
+//! machine's load.
 //! Bounded: 12 runs of at most `secs + 1` seconds and 500 000 calls each; about 75 s in all
 //! by default.
 //!
@@ -39,6 +44,10 @@ struct Args {
     secs: u64,
     concurrency: usize,
     replays: usize,
+    /// Only the headline combination (256 B, one replica): for profiling.
+    headline_only: bool,
+    /// The modes to run (all three by default).
+    modes: Vec<Kind>,
 }
 
 fn args() -> Args {
@@ -47,6 +56,12 @@ fn args() -> Args {
         secs: 4,
         concurrency: 16,
         replays: 200,
+        headline_only: false,
+        modes: vec![
+            Kind::Plain,
+            Kind::Sealed(Mode::Mac),
+            Kind::Sealed(Mode::Signed),
+        ],
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -69,13 +84,30 @@ fn args() -> Args {
                 a.concurrency = num(i).clamp(1, 256) as usize;
                 i += 1;
             }
+            "--headline-only" => a.headline_only = true,
+            "--modes" => {
+                let list = v.get(i + 1).cloned().unwrap_or_default();
+                a.modes = list
+                    .split(',')
+                    .map(|m| match m {
+                        "plain" => Kind::Plain,
+                        "mac" => Kind::Sealed(Mode::Mac),
+                        "signed" => Kind::Sealed(Mode::Signed),
+                        _ => {
+                            eprintln!("--modes takes a list of plain, mac, signed");
+                            std::process::exit(2)
+                        }
+                    })
+                    .collect();
+                i += 1;
+            }
             "--replays" => {
                 a.replays = num(i).clamp(100, 10_000) as usize;
                 i += 1;
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; use --json, --secs N, --concurrency N, --replays N"
+                    "unknown argument {other}; use --json, --secs N, --concurrency N, --replays N, --modes LIST, --headline-only"
                 );
                 std::process::exit(2)
             }
@@ -186,6 +218,20 @@ struct RunResult {
     p50_us: u64,
     p99_us: u64,
     block_bytes_fraction: Option<f64>,
+    cpu_us_per_call: Option<f64>,
+}
+
+/// This process's CPU time (user + system) in microseconds, from `/proc/self/stat`
+/// (Linux; `None` elsewhere). CPU per call is the load-independent figure on a shared
+/// machine: the client and the service replicas run in this process (nats-server does not).
+fn cpu_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks * 10_000)
 }
 
 fn pct(sorted: &[u32], p: f64) -> u64 {
@@ -276,6 +322,14 @@ async fn run(
     let warm_end = Instant::now() + Duration::from_secs(1);
     let end = warm_end + Duration::from_secs(a.secs);
     let calls = Arc::new(AtomicU64::new(0));
+    let cpu_at_warm_end = Arc::new(Mutex::new(None));
+    {
+        let cpu = cpu_at_warm_end.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(warm_end.into()).await;
+            *cpu.lock().unwrap() = cpu_us();
+        });
+    }
     let mut workers = Vec::new();
     for _ in 0..a.concurrency {
         let (client, body, calls) = (client.clone(), body.clone(), calls.clone());
@@ -320,6 +374,9 @@ async fn run(
         errors += e;
     }
     let measured = a.secs as f64;
+    let cpu_used = cpu_us()
+        .zip(*cpu_at_warm_end.lock().unwrap())
+        .map(|(end, start)| end.saturating_sub(start));
     lat.sort_unstable();
     let block_bytes_fraction = match &*client {
         C::Plain(_) => None,
@@ -343,6 +400,7 @@ async fn run(
         p50_us: pct(&lat, 0.50),
         p99_us: pct(&lat, 0.99),
         block_bytes_fraction,
+        cpu_us_per_call: cpu_used.map(|c| c as f64 / lat.len().max(1) as f64),
     }
 }
 
@@ -435,23 +493,25 @@ async fn main() {
     }
     let started = Instant::now();
     let mut results = Vec::new();
-    for &replicas in &[1usize, 3] {
-        for &payload in &[256usize, 16 * 1024] {
-            for kind in [
-                Kind::Plain,
-                Kind::Sealed(Mode::Mac),
-                Kind::Sealed(Mode::Signed),
-            ] {
+    let (replica_list, payload_list): (&[usize], &[usize]) = if a.headline_only {
+        (&[1], &[256])
+    } else {
+        (&[1, 3], &[256, 16 * 1024])
+    };
+    for &replicas in replica_list {
+        for &payload in payload_list {
+            for &kind in &a.modes {
                 let tag = format!("{}-{payload}-{replicas}", kind.name());
                 let r = run(&url, kind, payload, replicas, &a, &tag).await;
                 eprintln!(
-                    "{:>6} {:>6} B  {} replica(s): {:>8.0} calls/s  p50 {:>5} us  p99 {:>6} us  errors {}{}",
+                    "{:>6} {:>6} B  {} replica(s): {:>8.0} calls/s  p50 {:>5} us  p99 {:>6} us  cpu/call {:>5.1} us  errors {}{}",
                     kind.name(),
                     payload,
                     replicas,
                     r.rps,
                     r.p50_us,
                     r.p99_us,
+                    r.cpu_us_per_call.unwrap_or(f64::NAN),
                     r.errors,
                     r.block_bytes_fraction.map(|f| format!("  blocks {:.4}% of bytes", f * 100.0)).unwrap_or_default()
                 );
@@ -465,9 +525,17 @@ async fn main() {
         results
             .iter()
             .find(|r| r.kind.name() == k && r.payload == 256 && r.replicas == 1)
-            .expect("headline run")
     };
     let (p, m, s) = (head("plain"), head("mac"), head("signed"));
+    let rps = |r: Option<&RunResult>| r.map(|r| r.rps.round());
+    let p50 = |r: Option<&RunResult>| r.map(|r| r.p50_us);
+    let p99 = |r: Option<&RunResult>| r.map(|r| r.p99_us);
+    let ratio = p
+        .zip(m)
+        .map(|(p, m)| (m.rps / p.rps.max(1.0) * 1000.0).round() / 1000.0);
+    let added = p
+        .zip(m)
+        .map(|(p, m)| ((m.p50_us as f64 / (p.p50_us.max(1) as f64) - 1.0) * 1000.0).round() / 10.0);
     let runs: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
@@ -481,22 +549,23 @@ async fn main() {
                 "p50_us": r.p50_us,
                 "p99_us": r.p99_us,
                 "block_bytes_fraction": r.block_bytes_fraction,
+                "cpu_us_per_call": r.cpu_us_per_call.map(|c| (c * 10.0).round() / 10.0),
             })
         })
         .collect();
     let out = serde_json::json!({
-        "plain_rps": p.rps.round(),
-        "mac_rps": m.rps.round(),
-        "signed_rps": s.rps.round(),
-        "plain_p50_us": p.p50_us,
-        "mac_p50_us": m.p50_us,
-        "plain_p99_us": p.p99_us,
-        "mac_p99_us": m.p99_us,
-        "block_bytes_fraction": m.block_bytes_fraction,
+        "plain_rps": rps(p),
+        "mac_rps": rps(m),
+        "signed_rps": rps(s),
+        "plain_p50_us": p50(p),
+        "mac_p50_us": p50(m),
+        "plain_p99_us": p99(p),
+        "mac_p99_us": p99(m),
+        "block_bytes_fraction": m.and_then(|m| m.block_bytes_fraction),
         "replays_attempted": attempted,
         "replays_accepted": accepted,
-        "mac_rps_ratio": (m.rps / p.rps.max(1.0) * 1000.0).round() / 1000.0,
-        "mac_p50_added_pct": ((m.p50_us as f64 / (p.p50_us.max(1) as f64) - 1.0) * 1000.0).round() / 10.0,
+        "mac_rps_ratio": ratio,
+        "mac_p50_added_pct": added,
         "concurrency": a.concurrency,
         "secs_per_run": a.secs,
         "replay_store": "memory",

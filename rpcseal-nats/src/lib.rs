@@ -17,7 +17,12 @@
 //!
 //! Hostile input arriving through the broker is rejected by the library with a typed
 //! error, logged (through `tracing`, the error's class and the subject only, never a key or
-//! a payload), and changes no state; no message makes a service panic.
+//! a payload), and changes no state; no message makes a service panic. async-nats itself
+//! logs, at DEBUG, the subject of each message it receives, and at TRACE each message
+//! whole, its payload (the envelope) included: ciphertext in MAC and signed mode, but the
+//! cleartext payload of a sign-only envelope. Keep the `async_nats` target above TRACE in a
+//! production log (`tests/rpc.rs`, `refusals_are_logged_with_their_class_and_without_secrets`,
+//! checks every line at every level).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -84,12 +89,9 @@ pub(crate) fn header<'a>(msg: &'a async_nats::Message, name: &str) -> Option<&'a
 }
 
 /// The bytes of an inline session block in `envelope` (0 when it travels by reference).
-/// Reads the cleartext header only; for accounting.
+/// Reads the envelope's first fields only (no allocation): for accounting, on every message.
 pub(crate) fn inline_block_len(envelope: &[u8]) -> usize {
-    rpcseal::inspect(envelope)
-        .ok()
-        .and_then(|i| i.session.map(|s| s.block_len))
-        .unwrap_or(0)
+    rpcseal::inline_block_len(envelope).unwrap_or(0)
 }
 
 #[cfg(test)]

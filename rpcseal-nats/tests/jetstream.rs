@@ -344,3 +344,149 @@ async fn a_consumer_killed_between_open_and_ack_leaves_the_message_unmarked_and_
         .unwrap()
         .is_empty());
 }
+
+/// The child of the mark/ack SIGKILL test: fetches one message and takes it through the
+/// steps of spec/replay.md §2.1 by hand up to the mark (open unmarked, handle, mark), says
+/// so, and hangs before the acknowledgement until it is killed. Run only by
+/// `a_consumer_killed_between_mark_and_ack_...`.
+#[cfg(feature = "redis")]
+#[tokio::test]
+#[ignore = "a child process of another test"]
+async fn marking_child_process() {
+    use futures_util::StreamExt;
+    let Ok(subject) = std::env::var("CHILD_SUBJECT") else {
+        return;
+    };
+    let nats = common::nats().await.unwrap();
+    let bob = Identity::from_secret_string(&std::env::var("CHILD_BOB").unwrap()).unwrap();
+    let alice = rpcseal::PublicIdentity::parse(&std::env::var("CHILD_ALICE").unwrap()).unwrap();
+    let consumer = common::stream_and_consumer(&nats, &subject, &["marked"])
+        .await
+        .remove(0);
+    let store = common::redis_store(
+        &std::env::var("CHILD_REDIS").unwrap(),
+        &std::env::var("CHILD_PREFIX").unwrap(),
+    );
+    let opener = Opener::builder()
+        .identity(&bob)
+        .trust(&alice)
+        .policy(stored_policy())
+        .replay_store(store)
+        .build()
+        .unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await
+        .unwrap();
+    let msg = batch.next().await.unwrap().unwrap();
+    let (opened, mark) = opener.open_unmarked(&msg.payload).unwrap();
+    println!("HANDLED {}", String::from_utf8_lossy(&opened.payload));
+    opener.mark(mark).unwrap();
+    println!("MARKED");
+    // Killed here: marked, never acknowledged.
+    std::thread::sleep(Duration::from_secs(60));
+    msg.double_ack().await.unwrap();
+}
+
+/// spec/replay.md §2.1: "a crash between step 3 and the acknowledgement leaves it marked
+/// but unacknowledged; its redelivery is rejected as *replayed* in step 1, and the receiver
+/// SHOULD acknowledge" it. The consumer is killed (SIGKILL, a child process) after the mark
+/// and before the ack: the restarted consumer gets the message again, refuses it as
+/// already processed without running its handler, acknowledges it, and it never comes back.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_consumer_killed_between_mark_and_ack_gets_the_redelivery_as_already_processed() {
+    let Some(nats) = common::nats().await else {
+        return;
+    };
+    let Some(redis) = common::redis_url() else {
+        return;
+    };
+    let subject = common::subject("js-kill-marked");
+    let prefix = format!("rpcseal:test:{}", common::subject("kill-marked"));
+    let (alice, bob) = (Identity::generate(), Identity::generate());
+    let _ = common::stream_and_consumer(&nats, &subject, &["marked"]).await;
+    publisher(&nats, &subject, &alice, &bob)
+        .publish(b"transfer 20", &Metadata::new())
+        .await
+        .unwrap();
+    let mut children = common::Children::default();
+    children.0.push(common::spawn_self(
+        "marking_child_process",
+        &[
+            ("CHILD_SUBJECT", subject.clone()),
+            ("CHILD_BOB", bob.to_secret_string().to_string()),
+            ("CHILD_ALICE", alice.public().to_string()),
+            ("CHILD_REDIS", redis.clone()),
+            ("CHILD_PREFIX", prefix.clone()),
+            ("NATS_URL", rpcseal_nats::nats_url()),
+        ],
+    ));
+    let child = &mut children.0[0];
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for l in lines.map_while(Result::ok) {
+            if let Some((_, p)) = l.split_once("HANDLED ") {
+                seen.push(p.to_string());
+            }
+            if l.contains("MARKED") {
+                seen.push("MARKED".to_string());
+                break;
+            }
+        }
+        seen
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(30), seen)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, ["transfer 20", "MARKED"]);
+    // SIGKILL after the mark, before the ack.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The consumer restarts (same durable, same shared replay store): the message comes
+    // again after ack_wait, is refused as already processed (the handler does not run),
+    // and is acknowledged.
+    let consumer = common::stream_and_consumer(&nats, &subject, &["marked"])
+        .await
+        .remove(0);
+    let opener = Opener::builder()
+        .identity(&bob)
+        .trust(alice.public())
+        .policy(stored_policy())
+        .replay_store(common::redis_store(&redis, &prefix))
+        .build()
+        .unwrap();
+    let c = StreamConsumer::new(consumer, opener);
+    let handled = Cell::new(0);
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.extend(
+            c.process(1, Duration::from_secs(2), |_| {
+                handled.set(handled.get() + 1);
+                Ok(())
+            })
+            .await
+            .unwrap(),
+        );
+        if !outcomes.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        matches!(outcomes[..], [StreamOutcome::AlreadyProcessed { .. }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(handled.get(), 0);
+    // Acknowledged now: no further delivery.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(c
+        .process(1, Duration::from_millis(1500), |_| Ok(()))
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -507,7 +507,9 @@ impl ServerCodecs {
     }
 
     fn codec<Resp, Req, B>(&self, req: &http::Request<B>, kind: Kind) -> ServerCodec<Resp, Req> {
-        let block = (kind == Kind::Unary)
+        // The headers are copied into a metadata map only when the block is there: a
+        // copy of every call's headers would cost more than the call's cryptography.
+        let block = (kind == Kind::Unary && req.headers().contains_key(SESSION_KEY))
             .then(|| MetadataMap::from_headers(req.headers().clone()))
             .and_then(|m| m.get_bin(SESSION_KEY).map(|v| v.to_bytes()))
             .map(|r| r.map(|b| b.to_vec()).map_err(|_| ()));

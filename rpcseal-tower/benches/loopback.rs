@@ -84,7 +84,7 @@ impl Caller {
     }
 }
 
-async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration) {
+async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration, f64) {
     let (svc, cli) = (Identity::generate(), Identity::generate());
     let mut app = Router::new().route("/order", post(handler));
     let mut caller = Caller::Plain(Client::builder(TokioExecutor::new()).build_http());
@@ -118,13 +118,16 @@ async fn case(mode: Option<Mode>, secs: f64, conc: usize) -> (f64, Duration) {
     r
 }
 
-async fn drive(caller: Caller, url: String, secs: f64, conc: usize) -> (f64, Duration) {
+async fn drive(caller: Caller, url: String, secs: f64, conc: usize) -> (f64, Duration, f64) {
     let warm = Instant::now() + Duration::from_millis(500);
+    let mut warm_calls = 0u64;
     while Instant::now() < warm {
         caller.call(&url).await;
+        warm_calls += 1;
     }
     let lat = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
+    let cpu_start = cpu_us();
     let end = start + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..conc)
         .map(|_| {
@@ -144,9 +147,23 @@ async fn drive(caller: Caller, url: String, secs: f64, conc: usize) -> (f64, Dur
         t.await.unwrap();
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if std::env::var_os("LOOPBACK_CASE").is_some() {
+        // For an instruction-count profile: every call this process made.
+        eprintln!(
+            "calls: {} measured, {warm_calls} warm-up",
+            lat.lock().unwrap().len()
+        );
+    }
+    let cpu = cpu_us()
+        .zip(cpu_start)
+        .map_or(f64::NAN, |(e, s)| e.saturating_sub(s) as f64);
     let mut lat = lat.lock().unwrap().clone();
     lat.sort();
-    (lat.len() as f64 / elapsed, lat[lat.len() / 2])
+    (
+        lat.len() as f64 / elapsed,
+        lat[lat.len() / 2],
+        cpu / lat.len() as f64,
+    )
 }
 
 /// The library's work in one call, alone, on one thread: seal the request, open it, seal
@@ -188,6 +205,19 @@ fn crypto_per_call(mode: Mode) -> Duration {
     t / n
 }
 
+/// This process's CPU time (user + system) in microseconds, from `/proc/self/stat` (Linux;
+/// `None` elsewhere). Client and server run in this process, so CPU per call is the whole
+/// cost of a call, and the load-independent figure on a shared machine.
+fn cpu_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime, fields 14 and 15 of proc(5), counted from the state (field 3).
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks * 10_000)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -207,13 +237,30 @@ fn main() {
         ("sealed MAC", Some(Mode::Mac)),
         ("sealed signed", Some(Mode::Signed)),
     ];
+    // LOOPBACK_CASE=plain|mac|signed runs that case alone, once (for callgrind).
+    if let Ok(only) = std::env::var("LOOPBACK_CASE") {
+        let mode = match only.as_str() {
+            "mac" => Some(Mode::Mac),
+            "signed" => Some(Mode::Signed),
+            _ => None,
+        };
+        let (rps, p50, cpu) = rt.block_on(case(mode, secs, conc));
+        println!(
+            "{only}: {rps:.0}/s p50 {:.0} us cpu/call {cpu:.1} us",
+            p50.as_secs_f64() * 1e6
+        );
+        return;
+    }
     let mut results = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
         let mut line = format!("round {round}:");
         for (i, (name, mode)) in cases.iter().enumerate() {
-            let (rps, p50) = rt.block_on(case(*mode, secs, conc));
-            line += &format!(" {name} {rps:.0}/s p50 {:.0} us;", p50.as_secs_f64() * 1e6);
-            results[i].push((rps, p50));
+            let (rps, p50, cpu) = rt.block_on(case(*mode, secs, conc));
+            line += &format!(
+                " {name} {rps:.0}/s p50 {:.0} us cpu/call {cpu:.1} us;",
+                p50.as_secs_f64() * 1e6
+            );
+            results[i].push((rps, p50, cpu));
         }
         println!("{line}");
     }
@@ -222,9 +269,10 @@ fn main() {
         v[v.len() / 2]
     };
     println!(
-        "{:<14} {:>10} {:>10} {:>8} {:>22}",
-        "case (median)", "req/s", "p50 us", "ratio", "ratio per round"
+        "{:<14} {:>10} {:>10} {:>8} {:>22} {:>12} {:>10}",
+        "case (median)", "req/s", "p50 us", "ratio", "ratio per round", "cpu/call us", "cpu ratio"
     );
+    let plain_cpu = median(results[0].iter().map(|r| r.2).collect());
     let plain: Vec<f64> = results[0].iter().map(|r| r.0).collect();
     for (i, (name, _)) in cases.iter().enumerate() {
         let rps = median(results[i].iter().map(|r| r.0).collect());
@@ -234,10 +282,12 @@ fn main() {
             .zip(&plain)
             .map(|(r, p)| format!("{:.2}", r.0 / p))
             .collect();
+        let cpu = median(results[i].iter().map(|r| r.2).collect());
         println!(
-            "{name:<14} {rps:>10.0} {p50:>10.0} {:>8.3} {:>22}",
+            "{name:<14} {rps:>10.0} {p50:>10.0} {:>8.3} {:>22} {cpu:>12.1} {:>10.3}",
             rps / median(plain.clone()),
-            per.join(" ")
+            per.join(" "),
+            plain_cpu / cpu
         );
     }
     for (name, mode) in [("MAC", Mode::Mac), ("signed", Mode::Signed)] {

@@ -205,6 +205,11 @@ enum Kind {
     Sealer,
 }
 
+/// The name (`FILE::CASE`) of every check under `dir`, in the order [`verify`] runs them.
+pub fn check_names(dir: &Path) -> Result<Vec<String>, String> {
+    Ok(checks(dir)?.into_iter().map(|c| c.name).collect())
+}
+
 /// Runs every check under `dir`, catching panics so one broken case cannot hide the others.
 pub fn verify(dir: &Path) -> Report {
     verify_with(dir, None)
@@ -213,6 +218,15 @@ pub fn verify(dir: &Path) -> Report {
 /// [`verify`] with a deliberately broken receiver (`tests/mutants.rs`): the report's
 /// failures are the vectors that catch it.
 pub fn verify_with(dir: &Path, mutant: Option<crate::mutant::Mutant>) -> Report {
+    verify_matching(dir, mutant, |_| true)
+}
+
+/// [`verify_with`] on the checks whose name (`FILE::CASE`) `keep` accepts.
+pub fn verify_matching(
+    dir: &Path,
+    mutant: Option<crate::mutant::Mutant>,
+    keep: impl Fn(&str) -> bool,
+) -> Report {
     let mut report = Report::default();
     let checks = match checks(dir) {
         Ok(c) => c,
@@ -221,7 +235,7 @@ pub fn verify_with(dir: &Path, mutant: Option<crate::mutant::Mutant>) -> Report 
             return report;
         }
     };
-    for check in checks {
+    for check in checks.into_iter().filter(|c| keep(&c.name)) {
         let name = check.name.clone();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::mutant::with(mutant, || check.run())
@@ -969,11 +983,13 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     use std::collections::HashMap;
     use std::sync::Mutex;
     type SessionKey = ([u8; 16], [u8; 16]);
+    type NonceKey = ([u8; 16], [u8; 16], [u8; 16]);
     struct Broken {
         inner: MemoryReplayStore,
         mutant: Mutant,
         skew: u64,
         tops: Mutex<HashMap<SessionKey, u64>>,
+        nonces: Mutex<std::collections::HashSet<NonceKey>>,
     }
     impl Broken {
         fn item(&self, i: &ReplayItem) -> ReplayItem {
@@ -982,6 +998,28 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
                 i.expires_at = i.expires_at.saturating_sub(self.skew);
             }
             i
+        }
+        /// The one-shot mutants: `Some` when they decide instead of the real store.
+        fn one_shot(&self, i: &ReplayItem, mark: bool) -> Option<Result<(), ReplayError>> {
+            if !i.one_shot {
+                return None;
+            }
+            match self.mutant {
+                Mutant::OneShotNotTracked => Some(Ok(())),
+                Mutant::OneShotByNonce => {
+                    let mut seen = self.nonces.lock().expect("not poisoned");
+                    let key = (i.sender, i.session_id, i.nonce);
+                    Some(if seen.contains(&key) {
+                        Err(ReplayError::Replayed)
+                    } else {
+                        if mark {
+                            seen.insert(key);
+                        }
+                        Ok(())
+                    })
+                }
+                _ => None,
+            }
         }
         fn window64(&self, i: &ReplayItem) -> Result<(), ReplayError> {
             let tops = self.tops.lock().expect("not poisoned");
@@ -997,13 +1035,25 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     }
     impl ReplayStore for Broken {
         fn check(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
-            if self.mutant == Mutant::NoReadOnlyReplayCheck {
+            if matches!(
+                self.mutant,
+                Mutant::NoReadOnlyReplayCheck | Mutant::NoReplayCheck
+            ) {
                 return Ok(());
+            }
+            if let Some(r) = self.one_shot(i, false) {
+                return r;
             }
             self.window64(i)?;
             self.inner.check(&self.item(i), now)
         }
         fn check_and_mark(&self, i: &ReplayItem, now: u64) -> Result<(), ReplayError> {
+            if self.mutant == Mutant::NoReplayCheck {
+                return Ok(());
+            }
+            if let Some(r) = self.one_shot(i, true) {
+                return r;
+            }
             self.window64(i)?;
             self.inner.check_and_mark(&self.item(i), now)?;
             let mut tops = self.tops.lock().expect("not poisoned");
@@ -1015,7 +1065,12 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
     let mutant = crate::mutant::active()?;
     matches!(
         mutant,
-        Mutant::StoreExpiresWithoutSkew | Mutant::Window64 | Mutant::NoReadOnlyReplayCheck
+        Mutant::StoreExpiresWithoutSkew
+            | Mutant::Window64
+            | Mutant::NoReadOnlyReplayCheck
+            | Mutant::OneShotByNonce
+            | Mutant::OneShotNotTracked
+            | Mutant::NoReplayCheck
     )
     .then(|| {
         std::sync::Arc::new(Broken {
@@ -1023,6 +1078,7 @@ fn mutant_store(skew: u64) -> Option<std::sync::Arc<dyn crate::replay::ReplaySto
             mutant,
             skew,
             tops: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(Default::default()),
         }) as std::sync::Arc<dyn ReplayStore>
     })
 }

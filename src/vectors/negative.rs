@@ -758,10 +758,12 @@ fn structure() -> Family {
         &mut f,
     );
     block_case(
-        "entry-unknown-kind-3",
-        "Bob's entry has kind 3.",
+        // Kind 3 is X-Wing since issue 15 (a kind suite 1 does not allow, also malformed):
+        // kind 4 is the smallest undefined kind.
+        "entry-unknown-kind-4",
+        "Bob's entry has kind 4, not defined.",
         arr(&[
-            arr(&[u(3), e[0][1].clone(), e[0][2].clone(), e[0][3].clone()]),
+            arr(&[u(4), e[0][1].clone(), e[0][2].clone(), e[0][3].clone()]),
             arr(&e[1]),
         ]),
         &mut f,
@@ -1987,6 +1989,24 @@ fn versions() -> Family {
             class,
         );
     }
+    // legacy-v2.md §2: '{' after JSON white space is legacy input too. A reader that looks
+    // at the first byte only calls these unsupported_version (mutant LegacyBraceFirstOnly).
+    f.one(
+        "legacy-v2-leading-whitespace-by-default",
+        "legacy-v2.md §2, §3 step 1",
+        "A well-formed legacy v2 envelope after JSON white space (space, tab, CR, LF): still legacy input, which this receiver does not accept.",
+        bob(),
+        cat(&[b" \t\r\n", &legacy(r#"{"method": "ping", "args": {}}"#)]),
+        "legacy_not_allowed",
+    );
+    f.one(
+        "legacy-v2-leading-whitespace-opted-in",
+        "legacy-v2.md §2, §3",
+        "A legacy v2 envelope whose oslo.message is a JSON array, after JSON white space; the receiver opts in to legacy input, so the legacy reader rejects it.",
+        with_legacy(),
+        cat(&[b"\n  ", br#"{"oslo.version": "2.0", "oslo.message": "[1]"}"#]),
+        "malformed",
+    );
     f.one(
         "unknown-format",
         "legacy-v2.md §2",
