@@ -1003,7 +1003,7 @@ impl Recipient {
             PublicIdentity::parse(t).map(Recipient::Service)
         } else if t.starts_with(PREFIX_SECRET_SYM) {
             SymmetricKey::from_secret_string(t).map(Recipient::Symmetric)
-        } else if t.starts_with(PREFIX_SECRET_ID)
+        } else if (t.starts_with(PREFIX_SECRET_ID) || t.starts_with(PREFIX_SECRET_ID_XWING))
             && crate::mutant::is(crate::mutant::Mutant::NoKindCheck)
         {
             PublicIdentity::parse(t).map(Recipient::Service)
