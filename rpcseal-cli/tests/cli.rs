@@ -933,6 +933,8 @@ fn bench_quick_json_reports_every_ratio() {
         "mac_256_roundtrip_pq_vs_classical",
         "store_write_256_vs_plain",
         "store_read_256_vs_plain",
+        "store_write_256_vs_plain_cpu",
+        "store_read_256_vs_plain_cpu",
         "rotation_us_per_asset",
         "rotation_us_per_asset_16k",
         "rotation_ms_per_gib",

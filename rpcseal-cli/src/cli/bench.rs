@@ -174,6 +174,16 @@ impl Results {
                 ">= 0.7 (throughput)",
             ),
             (
+                "store_write_256_vs_plain_cpu",
+                self.store.write_256_vs_plain_cpu,
+                "(on-CPU time, load left out)",
+            ),
+            (
+                "store_read_256_vs_plain_cpu",
+                self.store.read_256_vs_plain_cpu,
+                "(on-CPU time, load left out)",
+            ),
+            (
                 "store_write_16k_vs_plain",
                 self.store.write_16k_vs_plain,
                 "(throughput, no fsync)",
