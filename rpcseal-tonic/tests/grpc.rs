@@ -1030,6 +1030,17 @@ async fn concurrent_calls_on_two_channels_with_different_keys_stay_apart() {
     let (addr_two, seen_two) = serve_generated(&two, &[&bob], None, Sealing::On).await;
     let alice_one = generated_client(&client_codecs(&alice, &one), addr_one).await;
     let bob_two = generated_client(&client_codecs(&bob, &two), addr_two).await;
+    // One call each first: its reply carries the reply session's block, which later
+    // replies name by reference (spec/rpc.md §6.3). Concurrent first calls could see a
+    // by-reference reply overtake the one with the block (unknown_session at the client).
+    for (client, who) in [(&alice_one, &alice), (&bob_two, &bob)] {
+        let r = client
+            .clone()
+            .get(generated::GetRequest { sku: 100 })
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().caller, who.key_id().to_string());
+    }
     let mut calls = tokio::task::JoinSet::new();
     for sku in 0..40u32 {
         let (mut client, who) = match sku % 2 {
@@ -1060,6 +1071,6 @@ async fn concurrent_calls_on_two_channels_with_different_keys_stay_apart() {
     while let Some(done) = calls.join_next().await {
         done.unwrap();
     }
-    assert_eq!(seen_one.handled.load(Ordering::SeqCst), 10 + 30);
-    assert_eq!(seen_two.handled.load(Ordering::SeqCst), 10 + 30);
+    assert_eq!(seen_one.handled.load(Ordering::SeqCst), 1 + 10 + 30);
+    assert_eq!(seen_two.handled.load(Ordering::SeqCst), 1 + 10 + 30);
 }
