@@ -251,7 +251,9 @@ where
             let state = codec.state.clone();
             let mut slot = ticket.0.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_some() {
-                return Err(unbound());
+                return Err(Status::failed_precondition(
+                    "rpcseal: this codec already belongs to another call",
+                ));
             }
             *slot = Some(codec);
             Ok(state)
