@@ -216,6 +216,10 @@ pub enum Misuse {
     /// The same recipient key was given twice.
     #[error("the same recipient key was given twice")]
     DuplicateRecipient,
+    /// A key id given to remove a recipient names none of the sealer's recipients (the key
+    /// id of spec/envelope-v3.md §2.3, shown in hex).
+    #[error("no recipient has the key id {0}")]
+    UnknownRecipient(crate::KeyId),
     /// The payload is larger than the configured maximum or the session byte limit.
     #[error("a payload of {size} bytes exceeds the limit of {limit} bytes")]
     PayloadTooLarge {

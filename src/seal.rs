@@ -410,11 +410,26 @@ impl Sealer {
 
     /// Removes recipients. A removed member still holds the current session's keys, so
     /// this also ends the session: the next message starts a new one it cannot read.
+    ///
+    /// A recipient is named by either of its key ids: the one its entry carries in a suite-1
+    /// session ([`Recipient::key_id`]) or, for a post-quantum recipient, its X-Wing key's id.
+    /// An id that names no recipient is [`Misuse::UnknownRecipient`] and nothing changes: a
+    /// typo must not leave a member the caller meant to remove able to read what follows.
     pub fn remove_recipients(&mut self, ids: &[crate::KeyId]) -> Result<(), Misuse> {
+        let names = |r: &Recipient, id: &crate::KeyId| {
+            r.key_id() == *id
+                || r.key_id_in(crate::Suite::XWING_CHACHA20POLY1305_BLAKE3_ED25519) == *id
+        };
+        if let Some(unknown) = ids
+            .iter()
+            .find(|id| !self.recipients.iter().any(|r| names(r, id)))
+        {
+            return Err(Misuse::UnknownRecipient(*unknown));
+        }
         let rest: Vec<Recipient> = self
             .recipients
             .iter()
-            .filter(|r| !ids.contains(&r.key_id()))
+            .filter(|r| !ids.iter().any(|id| names(r, id)))
             .cloned()
             .collect();
         Self::check_recipients(&rest, &self.config)?;

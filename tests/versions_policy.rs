@@ -411,3 +411,40 @@ fn removing_a_member_starts_a_session_it_cannot_read() {
         Err(Misuse::NoRecipients)
     );
 }
+
+#[test]
+fn removing_an_unknown_recipient_is_refused_and_changes_nothing() {
+    let alice = Identity::generate();
+    let bob = Identity::generate();
+    let carol = Identity::generate();
+    let mut s = sealer(&alice, &[&bob, &carol], Mode::Signed);
+    let _ = seal(&mut s, b"first", T0);
+    let stranger = Identity::generate().public().recipient_key_id();
+    // A typo beside a real id: nothing is removed and the session goes on.
+    assert_eq!(
+        s.remove_recipients(&[carol.public().recipient_key_id(), stranger]),
+        Err(Misuse::UnknownRecipient(stranger))
+    );
+    assert_eq!(s.recipients().len(), 2);
+    let _ = seal(&mut s, b"second", T0);
+    assert_eq!(s.sessions_created(), 1);
+}
+
+#[test]
+fn a_post_quantum_recipient_is_removed_by_its_x_wing_key_id() {
+    let alice = Identity::generate();
+    let bob = Identity::generate_post_quantum();
+    let carol = Identity::generate_post_quantum();
+    let mut s = sealer(&alice, &[&bob, &carol], Mode::Signed);
+    let _ = seal(&mut s, b"first", T0);
+    let carols_xwing = carol.public().xwing_key_id().expect("an X-Wing key");
+    s.remove_recipients(&[carols_xwing]).unwrap();
+    assert_eq!(s.recipients().len(), 1);
+    let after = seal(&mut s, b"after", T0);
+    let carols = Opener::builder()
+        .identity(&carol)
+        .trust(alice.public())
+        .build()
+        .unwrap();
+    assert_eq!(kind(carols.open_at(&after, T0)), ErrorKind::NotForUs);
+}

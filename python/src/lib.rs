@@ -81,6 +81,7 @@ pub(crate) fn misuse(py: Python<'_>, e: rpcseal::Misuse) -> PyErr {
         rpcseal::Misuse::NoRecipients => "no_recipients",
         rpcseal::Misuse::TooManyRecipients { .. } => "too_many_recipients",
         rpcseal::Misuse::DuplicateRecipient => "duplicate_recipient",
+        rpcseal::Misuse::UnknownRecipient(_) => "unknown_recipient",
         rpcseal::Misuse::PayloadTooLarge { .. } => "payload_too_large",
         rpcseal::Misuse::InvalidMetadata(_) => "invalid_metadata",
         rpcseal::Misuse::MacToGroup => "mac_to_group",

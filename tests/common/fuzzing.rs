@@ -367,10 +367,11 @@ pub fn key_strings(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let t = text.trim();
     let body = t.split_once(':').map_or("", |(_, b)| b);
-    // Only a body that looks like key material is searched for in error messages: 24 or
-    // more base64url characters. Shorter runs occur in the errors' own fixed text (the
-    // prefix list names `RPCSEAL-SECRET-GROUP`), which is not an echo of the input.
-    let key_like = body.len() >= 24
+    // Only a body that could hold key material is searched for in error messages: 43 or
+    // more base64url characters (the shortest key, 32 bytes, takes 43). Shorter runs occur
+    // in the errors' own fixed text (the prefix list names `RPCSEAL-SECRET-GROUP-XWING`,
+    // 26 characters), which is not an echo of the input.
+    let key_like = body.len() >= 43
         && body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
