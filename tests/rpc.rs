@@ -575,9 +575,7 @@ where
         other();
         let _ = tx.send(());
     });
-    let finished = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .is_ok();
+    let finished = rx.recv_timeout(std::time::Duration::from_secs(30)).is_ok();
     p.release.wait();
     a.join().unwrap();
     b.join().unwrap();
@@ -594,7 +592,8 @@ fn replies_to_one_client_are_signed_concurrently() {
     let signed = || SealerConfig::new(Mode::Signed).inline(Inline::FirstMessage);
     let client = Identity::generate();
     let service = Identity::generate();
-    let mut requests = Sealer::new(&client, &[Recipient::from(service.public())], signed()).unwrap();
+    let mut requests =
+        Sealer::new(&client, &[Recipient::from(service.public())], signed()).unwrap();
     let incoming = Opener::builder()
         .identity(&service)
         .trust(client.public())
@@ -609,13 +608,19 @@ fn replies_to_one_client_are_signed_concurrently() {
     let mut calls = Vec::new();
     for i in 0..3 {
         let (env, pending) = requests
-            .seal_request(format!("q{i}").as_bytes(), &Metadata::new(), &service.public())
+            .seal_request(
+                format!("q{i}").as_bytes(),
+                &Metadata::new(),
+                &service.public(),
+            )
             .unwrap();
         let ctx = RequestContext::new(&incoming, &incoming.open(&env).unwrap()).unwrap();
         calls.push((ctx, pending));
     }
     // The reply session exists before the race (its block signature is the session's).
-    let first = responder.seal_reply(&calls[0].0, b"r0", &Metadata::new()).unwrap();
+    let first = responder
+        .seal_reply(&calls[0].0, b"r0", &Metadata::new())
+        .unwrap();
     let out = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (r1, c1, o1) = (responder.clone(), calls[1].0.clone(), out.clone());
     let (r2, c2, o2) = (responder.clone(), calls[2].0.clone(), out.clone());
