@@ -442,8 +442,10 @@ impl RequestContext {
                 ))
             }
         }
-        let m = self.reply_metadata(metadata)?;
-        sealer.seal_unsigned(payload, &m)
+        // The bytes of `reply_metadata(metadata)` without building that map.
+        check_reserved(metadata, false)?;
+        let id = hex32(&self.request);
+        sealer.seal_unsigned_with(payload, metadata, Some((IN_REPLY_TO, &id)))
     }
 }
 

@@ -345,10 +345,27 @@ impl Sealer {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<Unsigned, Misuse> {
+        self.seal_unsigned_with(payload, metadata, None)
+    }
+
+    /// [`Sealer::seal_unsigned`] with `metadata` plus the entry `extra` (a key `metadata`
+    /// does not hold), encoded as the map with it inserted would be, without the copy.
+    pub(crate) fn seal_unsigned_with(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        extra: Option<(&str, &str)>,
+    ) -> Result<Unsigned, Misuse> {
         let now = unix_now()?;
         let mut out = Vec::new();
-        let (message_hash, signer) =
-            self.seal_parts(payload, metadata, &mut out, now, &mut UnwrapErr(SysRng))?;
+        let (message_hash, signer) = self.seal_parts(
+            payload,
+            metadata,
+            extra,
+            &mut out,
+            now,
+            &mut UnwrapErr(SysRng),
+        )?;
         Ok(Unsigned {
             out,
             message_hash,
@@ -475,12 +492,14 @@ impl Sealer {
         Ok(out)
     }
 
-    fn check_metadata(metadata: &Metadata) -> Result<(), Misuse> {
-        if metadata.len() > DEFAULT_MAX_METADATA_ENTRIES {
+    /// The limits of spec §7.1 on `metadata` plus `extra` (one more entry).
+    fn check_metadata(metadata: &Metadata, extra: Option<(&str, &str)>) -> Result<(), Misuse> {
+        if metadata.len() + usize::from(extra.is_some()) > DEFAULT_MAX_METADATA_ENTRIES {
             return Err(Misuse::InvalidMetadata("more than 64 entries"));
         }
         let mut total = 0usize;
-        for (k, v) in metadata {
+        let all = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in all.chain(extra) {
             if k.is_empty() {
                 return Err(Misuse::InvalidMetadata("empty key"));
             }
@@ -553,7 +572,7 @@ impl Sealer {
         now: u64,
         rng: &mut R,
     ) -> Result<[u8; 32], Misuse> {
-        let (mh, signer) = self.seal_parts(payload, metadata, out, now, rng)?;
+        let (mh, signer) = self.seal_parts(payload, metadata, None, out, now, rng)?;
         if let Some(key) = signer {
             out.extend_from_slice(&crate::sign::sign(&key, &envelope::signature_input(&mh)));
         }
@@ -569,6 +588,7 @@ impl Sealer {
         &mut self,
         payload: &[u8],
         metadata: &Metadata,
+        extra: Option<(&str, &str)>,
         out: &mut Vec<u8>,
         now: u64,
         rng: &mut R,
@@ -584,7 +604,7 @@ impl Sealer {
                 limit,
             });
         }
-        Self::check_metadata(metadata)?;
+        Self::check_metadata(metadata, extra)?;
         self.ensure_session(payload.len() as u64, now, rng)?;
         let inline = self.config.inline;
         let a = self.active.as_mut().expect("ensured");
@@ -621,6 +641,7 @@ impl Sealer {
             now,
             &nonce,
             metadata,
+            extra,
             body_len,
         );
         let body_start = out.len();

@@ -651,3 +651,39 @@ fn replies_to_one_client_are_signed_concurrently() {
     seqs.dedup();
     assert_eq!(seqs.len(), 3, "every reply has its own sequence number");
 }
+
+/// The reply's binding is written into the metadata map in its sorted place without
+/// building that map: the reply's metadata is exactly the caller's plus the binding, for
+/// keys sorting before, between and after `rpc.in-reply-to`, at the 64-entry limit too.
+#[test]
+fn the_reply_metadata_is_the_callers_plus_the_binding_in_order() {
+    let mut w = world();
+    for keys in [
+        vec![],
+        vec!["a"],
+        vec!["zz"],
+        vec!["a", "rpc.id", "rpc.method", "zz", "\u{e9}"],
+    ] {
+        let (req, pending) = w
+            .requests
+            .seal_request(b"q", &Metadata::new(), &w.service.public())
+            .unwrap();
+        let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
+        let m = meta(&keys.iter().map(|k| (*k, "v")).collect::<Vec<_>>());
+        let reply = w.responder.seal_reply(&ctx, b"r", &m).unwrap();
+        let opened = pending.open_reply(&w.replies, &reply).unwrap();
+        assert_eq!(opened.metadata, ctx.reply_metadata(&m).unwrap(), "{keys:?}");
+    }
+    let (req, _) = w
+        .requests
+        .seal_request(b"q", &Metadata::new(), &w.service.public())
+        .unwrap();
+    let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
+    let full: Metadata = (0..64).map(|i| (format!("k{i:02}"), "v".into())).collect();
+    assert!(matches!(
+        w.responder.seal_reply(&ctx, b"r", &full),
+        Err(Misuse::InvalidMetadata(_))
+    ));
+    let fits: Metadata = (0..63).map(|i| (format!("k{i:02}"), "v".into())).collect();
+    assert!(w.responder.seal_reply(&ctx, b"r", &fits).is_ok());
+}
