@@ -21,11 +21,13 @@ import platform
 import sys
 from xml.sax.saxutils import escape
 
-# Series in drawing order: (criterion function id, legend label, colour, dashed).
+# Series in drawing order: (criterion function id, legend label, colour, dash): dash is
+# False (solid), True (dashed) or "dot" (dotted).
 SERIES = [
     ("rpcseal_mac", "rpcseal, MAC mode", "#1b6ac9", False),
     ("rpcseal_signed", "rpcseal, signed mode", "#0a8f5a", False),
     ("rpcseal_sign-only", "rpcseal, sign-only mode", "#7a3fb8", False),
+    ("rpcseal_mac_xwing", "rpcseal, MAC mode, X-Wing session", "#1b6ac9", "dot"),
     ("floor_mac", "floor: the crates, no envelope", "#1b6ac9", True),
     ("hybrid_hpke_ed25519", "HPKE seal + Ed25519 per message", "#d1495b", False),
     ("age_x25519", "age, one X25519 recipient", "#e08a1e", False),
@@ -139,7 +141,7 @@ def draw(data, note):
         if not series:
             continue
         pts = [(px(s), py(t)) for s, t in sorted(series.items())]
-        dash = ' stroke-dasharray="6 4"' if dashed else ""
+        dash = {True: ' stroke-dasharray="6 4"', "dot": ' stroke-dasharray="2 3"'}.get(dashed, "")
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         out.append(
             f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'

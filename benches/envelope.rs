@@ -76,8 +76,23 @@ fn pair_n(
     store: Arc<dyn ReplayStore>,
     parallel: Option<usize>,
 ) -> Pair {
+    pair_of(mode, n_recipients, store, parallel, Identity::generate())
+}
+
+/// A 1:1 [`pair`] in the post-quantum suite 2: bob has an X-Wing key (issue 15).
+fn pair_pq(mode: Mode) -> Pair {
+    let bob = Identity::generate_post_quantum();
+    pair_of(mode, 1, Arc::new(NoReplayCheck), None, bob)
+}
+
+fn pair_of(
+    mode: Mode,
+    n_recipients: usize,
+    store: Arc<dyn ReplayStore>,
+    parallel: Option<usize>,
+    bob: Identity,
+) -> Pair {
     let alice = Identity::generate();
-    let bob = Identity::generate();
     let mut rcpts = vec![Recipient::from(bob.public())];
     rcpts.extend((1..n_recipients).map(|_| Recipient::from(Identity::generate().public())));
     let mut sealer = Sealer::new(
@@ -260,6 +275,16 @@ fn roundtrip(c: &mut Criterion) {
                 })
             });
         }
+        // The same in a suite-2 (X-Wing) session: per message, symmetric work only.
+        let mut p = pair_pq(Mode::Mac);
+        let mut out = Vec::with_capacity(size + 1024);
+        g.bench_function("rpcseal_mac_xwing", |b| {
+            b.iter(|| {
+                out.clear();
+                p.sealer.seal_into(&payload, &m, &mut out).unwrap();
+                black_box(p.opener.open(&out).unwrap());
+            })
+        });
         let mut out = Vec::with_capacity(size + 1024);
         g.bench_function("floor_mac", |b| {
             b.iter(|| {
@@ -305,6 +330,19 @@ fn setup(c: &mut Criterion) {
                 black_box(sealer.session_block().unwrap().len());
             })
         });
+        // Suite 2 (issue 15): the same number of recipients, each with an X-Wing key.
+        let pq: Vec<Recipient> = (0..n.min(100))
+            .map(|_| Recipient::from(Identity::generate_post_quantum().public()))
+            .collect();
+        if n <= 100 {
+            let mut sealer = Sealer::new(&alice, &pq, SealerConfig::new(Mode::Signed)).unwrap();
+            g.bench_with_input(BenchmarkId::new("rpcseal_signed_xwing", n), &n, |b, _| {
+                b.iter(|| {
+                    sealer.rotate();
+                    black_box(sealer.session_block().unwrap().len());
+                })
+            });
+        }
         let pks: Vec<HpkePk> = rcpts.iter().map(|_| Hybrid::keypair().1).collect();
         g.bench_with_input(BenchmarkId::new("hpke_seals", n), &n, |b, _| {
             b.iter(|| {

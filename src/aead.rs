@@ -24,9 +24,9 @@
 //! disappears, but a library cannot choose its users' compile flags.
 //!
 //! So, in builds without AVX2 at compile time, this module computes Poly1305 itself for
-//! messages shorter than [`SCALAR_BELOW`]: the textbook scalar algorithm (three limbs of
-//! 44/44/42 bits, 64x64->128-bit products), safe code, no secret-dependent branches or
-//! indices. From [`SCALAR_BELOW`] bytes on, the crate's AVX2 block function wins over the
+//! messages shorter than [`SCALAR_BELOW`]: the scalar algorithm in radix 2^64 (two limbs
+//! of 64 bits and a small third, four 64x64->128-bit products per block), safe code, no
+//! secret-dependent branches or indices. From [`SCALAR_BELOW`] bytes on, the crate's AVX2 block function wins over the
 //! scalar code despite its setup cost (measured crossover: 4 KiB), and in builds with AVX2
 //! at compile time the `poly1305` crate is used for every length. The keystream always
 //! comes from the `chacha20` crate (whose run-time detected AVX2 backend is fully inlined
@@ -168,14 +168,13 @@ impl PayloadCipher {
         }
     }
 
-    /// The cipher positioned at block 1, and the one-time Poly1305 key from block 0
-    /// (RFC 8439 §2.6 and §2.8).
+    /// The cipher positioned at block 1, and the one-time Poly1305 key: the first 32 bytes
+    /// of block 0 (RFC 8439 §2.6 and §2.8). The rest of block 0 is never used; the seek
+    /// drops it without computing anything (block 1 starts on a block boundary).
     fn start(&self, nonce: &[u8; 12]) -> (ChaCha20, Zeroizing<[u8; 32]>) {
         let mut cipher = ChaCha20::new((&*self.key).into(), nonce.into());
-        let mut block0 = Zeroizing::new([0u8; 64]);
-        cipher.apply_keystream(&mut block0[..]);
         let mut poly_key = Zeroizing::new([0u8; 32]);
-        poly_key.copy_from_slice(&block0[..32]);
+        cipher.apply_keystream(&mut poly_key[..]);
         cipher.seek(64u64);
         (cipher, poly_key)
     }
@@ -365,31 +364,29 @@ fn one_shot_tag(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> [u8; TAG_LEN] 
     }
 }
 
-const MASK44: u64 = (1 << 44) - 1;
-const MASK42: u64 = (1 << 42) - 1;
-
-/// Poly1305 (RFC 8439 §2.5): the accumulator `h` and the key `r` in three limbs of 44, 44
-/// and 42 bits, so each product of a limb of `h` and a limb of `r` fits 128 bits with room
-/// for the three-term sums. `2^130 = 5 (mod p)` folds the high products back, hence the
-/// precomputed `20 * r1` and `20 * r2` (`2^132 = 4 * 2^130`).
+/// Poly1305 (RFC 8439 §2.5) in radix 2^64: the accumulator `h = h0 + h1·2^64 + h2·2^128`
+/// (`h2` a few bits) and the key `r = r0 + r1·2^64`. The clamping of `r` clears the low two
+/// bits of `r1`, so `2^128·r1 = 2^130·(r1/4) ≡ 5·(r1/4) (mod p)`: the products that land at
+/// or above `2^128` fold back through `s1 = r1 + r1/4 = 5·r1/4`, and a block costs four full
+/// 64x64->128-bit products and two small ones (the three-limb radix-2^44 form needs nine).
+/// Bounds: after each block `h2 <= 4`; before the next product `h2 <= 6`, so `h2·s1` and
+/// `h2·r0` stay below 2^63 (`r0`, `r1 < 2^60`) and the sums below 2^126.
 struct Poly1305 {
-    r: [u64; 3],
-    /// `20 * r1`, `20 * r2`.
-    s: [u64; 2],
+    r: [u64; 2],
+    /// `r1 + (r1 >> 2)`.
+    s1: u64,
     h: [u64; 3],
     pad: u128,
 }
 
 impl Poly1305 {
     fn new(key: &[u8; 32]) -> Poly1305 {
-        let r = u128::from_le_bytes(key[..16].try_into().expect("16 bytes"))
-            & 0x0ffffffc_0ffffffc_0ffffffc_0fffffff;
-        let r0 = (r as u64) & MASK44;
-        let r1 = ((r >> 44) as u64) & MASK44;
-        let r2 = ((r >> 88) as u64) & MASK42;
+        let r0 = u64::from_le_bytes(key[..8].try_into().expect("8 bytes")) & 0x0fff_fffc_0fff_ffff;
+        let r1 =
+            u64::from_le_bytes(key[8..16].try_into().expect("8 bytes")) & 0x0fff_fffc_0fff_fffc;
         Poly1305 {
-            r: [r0, r1, r2],
-            s: [r1 * 20, r2 * 20],
+            r: [r0, r1],
+            s1: r1 + (r1 >> 2),
             h: [0; 3],
             pad: u128::from_le_bytes(key[16..].try_into().expect("16 bytes")),
         }
@@ -400,38 +397,39 @@ impl Poly1305 {
     fn update_padded(&mut self, data: &[u8]) {
         let mut chunks = data.chunks_exact(16);
         for c in &mut chunks {
-            self.block(c.try_into().expect("16 bytes"), 1 << 40);
+            self.block(c.try_into().expect("16 bytes"), 1);
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut last = [0u8; 16];
             last[..rest.len()].copy_from_slice(rest);
-            self.block(&last, 1 << 40);
+            self.block(&last, 1);
         }
     }
 
-    /// `h = (h + block + hibit * 2^128) * r mod 2^130 - 5`, partly reduced.
+    /// `h = (h + block + hibit·2^128)·r mod 2^130 - 5`, partly reduced (`h < 5·2^128`).
     #[inline(always)]
     fn block(&mut self, m: &[u8; 16], hibit: u64) {
         let t0 = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
         let t1 = u64::from_le_bytes(m[8..].try_into().expect("8 bytes"));
-        let [r0, r1, r2] = self.r;
-        let [s1, s2] = self.s;
-        let h0 = self.h[0] + (t0 & MASK44);
-        let h1 = self.h[1] + (((t0 >> 44) | (t1 << 20)) & MASK44);
-        let h2 = self.h[2] + (((t1 >> 24) & MASK42) | hibit);
+        let [r0, r1] = self.r;
+        let s1 = self.s1;
+        let [h0, h1, h2] = self.h;
+        // h += m (with carries; no branch depends on them).
+        let (h0, c0) = h0.overflowing_add(t0);
+        let (h1, c1) = h1.overflowing_add(t1);
+        let (h1, c2) = h1.overflowing_add(u64::from(c0));
+        let h2 = h2 + u64::from(c1) + u64::from(c2) + hibit;
+        // h *= r, the parts at 2^128 and above folded back through s1.
         let m = |a: u64, b: u64| u128::from(a) * u128::from(b);
-        let d0 = m(h0, r0) + m(h1, s2) + m(h2, s1);
-        let mut d1 = m(h0, r1) + m(h1, r0) + m(h2, s2);
-        let mut d2 = m(h0, r2) + m(h1, r1) + m(h2, r0);
-        d1 += d0 >> 44;
-        let h0 = (d0 as u64) & MASK44;
-        d2 += d1 >> 44;
-        let h1 = (d1 as u64) & MASK44;
-        let c = (d2 >> 42) as u64;
-        let h2 = (d2 as u64) & MASK42;
-        let h0 = h0 + c * 5;
-        self.h = [h0 & MASK44, h1 + (h0 >> 44), h2];
+        let d0 = m(h0, r0) + m(h1, s1);
+        let d1 = m(h0, r1) + m(h1, r0) + u128::from(h2 * s1) + (d0 >> 64);
+        let d2 = h2 * r0 + (d1 >> 64) as u64;
+        // Bits 130 and up: c·2^130 = 5·c (mod p), 5·c = 4·c + c = (d2 & !3) + (d2 >> 2).
+        let c = (d2 & !3) + (d2 >> 2);
+        let (h0, c0) = (d0 as u64).overflowing_add(c);
+        let (h1, c1) = (d1 as u64).overflowing_add(u64::from(c0));
+        self.h = [h0, h1, (d2 & 3) + u64::from(c1)];
     }
 
     /// Full reduction mod `2^130 - 5`, then `+ pad mod 2^128` (RFC 8439 §2.5.1).
@@ -443,26 +441,17 @@ impl Poly1305 {
     /// (no conditional subtraction of p) that the adversarial tests must catch.
     #[inline(always)]
     fn finish_with(&mut self, final_reduction: bool) -> [u8; TAG_LEN] {
-        let [mut h0, mut h1, mut h2] = self.h;
-        for _ in 0..2 {
-            h2 += h1 >> 44;
-            h1 &= MASK44;
-            h0 += (h2 >> 42) * 5;
-            h2 &= MASK42;
-            h1 += h0 >> 44;
-            h0 &= MASK44;
-        }
-        // g = h + 5 - 2^130; if it does not borrow, h >= p and the result is g.
-        let g0 = h0 + 5;
-        let g1 = h1 + (g0 >> 44);
-        let g2 = (h2 + (g1 >> 44)).wrapping_sub(1 << 42);
-        let use_g = (g2 >> 63).wrapping_sub(1) & 0u64.wrapping_sub(u64::from(final_reduction)); // all ones when g2 did not borrow
-        let h0 = (h0 & !use_g) | (g0 & MASK44 & use_g);
-        let h1 = (h1 & !use_g) | (g1 & MASK44 & use_g);
-        let h2 = (h2 & !use_g) | (g2 & MASK42 & use_g);
-        let h = u128::from(h0)
-            .wrapping_add(u128::from(h1) << 44)
-            .wrapping_add(u128::from(h2) << 88);
+        let [h0, h1, h2] = self.h;
+        // h < 5·2^128 < 2p, so one conditional subtraction reduces it fully. g = h + 5:
+        // h >= p exactly when g reaches 2^130, and then h - p = g - 2^130, whose low 128
+        // bits are g0, g1.
+        let (g0, c) = h0.overflowing_add(5);
+        let (g1, c) = h1.overflowing_add(u64::from(c));
+        let g2 = h2 + u64::from(c);
+        let use_g = 0u64.wrapping_sub(g2 >> 2) & 0u64.wrapping_sub(u64::from(final_reduction));
+        let h0 = (h0 & !use_g) | (g0 & use_g);
+        let h1 = (h1 & !use_g) | (g1 & use_g);
+        let h = u128::from(h0) | (u128::from(h1) << 64);
         let tag = h.wrapping_add(self.pad).to_le_bytes();
         self.h.zeroize();
         tag
@@ -477,7 +466,7 @@ pub(crate) fn poly1305_scalar(key: &[u8; 32], msg: &[u8], final_reduction: bool)
     let mut p = Poly1305::new(key);
     let mut chunks = msg.chunks_exact(16);
     for c in &mut chunks {
-        p.block(c.try_into().expect("16 bytes"), 1 << 40);
+        p.block(c.try_into().expect("16 bytes"), 1);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
@@ -492,7 +481,7 @@ pub(crate) fn poly1305_scalar(key: &[u8; 32], msg: &[u8], final_reduction: bool)
 impl Drop for Poly1305 {
     fn drop(&mut self) {
         self.r.zeroize();
-        self.s.zeroize();
+        self.s1.zeroize();
         self.h.zeroize();
         self.pad.zeroize();
     }

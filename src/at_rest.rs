@@ -401,13 +401,17 @@ impl AssetKey {
         let last = flags & FLAG_FINAL != 0;
         match &self.cipher {
             Some(cipher) => {
-                scratch.clear();
-                scratch.resize(len, 0);
+                // Grown once, then reused: the decryption overwrites every byte it hands
+                // out, so there is nothing to clear first.
+                if scratch.len() < len {
+                    scratch.resize(len, 0);
+                }
+                let out = &mut scratch[..len];
                 cipher
-                    .decrypt_b2b(&nonce(flags, index), &self.ad(hd), body, scratch, tag)
+                    .decrypt_b2b(&nonce(flags, index), &self.ad(hd), body, out, tag)
                     .map_err(|_| AtRestError::new(Tampered, "the record does not authenticate"))?;
                 Ok(OpenedRecord {
-                    body: &scratch[..],
+                    body: &scratch[..len],
                     len: total,
                     last,
                 })

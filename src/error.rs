@@ -240,6 +240,13 @@ pub enum Misuse {
     /// A legacy message to wrap is not a JSON object.
     #[error("invalid legacy message: {0}")]
     InvalidLegacyMessage(&'static str),
+    /// Post-quantum sessions are required and a recipient (an identity or a group key) has
+    /// no X-Wing key (spec/envelope-v3.md §5.6).
+    #[error(
+        "post-quantum sessions are required, and a recipient has no X-Wing key: give its \
+         rpcseal-pub-id-xwing: (or -group-xwing:) key, made with rpcseal keygen --pq"
+    )]
+    NotPostQuantum,
     /// Re-addressing is only possible in signed and sign-only modes.
     #[error(
         "a MAC-mode session cannot be re-addressed (its tags are per recipient): start a new \

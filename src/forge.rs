@@ -283,7 +283,7 @@ pub fn reencode_session_block(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
     let mut rec = Vec::new();
     wire::put_array(&mut rec, b.entries.len());
     for e in &b.entries {
-        session::put_entry(&mut rec, e.kind, &e.key_id, &e.enc, e.wrapped);
+        session::put_entry(&mut rec, e.kind, &e.key_id, e.enc, e.wrapped);
     }
     let mut out = Vec::with_capacity(bytes.len());
     wire::put_array(&mut out, 3);

@@ -18,6 +18,7 @@ pub struct TrustedKey {
     key: PublicIdentity,
     valid_from: Option<u64>,
     valid_until: Option<u64>,
+    require_pq: bool,
 }
 
 impl TrustedKey {
@@ -28,7 +29,21 @@ impl TrustedKey {
             key,
             valid_from: None,
             valid_until: None,
+            require_pq: false,
         }
+    }
+
+    /// Accept sessions of this sender only in a post-quantum suite (spec/keyring.md §2
+    /// rule 4, the keyring option `require=pq`): a classical session in its name is
+    /// [`crate::ErrorKind::SuiteNotAllowed`].
+    pub fn require_post_quantum(mut self) -> Self {
+        self.require_pq = true;
+        self
+    }
+
+    /// True when this sender is held to post-quantum sessions.
+    pub fn requires_post_quantum(&self) -> bool {
+        self.require_pq
     }
 
     /// Valid only for messages timestamped at or after `t` (unix seconds).
@@ -150,7 +165,7 @@ impl Keyring {
     ///
     /// ```text
     /// # comment
-    /// trust billing rpcseal-pub-id:... [valid-from=UNIX] [valid-until=UNIX]
+    /// trust billing rpcseal-pub-id:... [valid-from=UNIX] [valid-until=UNIX] [require=pq]
     /// revoke 0123456789abcdef0123456789abcdef
     /// ```
     ///
@@ -212,28 +227,40 @@ impl Keyring {
                         .map_err(|e: KeyError| bad(format!("word 3, the public key: {e}")))?;
                     let id = key.key_id();
                     let mut t = TrustedKey::new(name, key);
-                    let (mut from, mut until) = (false, false);
+                    let (mut from, mut until, mut require) = (false, false, false);
                     for (n, opt) in words.enumerate() {
                         let word = n + 4;
                         let (k, v) = opt.split_once('=').ok_or_else(|| {
                             bad(format!(
-                                "word {word} is not an option (valid-from=UNIX or \
-                                 valid-until=UNIX)"
+                                "word {word} is not an option (valid-from=UNIX, \
+                                 valid-until=UNIX or require=pq)"
                             ))
                         })?;
                         let seen = match k {
                             "valid-from" => &mut from,
                             "valid-until" => &mut until,
+                            "require" => &mut require,
                             _ if is(Mutant::KeyringUnknownOptionsIgnored) => continue,
                             _ => {
                                 return Err(bad(format!(
-                                    "word {word}: unknown option (the options are valid-from \
-                                     and valid-until)"
+                                    "word {word}: unknown option (the options are valid-from, \
+                                     valid-until and require)"
                                 )))
                             }
                         };
                         if std::mem::replace(seen, true) && !is(Mutant::KeyringOptionTwice) {
                             return Err(bad(format!("word {word}: {k} is given twice")));
+                        }
+                        if k == "require" {
+                            // spec/keyring.md §3: `pq` is the only value, case included.
+                            if v != "pq" {
+                                return Err(bad(format!(
+                                    "word {word}: require takes the value pq (post-quantum \
+                                     sessions only)"
+                                )));
+                            }
+                            t = t.require_post_quantum();
+                            continue;
                         }
                         let v = unix_seconds(v).ok_or_else(|| {
                             bad(format!(
@@ -317,6 +344,9 @@ impl Keyring {
             }
             if let Some(t) = k.valid_until {
                 out.push_str(&format!(" valid-until={t}"));
+            }
+            if k.require_pq {
+                out.push_str(" require=pq");
             }
             out.push('\n');
         }

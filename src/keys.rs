@@ -19,7 +19,7 @@ use crate::hash::{h, CTX_KEY_CHECKSUM, CTX_KEY_ID};
 pub struct KeyId(pub(crate) [u8; 16]);
 
 impl KeyId {
-    pub(crate) fn of(tag: &[u8], key: &[u8; 32]) -> KeyId {
+    pub(crate) fn of(tag: &[u8], key: &[u8]) -> KeyId {
         let d = h(CTX_KEY_ID, &[tag, key]);
         let mut id = [0u8; 16];
         id.copy_from_slice(&d[..16]);
@@ -73,6 +73,12 @@ pub(crate) const TAG_ED25519: &[u8] = b"ed25519";
 pub(crate) const TAG_X25519: &[u8] = b"x25519";
 /// Key id tag of a generated symmetric key.
 pub(crate) const TAG_SYMMETRIC: &[u8] = b"symmetric";
+/// Key id tag of an X-Wing public key (spec §2.3, §2.5).
+pub(crate) const TAG_XWING: &[u8] = b"xwing";
+/// Length of an X-Wing public key: ML-KEM-768 encapsulation key (1184) ‖ X25519 (32).
+pub const XWING_PUBLIC_LEN: usize = 1216;
+/// Length of the ML-KEM-768 encapsulation key inside an X-Wing public key.
+const MLKEM768_EK_LEN: usize = 1184;
 /// Key id tag of a generated at-rest master key (spec/at-rest.md §2).
 pub(crate) const TAG_MASTER: &[u8] = b"at-rest master";
 
@@ -85,6 +91,12 @@ const PREFIX_SECRET_GROUP: &str = "RPCSEAL-SECRET-GROUP:";
 const PREFIX_SECRET_SYM: &str = "RPCSEAL-SECRET-SYM:";
 /// The master key of stored data encrypted at rest (spec/at-rest.md §2).
 const PREFIX_SECRET_MASTER: &str = "RPCSEAL-SECRET-MASTER:";
+// The post-quantum forms of the identity and group kinds (spec §2.4, §2.5): the classical
+// payload followed by the X-Wing public key or seed.
+const PREFIX_PUB_ID_XWING: &str = "rpcseal-pub-id-xwing:";
+const PREFIX_SECRET_ID_XWING: &str = "RPCSEAL-SECRET-ID-XWING:";
+const PREFIX_PUB_GROUP_XWING: &str = "rpcseal-pub-group-xwing:";
+const PREFIX_SECRET_GROUP_XWING: &str = "RPCSEAL-SECRET-GROUP-XWING:";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StringKind {
@@ -94,16 +106,24 @@ enum StringKind {
     SecretGroup,
     SecretSym,
     SecretMaster,
+    PubIdXwing,
+    SecretIdXwing,
+    PubGroupXwing,
+    SecretGroupXwing,
 }
 
 impl StringKind {
-    const ALL: [StringKind; 6] = [
+    const ALL: [StringKind; 10] = [
         StringKind::PubId,
         StringKind::SecretId,
         StringKind::PubGroup,
         StringKind::SecretGroup,
         StringKind::SecretSym,
         StringKind::SecretMaster,
+        StringKind::PubIdXwing,
+        StringKind::SecretIdXwing,
+        StringKind::PubGroupXwing,
+        StringKind::SecretGroupXwing,
     ];
 
     fn prefix(self) -> &'static str {
@@ -114,15 +134,19 @@ impl StringKind {
             StringKind::SecretGroup => PREFIX_SECRET_GROUP,
             StringKind::SecretSym => PREFIX_SECRET_SYM,
             StringKind::SecretMaster => PREFIX_SECRET_MASTER,
+            StringKind::PubIdXwing => PREFIX_PUB_ID_XWING,
+            StringKind::SecretIdXwing => PREFIX_SECRET_ID_XWING,
+            StringKind::PubGroupXwing => PREFIX_PUB_GROUP_XWING,
+            StringKind::SecretGroupXwing => PREFIX_SECRET_GROUP_XWING,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            StringKind::PubId => "a public identity",
-            StringKind::SecretId => "a SECRET identity key",
-            StringKind::PubGroup => "a public group key",
-            StringKind::SecretGroup => "a SECRET group key",
+            StringKind::PubId | StringKind::PubIdXwing => "a public identity",
+            StringKind::SecretId | StringKind::SecretIdXwing => "a SECRET identity key",
+            StringKind::PubGroup | StringKind::PubGroupXwing => "a public group key",
+            StringKind::SecretGroup | StringKind::SecretGroupXwing => "a SECRET group key",
             StringKind::SecretSym => "a SECRET symmetric key",
             StringKind::SecretMaster => "a SECRET at-rest master key",
         }
@@ -133,13 +157,31 @@ impl StringKind {
             StringKind::PubId | StringKind::SecretId => 64,
             StringKind::PubGroup | StringKind::SecretGroup => 32,
             StringKind::SecretSym | StringKind::SecretMaster => 48,
+            StringKind::PubIdXwing => 64 + XWING_PUBLIC_LEN,
+            StringKind::SecretIdXwing => 96,
+            StringKind::PubGroupXwing => 32 + XWING_PUBLIC_LEN,
+            StringKind::SecretGroupXwing => 64,
+        }
+    }
+
+    /// The post-quantum form of an identity or group kind, which a parser of that kind
+    /// accepts too (spec §2.4).
+    fn xwing_form(self) -> Option<StringKind> {
+        match self {
+            StringKind::PubId => Some(StringKind::PubIdXwing),
+            StringKind::SecretId => Some(StringKind::SecretIdXwing),
+            StringKind::PubGroup => Some(StringKind::PubGroupXwing),
+            StringKind::SecretGroup => Some(StringKind::SecretGroupXwing),
+            _ => None,
         }
     }
 }
 
 const ALL_PREFIXES: &str = "rpcseal-pub-id:, rpcseal-pub-group:, RPCSEAL-SECRET-ID:, \
                             RPCSEAL-SECRET-GROUP:, RPCSEAL-SECRET-SYM:, \
-                            RPCSEAL-SECRET-MASTER:";
+                            RPCSEAL-SECRET-MASTER:, rpcseal-pub-id-xwing:, \
+                            rpcseal-pub-group-xwing:, RPCSEAL-SECRET-ID-XWING:, \
+                            RPCSEAL-SECRET-GROUP-XWING:";
 
 fn checksum(prefix: &str, payload: &[u8]) -> [u8; 4] {
     let d = h(CTX_KEY_CHECKSUM, &[prefix.as_bytes(), payload]);
@@ -150,13 +192,29 @@ fn encode_key(kind: StringKind, payload: &[u8]) -> Zeroizing<String> {
     let mut raw = Zeroizing::new(Vec::with_capacity(payload.len() + 4));
     raw.extend_from_slice(payload);
     raw.extend_from_slice(&checksum(kind.prefix(), payload));
-    let mut s = Zeroizing::new(String::with_capacity(kind.prefix().len() + 96));
+    let mut s = Zeroizing::new(String::with_capacity(
+        kind.prefix().len() + (payload.len() + 4).div_ceil(3) * 4,
+    ));
     s.push_str(kind.prefix());
     URL_SAFE_NO_PAD.encode_string(&raw[..], &mut s);
     s
 }
 
-/// Decodes a key string of kind `want`, with errors that say what was found instead.
+/// Decodes a key string of kind `want` or of its post-quantum form (spec §2.4): the
+/// `-xwing` prefix selects the post-quantum kind, anything else is decoded (and its errors
+/// reported) as `want`. Returns the kind decoded and the payload.
+fn decode_key_any(
+    text: &str,
+    want: StringKind,
+) -> Result<(StringKind, Zeroizing<Vec<u8>>), KeyError> {
+    let kind = match want.xwing_form() {
+        Some(pq) if text.trim().starts_with(pq.prefix()) => pq,
+        _ => want,
+    };
+    decode_key(text, kind).map(|payload| (kind, payload))
+}
+
+/// Decodes a key string of exactly kind `want`, with errors that say what was found instead.
 fn decode_key(text: &str, want: StringKind) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     use crate::mutant::{is, Mutant};
     let text = if is(Mutant::KeyStringNotTrimmed) {
@@ -281,6 +339,104 @@ fn x25519_public(bytes: &[u8]) -> Result<XPublic, KeyError> {
     Ok(pk)
 }
 
+/// spec/envelope-v3.md §2.5: the modulus check of FIPS 203 §7.2 on an ML-KEM-768
+/// encapsulation key: its first 1152 bytes, read as 768 little-endian 12-bit integers, are
+/// each below q = 3329 (so that `ByteEncode12(ByteDecode12(ek)) = ek`: a lenient decoder
+/// would reduce a coefficient >= q, and two strings would be one key under two key ids).
+/// The last 32 bytes (the seed rho) are arbitrary. Public data: no need for constant time.
+pub(crate) fn mlkem768_ek_is_canonical(ek: &[u8]) -> bool {
+    if crate::mutant::is(crate::mutant::Mutant::NoCanonicalKeyChecks) {
+        return true;
+    }
+    const Q: u16 = 3329;
+    ek.len() == MLKEM768_EK_LEN
+        && ek[..1152].chunks_exact(3).all(|b| {
+            let d0 = u16::from(b[0]) | (u16::from(b[1] & 0x0f) << 8);
+            let d1 = u16::from(b[1] >> 4) | (u16::from(b[2]) << 4);
+            d0 < Q && d1 < Q
+        })
+}
+
+/// An X-Wing public key (spec §2.5) in its one encoding, with its key id
+/// `keyid("xwing", pk)`. Boxed: 1216 bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct XWingPublic {
+    bytes: Box<[u8; XWING_PUBLIC_LEN]>,
+    id: KeyId,
+}
+
+impl XWingPublic {
+    /// Accepts the 1216 bytes only in their one encoding: the ML-KEM-768 part passes the
+    /// modulus check, the X25519 part the rules of §2.1 (canonical, not of small order).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<XWingPublic, KeyError> {
+        let arr: [u8; XWING_PUBLIC_LEN] = bytes
+            .try_into()
+            .map_err(|_| KeyError::Invalid("X-Wing public key (wrong length)"))?;
+        if !mlkem768_ek_is_canonical(&arr[..MLKEM768_EK_LEN]) {
+            return Err(KeyError::Invalid(
+                "X-Wing public key (its ML-KEM-768 part fails the modulus check of FIPS 203 \
+                 §7.2: a coefficient is 3329 or more)",
+            ));
+        }
+        x25519_public(&arr[MLKEM768_EK_LEN..]).map_err(|e| match e {
+            KeyError::Invalid(_) => KeyError::Invalid(
+                "X-Wing public key (its X25519 part is not canonical or is a low-order point)",
+            ),
+            other => other,
+        })?;
+        Ok(XWingPublic::trusted(arr))
+    }
+
+    /// A key derived from a seed (always in its one encoding).
+    fn trusted(bytes: [u8; XWING_PUBLIC_LEN]) -> XWingPublic {
+        XWingPublic {
+            id: KeyId::of(TAG_XWING, &bytes),
+            bytes: Box::new(bytes),
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; XWING_PUBLIC_LEN] {
+        &self.bytes
+    }
+
+    pub(crate) fn key_id(&self) -> KeyId {
+        self.id
+    }
+}
+
+/// An X-Wing secret: the 32-byte seed (the draft's decapsulation key, spec §2.5) and the
+/// public key derived from it. Zeroized on drop; no `Debug`.
+pub(crate) struct XWingSecret {
+    seed: Zeroizing<[u8; 32]>,
+    public: XWingPublic,
+}
+
+impl XWingSecret {
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> XWingSecret {
+        XWingSecret {
+            public: XWingPublic::trusted(crate::session::xwing_public_from_seed(seed)),
+            seed: Zeroizing::new(*seed),
+        }
+    }
+
+    pub(crate) fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    pub(crate) fn public(&self) -> &XWingPublic {
+        &self.public
+    }
+}
+
+impl Clone for XWingSecret {
+    fn clone(&self) -> XWingSecret {
+        XWingSecret {
+            seed: self.seed.clone(),
+            public: self.public.clone(),
+        }
+    }
+}
+
 /// spec/envelope-v3.md §2.1: an Ed25519 public key (an identity key or a session's
 /// `verify_key`) is accepted only in its one canonical encoding (RFC 8032 §5.1.3: `y < p`;
 /// and `x = 0` with the sign bit set, "negative zero", is refused too), and only when it lies
@@ -318,6 +474,7 @@ pub(crate) fn ed25519_public(b: &[u8; 32]) -> Result<VerifyingKey, &'static str>
 pub struct Identity {
     signing: SigningKey,
     x25519: StaticSecret,
+    xwing: Option<XWingSecret>,
     public: PublicIdentity,
 }
 
@@ -335,18 +492,63 @@ impl Identity {
         Identity::from_parts(&seed, &x)
     }
 
+    /// Generates a fresh identity with an X-Wing receiving key (spec §2.5) besides its
+    /// X25519 key: sessions to it (and to other such recipients) use the post-quantum
+    /// suite 2. Its key strings are `RPCSEAL-SECRET-ID-XWING:` / `rpcseal-pub-id-xwing:`.
+    pub fn generate_post_quantum() -> Identity {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        let mut x = Zeroizing::new([0u8; 32]);
+        let mut w = Zeroizing::new([0u8; 32]);
+        UnwrapErr(SysRng).fill_bytes(&mut seed[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut x[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut w[..]);
+        Identity::from_parts_post_quantum(&seed, &x, &w)
+    }
+
     /// Builds an identity from a 32-byte Ed25519 seed and a 32-byte X25519 secret
     /// (deterministic test vectors).
     #[doc(hidden)]
     pub fn from_parts(ed25519_seed: &[u8; 32], x25519_secret: &[u8; 32]) -> Identity {
+        Identity::build(ed25519_seed, x25519_secret, None)
+    }
+
+    /// [`Identity::from_parts`] with a 32-byte X-Wing seed (deterministic test vectors).
+    #[doc(hidden)]
+    pub fn from_parts_post_quantum(
+        ed25519_seed: &[u8; 32],
+        x25519_secret: &[u8; 32],
+        xwing_seed: &[u8; 32],
+    ) -> Identity {
+        Identity::build(
+            ed25519_seed,
+            x25519_secret,
+            Some(XWingSecret::from_seed(xwing_seed)),
+        )
+    }
+
+    fn build(
+        ed25519_seed: &[u8; 32],
+        x25519_secret: &[u8; 32],
+        xwing: Option<XWingSecret>,
+    ) -> Identity {
         let signing = SigningKey::from_bytes(ed25519_seed);
         let x25519 = StaticSecret::from(*x25519_secret);
-        let public = PublicIdentity::new(signing.verifying_key(), XPublic::from(&x25519));
+        let public = PublicIdentity::new(
+            signing.verifying_key(),
+            XPublic::from(&x25519),
+            xwing.as_ref().map(|w| w.public().clone()),
+        );
         Identity {
             signing,
             x25519,
+            xwing,
             public,
         }
+    }
+
+    /// True when the identity has an X-Wing receiving key (post-quantum sessions).
+    pub fn is_post_quantum(&self) -> bool {
+        self.xwing.is_some()
     }
 
     /// The public half, to hand to peers.
@@ -359,22 +561,38 @@ impl Identity {
         self.public.key_id()
     }
 
-    /// The secret key string (`RPCSEAL-SECRET-ID:...`), zeroized when dropped.
+    /// The secret key string (`RPCSEAL-SECRET-ID:...`, or `RPCSEAL-SECRET-ID-XWING:...`
+    /// with an X-Wing key), zeroized when dropped.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let mut payload = Zeroizing::new([0u8; 64]);
+        let mut payload = Zeroizing::new([0u8; 96]);
         payload[..32].copy_from_slice(self.signing.as_bytes());
-        payload[32..].copy_from_slice(self.x25519.as_bytes());
-        encode_key(StringKind::SecretId, &payload[..])
+        payload[32..64].copy_from_slice(self.x25519.as_bytes());
+        match &self.xwing {
+            Some(w) => {
+                payload[64..].copy_from_slice(w.seed());
+                encode_key(StringKind::SecretIdXwing, &payload[..])
+            }
+            None => encode_key(StringKind::SecretId, &payload[..64]),
+        }
     }
 
-    /// Parses a secret key string.
+    /// Parses a secret key string, with or without an X-Wing key.
     pub fn from_secret_string(text: &str) -> Result<Identity, KeyError> {
-        let raw = decode_key(text, StringKind::SecretId)?;
+        let (kind, raw) = decode_key_any(text, StringKind::SecretId)?;
         let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&raw[..32]);
         let mut x = Zeroizing::new([0u8; 32]);
-        x.copy_from_slice(&raw[32..]);
+        x.copy_from_slice(&raw[32..64]);
+        if kind == StringKind::SecretIdXwing {
+            let mut w = Zeroizing::new([0u8; 32]);
+            w.copy_from_slice(&raw[64..96]);
+            return Ok(Identity::from_parts_post_quantum(&seed, &x, &w));
+        }
         Ok(Identity::from_parts(&seed, &x))
+    }
+
+    pub(crate) fn xwing_secret(&self) -> Option<&XWingSecret> {
+        self.xwing.as_ref()
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
@@ -389,7 +607,7 @@ impl Identity {
 impl Clone for Identity {
     fn clone(&self) -> Identity {
         let x = Zeroizing::new(self.x25519.to_bytes());
-        Identity::from_parts(self.signing.as_bytes(), &x)
+        Identity::build(self.signing.as_bytes(), &x, self.xwing.clone())
     }
 }
 
@@ -409,18 +627,36 @@ impl fmt::Debug for Identity {
 pub struct PublicIdentity {
     verifying: VerifyingKey,
     x25519: XPublic,
+    xwing: Option<XWingPublic>,
     key_id: KeyId,
     recipient_id: KeyId,
 }
 
 impl PublicIdentity {
-    fn new(verifying: VerifyingKey, x25519: XPublic) -> PublicIdentity {
+    fn new(verifying: VerifyingKey, x25519: XPublic, xwing: Option<XWingPublic>) -> PublicIdentity {
         PublicIdentity {
             key_id: KeyId::of(TAG_ED25519, verifying.as_bytes()),
             recipient_id: KeyId::of(TAG_X25519, x25519.as_bytes()),
             verifying,
             x25519,
+            xwing,
         }
+    }
+
+    /// True when the identity has an X-Wing key: sessions to it can be post-quantum.
+    pub fn is_post_quantum(&self) -> bool {
+        self.xwing.is_some()
+    }
+
+    /// The key id of the X-Wing key (the id of this identity's suite-2 recipient entries),
+    /// if it has one.
+    pub fn xwing_key_id(&self) -> Option<KeyId> {
+        self.xwing.as_ref().map(XWingPublic::key_id)
+    }
+
+    /// The same identity without its X-Wing key (the form older peers read).
+    pub fn classical(&self) -> PublicIdentity {
+        PublicIdentity::new(self.verifying, self.x25519, None)
     }
 
     /// The key id of the Ed25519 identity key (the sender id).
@@ -443,15 +679,21 @@ impl PublicIdentity {
         self.x25519.to_bytes()
     }
 
-    /// Parses a public identity string (`rpcseal-pub-id:...`).
+    /// Parses a public identity string (`rpcseal-pub-id:...` or
+    /// `rpcseal-pub-id-xwing:...`). Every key in it must be in its one encoding (spec §2.1,
+    /// §2.5), checked in payload order.
     pub fn parse(text: &str) -> Result<PublicIdentity, KeyError> {
-        let raw = decode_key(text, StringKind::PubId)?;
+        let (kind, raw) = decode_key_any(text, StringKind::PubId)?;
         let ed: [u8; 32] = raw[..32]
             .try_into()
             .map_err(|_| KeyError::Invalid("Ed25519 key"))?;
         let verifying = ed25519_public(&ed).map_err(KeyError::InvalidEd25519)?;
-        let x25519 = x25519_public(&raw[32..])?;
-        Ok(PublicIdentity::new(verifying, x25519))
+        let x25519 = x25519_public(&raw[32..64])?;
+        let xwing = match kind {
+            StringKind::PubIdXwing => Some(XWingPublic::parse(&raw[64..])?),
+            _ => None,
+        };
+        Ok(PublicIdentity::new(verifying, x25519, xwing))
     }
 
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
@@ -460,12 +702,19 @@ impl PublicIdentity {
 }
 
 impl fmt::Display for PublicIdentity {
-    /// The public key string, `rpcseal-pub-id:...`.
+    /// The public key string, `rpcseal-pub-id:...` (`rpcseal-pub-id-xwing:...` with an
+    /// X-Wing key).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut payload = [0u8; 64];
-        payload[..32].copy_from_slice(self.verifying.as_bytes());
-        payload[32..].copy_from_slice(self.x25519.as_bytes());
-        f.write_str(&encode_key(StringKind::PubId, &payload))
+        let mut payload = Vec::with_capacity(64 + XWING_PUBLIC_LEN);
+        payload.extend_from_slice(self.verifying.as_bytes());
+        payload.extend_from_slice(self.x25519.as_bytes());
+        match &self.xwing {
+            Some(w) => {
+                payload.extend_from_slice(w.as_bytes());
+                f.write_str(&encode_key(StringKind::PubIdXwing, &payload))
+            }
+            None => f.write_str(&encode_key(StringKind::PubId, &payload)),
+        }
     }
 }
 
@@ -486,6 +735,7 @@ impl std::str::FromStr for PublicIdentity {
 /// one wrap reaches the whole group. It proves membership, never which member sent what.
 pub struct GroupKey {
     secret: StaticSecret,
+    xwing: Option<XWingSecret>,
     public: GroupPublicKey,
 }
 
@@ -497,18 +747,44 @@ impl GroupKey {
         GroupKey::from_secret_bytes(&x)
     }
 
+    /// Generates a fresh group key with an X-Wing key besides its X25519 key (spec §2.5):
+    /// `RPCSEAL-SECRET-GROUP-XWING:` / `rpcseal-pub-group-xwing:`.
+    pub fn generate_post_quantum() -> GroupKey {
+        let mut x = Zeroizing::new([0u8; 32]);
+        let mut w = Zeroizing::new([0u8; 32]);
+        UnwrapErr(SysRng).fill_bytes(&mut x[..]);
+        UnwrapErr(SysRng).fill_bytes(&mut w[..]);
+        GroupKey::from_secret_bytes_post_quantum(&x, &w)
+    }
+
     /// Builds a group key from its 32 secret bytes (deterministic test vectors).
     #[doc(hidden)]
     pub fn from_secret_bytes(secret: &[u8; 32]) -> GroupKey {
+        GroupKey::build(secret, None)
+    }
+
+    /// [`GroupKey::from_secret_bytes`] with a 32-byte X-Wing seed (test vectors).
+    #[doc(hidden)]
+    pub fn from_secret_bytes_post_quantum(secret: &[u8; 32], xwing_seed: &[u8; 32]) -> GroupKey {
+        GroupKey::build(secret, Some(XWingSecret::from_seed(xwing_seed)))
+    }
+
+    fn build(secret: &[u8; 32], xwing: Option<XWingSecret>) -> GroupKey {
         let secret = StaticSecret::from(*secret);
         let pk = XPublic::from(&secret);
         GroupKey {
             public: GroupPublicKey {
                 id: KeyId::of(TAG_X25519, pk.as_bytes()),
                 x25519: pk,
+                xwing: xwing.as_ref().map(|w| w.public().clone()),
             },
             secret,
+            xwing,
         }
+    }
+
+    pub(crate) fn xwing_secret(&self) -> Option<&XWingSecret> {
+        self.xwing.as_ref()
     }
 
     /// The public half, to hand to senders.
@@ -516,16 +792,30 @@ impl GroupKey {
         &self.public
     }
 
-    /// The secret key string (`RPCSEAL-SECRET-GROUP:...`), zeroized when dropped.
+    /// The secret key string (`RPCSEAL-SECRET-GROUP:...`, or
+    /// `RPCSEAL-SECRET-GROUP-XWING:...` with an X-Wing key), zeroized when dropped.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        encode_key(StringKind::SecretGroup, self.secret.as_bytes())
+        match &self.xwing {
+            Some(w) => {
+                let mut payload = Zeroizing::new([0u8; 64]);
+                payload[..32].copy_from_slice(self.secret.as_bytes());
+                payload[32..].copy_from_slice(w.seed());
+                encode_key(StringKind::SecretGroupXwing, &payload[..])
+            }
+            None => encode_key(StringKind::SecretGroup, self.secret.as_bytes()),
+        }
     }
 
-    /// Parses a secret group key string.
+    /// Parses a secret group key string, with or without an X-Wing key.
     pub fn from_secret_string(text: &str) -> Result<GroupKey, KeyError> {
-        let raw = decode_key(text, StringKind::SecretGroup)?;
+        let (kind, raw) = decode_key_any(text, StringKind::SecretGroup)?;
         let mut x = Zeroizing::new([0u8; 32]);
-        x.copy_from_slice(&raw);
+        x.copy_from_slice(&raw[..32]);
+        if kind == StringKind::SecretGroupXwing {
+            let mut w = Zeroizing::new([0u8; 32]);
+            w.copy_from_slice(&raw[32..64]);
+            return Ok(GroupKey::from_secret_bytes_post_quantum(&x, &w));
+        }
         Ok(GroupKey::from_secret_bytes(&x))
     }
 
@@ -537,7 +827,7 @@ impl GroupKey {
 impl Clone for GroupKey {
     fn clone(&self) -> GroupKey {
         let x = Zeroizing::new(self.secret.to_bytes());
-        GroupKey::from_secret_bytes(&x)
+        GroupKey::build(&x, self.xwing.clone())
     }
 }
 
@@ -556,29 +846,55 @@ impl fmt::Debug for GroupKey {
 pub struct GroupPublicKey {
     x25519: XPublic,
     id: KeyId,
+    xwing: Option<XWingPublic>,
 }
 
 impl GroupPublicKey {
-    /// The group key's id (its recipient entries carry it).
+    /// The group key's id (its suite-1 recipient entries carry it).
     pub fn key_id(&self) -> KeyId {
         self.id
     }
 
-    /// Parses a public group key string (`rpcseal-pub-group:...`).
+    /// True when the group key has an X-Wing key: sessions to it can be post-quantum.
+    pub fn is_post_quantum(&self) -> bool {
+        self.xwing.is_some()
+    }
+
+    /// The key id of the X-Wing key (its suite-2 recipient entries carry it), if any.
+    pub fn xwing_key_id(&self) -> Option<KeyId> {
+        self.xwing.as_ref().map(XWingPublic::key_id)
+    }
+
+    /// Parses a public group key string (`rpcseal-pub-group:...` or
+    /// `rpcseal-pub-group-xwing:...`).
     pub fn parse(text: &str) -> Result<GroupPublicKey, KeyError> {
-        let raw = decode_key(text, StringKind::PubGroup)?;
-        let pk = x25519_public(&raw)?;
+        let (kind, raw) = decode_key_any(text, StringKind::PubGroup)?;
+        let pk = x25519_public(&raw[..32])?;
+        let xwing = match kind {
+            StringKind::PubGroupXwing => Some(XWingPublic::parse(&raw[32..])?),
+            _ => None,
+        };
         Ok(GroupPublicKey {
             id: KeyId::of(TAG_X25519, pk.as_bytes()),
             x25519: pk,
+            xwing,
         })
     }
 }
 
 impl fmt::Display for GroupPublicKey {
-    /// The public key string, `rpcseal-pub-group:...`.
+    /// The public key string, `rpcseal-pub-group:...` (`rpcseal-pub-group-xwing:...` with
+    /// an X-Wing key).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode_key(StringKind::PubGroup, self.x25519.as_bytes()))
+        match &self.xwing {
+            Some(w) => {
+                let mut payload = Vec::with_capacity(32 + XWING_PUBLIC_LEN);
+                payload.extend_from_slice(self.x25519.as_bytes());
+                payload.extend_from_slice(w.as_bytes());
+                f.write_str(&encode_key(StringKind::PubGroupXwing, &payload))
+            }
+            None => f.write_str(&encode_key(StringKind::PubGroup, self.x25519.as_bytes())),
+        }
     }
 }
 
@@ -603,7 +919,7 @@ impl SymmetricKey {
     pub fn generate() -> SymmetricKey {
         let mut key = Zeroizing::new([0u8; 32]);
         UnwrapErr(SysRng).fill_bytes(&mut key[..]);
-        SymmetricKey::with_id(KeyId::of(TAG_SYMMETRIC, &key), &key)
+        SymmetricKey::with_id(KeyId::of(TAG_SYMMETRIC, &key[..]), &key)
     }
 
     /// A key with the id a key server assigned to it.
@@ -657,6 +973,7 @@ impl fmt::Debug for SymmetricKey {
 /// What a recipient entry is wrapped to.
 pub(crate) enum WrapTarget<'a> {
     X25519(&'a [u8; 32]),
+    XWing(&'a [u8; XWING_PUBLIC_LEN]),
     Symmetric(&'a [u8; 32]),
 }
 
@@ -676,37 +993,76 @@ pub enum Recipient {
 }
 
 impl Recipient {
-    /// Parses a public identity or public group key string.
+    /// Parses a public identity or public group key string (classical or post-quantum
+    /// form), or a symmetric key string.
     pub fn parse(text: &str) -> Result<Recipient, KeyError> {
         let t = text.trim();
-        if t.starts_with(PREFIX_PUB_GROUP) {
+        if t.starts_with(PREFIX_PUB_GROUP) || t.starts_with(PREFIX_PUB_GROUP_XWING) {
             GroupPublicKey::parse(t).map(Recipient::Group)
-        } else if t.starts_with(PREFIX_PUB_ID) {
+        } else if t.starts_with(PREFIX_PUB_ID) || t.starts_with(PREFIX_PUB_ID_XWING) {
             PublicIdentity::parse(t).map(Recipient::Service)
         } else if t.starts_with(PREFIX_SECRET_SYM) {
             SymmetricKey::from_secret_string(t).map(Recipient::Symmetric)
-        } else if t.starts_with(PREFIX_SECRET_ID)
+        } else if (t.starts_with(PREFIX_SECRET_ID) || t.starts_with(PREFIX_SECRET_ID_XWING))
             && crate::mutant::is(crate::mutant::Mutant::NoKindCheck)
         {
             PublicIdentity::parse(t).map(Recipient::Service)
-        } else if t.starts_with(PREFIX_SECRET_ID) || t.starts_with(PREFIX_SECRET_GROUP) {
+        } else if t.starts_with(PREFIX_SECRET_ID)
+            || t.starts_with(PREFIX_SECRET_GROUP)
+            || t.starts_with(PREFIX_SECRET_ID_XWING)
+            || t.starts_with(PREFIX_SECRET_GROUP_XWING)
+        {
             Err(KeyError::WrongKind {
                 found: "a SECRET key",
                 expected: "a public key",
             })
         } else {
             Err(KeyError::UnknownPrefix {
-                expected: "rpcseal-pub-id:, rpcseal-pub-group:",
+                expected: "rpcseal-pub-id:, rpcseal-pub-group:, rpcseal-pub-id-xwing:, \
+                           rpcseal-pub-group-xwing:, RPCSEAL-SECRET-SYM:",
             })
         }
     }
 
-    /// The key id its recipient entry carries.
+    /// The key id its recipient entry carries in a suite-1 session (for an identity or a
+    /// group key, its X25519 key's id).
     pub fn key_id(&self) -> KeyId {
         match self {
             Recipient::Service(p) => p.recipient_id,
             Recipient::Group(g) => g.id,
             Recipient::Symmetric(k) => k.id,
+        }
+    }
+
+    /// The key id its recipient entry carries in a session of `suite`: in suite 2 an
+    /// identity or a group key is reached through its X-Wing key.
+    pub fn key_id_in(&self, suite: crate::Suite) -> KeyId {
+        match (suite.is_post_quantum(), self.xwing()) {
+            (true, Some(w)) => w.key_id(),
+            _ => self.key_id(),
+        }
+    }
+
+    /// True for an identity or a group key (a public-key recipient).
+    pub fn is_asymmetric(&self) -> bool {
+        !matches!(self, Recipient::Symmetric(_))
+    }
+
+    /// True when a post-quantum session can reach this recipient: an identity or group key
+    /// with an X-Wing key, or a 256-bit symmetric key (spec §5.6).
+    pub fn is_post_quantum(&self) -> bool {
+        match self {
+            Recipient::Service(p) => p.is_post_quantum(),
+            Recipient::Group(g) => g.is_post_quantum(),
+            Recipient::Symmetric(_) => true,
+        }
+    }
+
+    fn xwing(&self) -> Option<&XWingPublic> {
+        match self {
+            Recipient::Service(p) => p.xwing.as_ref(),
+            Recipient::Group(g) => g.xwing.as_ref(),
+            Recipient::Symmetric(_) => None,
         }
     }
 
@@ -721,12 +1077,21 @@ impl Recipient {
         matches!(self, Recipient::Group(_) | Recipient::Symmetric(_))
     }
 
-    pub(crate) fn wrap_target(&self) -> WrapTarget<'_> {
-        match self {
+    /// What this recipient's entry is wrapped to in a session of `suite` (spec §5.4); `None`
+    /// for an identity or group key without an X-Wing key in suite 2 (the sealer chooses
+    /// suite 1 for such a list, §5.6).
+    pub(crate) fn wrap_target(&self, suite: crate::Suite) -> Option<WrapTarget<'_>> {
+        if let Recipient::Symmetric(k) = self {
+            return Some(WrapTarget::Symmetric(&k.key));
+        }
+        if suite.is_post_quantum() {
+            return self.xwing().map(|w| WrapTarget::XWing(w.as_bytes()));
+        }
+        Some(match self {
             Recipient::Service(p) => WrapTarget::X25519(p.x25519.as_bytes()),
             Recipient::Group(g) => WrapTarget::X25519(g.x25519.as_bytes()),
             Recipient::Symmetric(k) => WrapTarget::Symmetric(&k.key),
-        }
+        })
     }
 }
 
@@ -1005,5 +1370,78 @@ impl MasterKey {
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MasterKey {{ key_id: {}, secret: <redacted> }}", self.id)
+    }
+}
+
+impl fmt::Debug for XWingPublic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "XWingPublic({})", self.id)
+    }
+}
+
+#[cfg(test)]
+mod xwing_key_tests {
+    use super::*;
+
+    /// spec §2.5: the ML-KEM-768 part passes FIPS 203's modulus check, the X25519 part the
+    /// rules of §2.1; anything else is an invalid key, reported after the checksum.
+    #[test]
+    fn non_canonical_xwing_keys_are_refused() {
+        let id = Identity::from_parts_post_quantum(&[1; 32], &[2; 32], &[3; 32]);
+        let good = id.public().to_string();
+        let (_, raw) = decode_key_any(&good, StringKind::PubId).unwrap();
+        let parse =
+            |payload: &[u8]| PublicIdentity::parse(&encode_key(StringKind::PubIdXwing, payload));
+        assert_eq!(&parse(&raw).unwrap(), id.public());
+        // Coefficient 0 = 3329 = 0xd01: bytes 01 .d (the low nibble of byte 1).
+        let mut q = raw.to_vec();
+        q[64] = 0x01;
+        q[65] = (q[65] & 0xf0) | 0x0d;
+        assert!(matches!(parse(&q), Err(KeyError::Invalid(m)) if m.contains("modulus")));
+        // Coefficient 1 (the high 12 bits of bytes 1..3) = 4095.
+        let mut top = raw.to_vec();
+        top[65] |= 0xf0;
+        top[66] = 0xff;
+        assert!(matches!(parse(&top), Err(KeyError::Invalid(m)) if m.contains("modulus")));
+        // 3328 = q - 1 is fine: 00 .d with byte 0 = 0x00.
+        let mut q1 = raw.to_vec();
+        q1[64] = 0x00;
+        q1[65] = (q1[65] & 0xf0) | 0x0d;
+        assert!(parse(&q1).is_ok());
+        // The seed rho (the last 32 bytes of the ML-KEM key) is arbitrary.
+        let mut rho = raw.to_vec();
+        rho[64 + 1152] ^= 0xff;
+        assert!(parse(&rho).is_ok());
+        // The X25519 part with bit 255 set, or of small order.
+        let mut high = raw.to_vec();
+        high[64 + 1215] |= 0x80;
+        assert!(matches!(parse(&high), Err(KeyError::Invalid(m)) if m.contains("X-Wing")));
+        let mut zero = raw.to_vec();
+        zero[64 + 1184..].fill(0);
+        assert!(matches!(parse(&zero), Err(KeyError::Invalid(m)) if m.contains("X-Wing")));
+        // The same checks for group keys.
+        let g = GroupKey::from_secret_bytes_post_quantum(&[4; 32], &[5; 32]);
+        let (_, graw) = decode_key_any(&g.public().to_string(), StringKind::PubGroup).unwrap();
+        let mut gq = graw.to_vec();
+        gq[32] = 0x01;
+        gq[33] = (gq[33] & 0xf0) | 0x0d;
+        assert!(GroupPublicKey::parse(&encode_key(StringKind::PubGroupXwing, &gq)).is_err());
+        // A payload of the classical length under the post-quantum prefix: a length error.
+        assert!(matches!(
+            PublicIdentity::parse(&encode_key(StringKind::PubIdXwing, &raw[..64])),
+            Err(KeyError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn derived_keys_always_pass_and_differ_per_seed() {
+        for s in 0u8..8 {
+            let w = XWingSecret::from_seed(&[s; 32]);
+            assert!(XWingPublic::parse(w.public().as_bytes()).is_ok());
+        }
+        assert_ne!(
+            XWingSecret::from_seed(&[0; 32]).public().key_id(),
+            XWingSecret::from_seed(&[1; 32]).public().key_id()
+        );
     }
 }

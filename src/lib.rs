@@ -67,6 +67,7 @@ pub mod typed;
 #[doc(hidden)]
 pub mod vectors;
 mod wire;
+mod xwing;
 
 pub use envelope::Metadata;
 pub use error::{Error, ErrorKind, KeyError, Misuse};
@@ -86,6 +87,7 @@ pub use seal::{
     Inline, Sealer, SealerConfig, Unsigned, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS,
     MAX_MESSAGES_LIMIT, MAX_WIRE_PAYLOAD,
 };
+pub use session::MAX_PQ_RECIPIENTS;
 pub use suite::{Mode, Suite};
 
 #[doc(hidden)]

@@ -227,6 +227,17 @@ mutants! {
     SealerNoPayloadCheck,
     /// A payload of exactly `max_bytes` is refused (`>=` for `>`).
     SealerPayloadLimitExclusive,
+    // ---- receivers: the post-quantum suite 2 (issue 15) --------------------------------
+    /// Any known entry kind in any suite: an X25519 wrap inside a suite-2 session (§5.4).
+    AnyEntryKindInAnySuite,
+    /// The keyring's `require=pq` is ignored (keyring.md §2 rule 4).
+    IgnoreRequirePq,
+    /// An entry's `enc` is not checked against its kind's length (§5.4).
+    NoEncLengthCheck,
+    /// The envelope's suite is not compared with its session's (§7.1, §8 step 5).
+    NoEnvelopeSuiteCheck,
+    /// Suite-2 blocks are held to `max_recipients` only, not to the post-quantum limit (§7.3).
+    NoPqRecipientLimit,
 }
 
 #[cfg(feature = "vectors")]

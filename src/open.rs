@@ -36,6 +36,7 @@ pub struct Policy {
     max_envelope_bytes: usize,
     max_payload: usize,
     max_recipients: usize,
+    max_pq_recipients: usize,
     limits: DecodeLimits,
     accept_mac_via_group: bool,
     accept_legacy: bool,
@@ -68,6 +69,7 @@ impl Default for Policy {
             max_envelope_bytes: DEFAULT_MAX_PAYLOAD + 1024 * 1024,
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_pq_recipients: session::MAX_PQ_RECIPIENTS,
             limits: DecodeLimits {
                 max_metadata_entries: DEFAULT_MAX_METADATA_ENTRIES,
                 max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
@@ -88,6 +90,26 @@ impl Policy {
     /// cryptographic work.
     pub fn suites(mut self, suites: &[Suite]) -> Self {
         self.suites = suites.to_vec();
+        self
+    }
+
+    /// Accepts only post-quantum suites (spec §10.2): removes every classical suite from
+    /// the allowlist, so a suite-1 session (a sender without the receiver's X-Wing key, or
+    /// a downgrade) is [`ErrorKind::SuiteNotAllowed`] before any cryptographic work. To
+    /// hold only some senders to it, see [`crate::TrustedKey::require_post_quantum`].
+    pub fn require_post_quantum(mut self) -> Self {
+        self.suites.retain(|s| s.is_post_quantum());
+        if self.suites.is_empty() {
+            self.suites = Suite::POST_QUANTUM.to_vec();
+        }
+        self
+    }
+
+    /// The longest recipient list accepted in a suite-2 (post-quantum) session block, at
+    /// most [`crate::MAX_PQ_RECIPIENTS`] (768; larger values are lowered to it), and never
+    /// more than [`Policy::max_recipients`] (spec §7.3).
+    pub fn max_pq_recipients(mut self, n: usize) -> Self {
+        self.max_pq_recipients = n.min(session::MAX_PQ_RECIPIENTS);
         self
     }
 
@@ -509,6 +531,8 @@ struct OwnKey {
 
 enum OwnSecret {
     X25519(HpkePrivate),
+    // Boxed: the expanded X-Wing key is a few kilobytes.
+    XWing(Box<session::XWingPrivate>),
     Symmetric(Zeroizing<[u8; 32]>),
 }
 
@@ -516,6 +540,7 @@ impl OwnKey {
     fn unwrap_key(&self) -> UnwrapKey<'_> {
         match &self.secret {
             OwnSecret::X25519(k) => UnwrapKey::X25519(k),
+            OwnSecret::XWing(k) => UnwrapKey::XWing(k),
             OwnSecret::Symmetric(k) => UnwrapKey::Symmetric(k),
         }
     }
@@ -576,23 +601,38 @@ pub struct OpenerBuilder {
 }
 
 impl OpenerBuilder {
-    /// Opens sessions addressed to this identity's X25519 key.
+    /// Opens sessions addressed to this identity's X25519 key and, if it has one, to its
+    /// X-Wing key (suite 2).
     pub fn identity(mut self, identity: &Identity) -> Self {
         self.keys.push(OwnKey {
             id: identity.public().recipient_key_id(),
             secret: OwnSecret::X25519(session::hpke_private(identity.x25519_secret())),
             group: false,
         });
+        if let Some(w) = identity.xwing_secret() {
+            self.keys.push(OwnKey {
+                id: w.public().key_id(),
+                secret: OwnSecret::XWing(Box::new(session::xwing_private(w.seed()))),
+                group: false,
+            });
+        }
         self
     }
 
-    /// Opens sessions addressed to this group key.
+    /// Opens sessions addressed to this group key (and to its X-Wing key, if any).
     pub fn group_key(mut self, group: &GroupKey) -> Self {
         self.keys.push(OwnKey {
             id: group.public().key_id(),
             secret: OwnSecret::X25519(session::hpke_private(group.x25519_secret())),
             group: true,
         });
+        if let Some(w) = group.xwing_secret() {
+            self.keys.push(OwnKey {
+                id: w.public().key_id(),
+                secret: OwnSecret::XWing(Box::new(session::xwing_private(w.seed()))),
+                group: true,
+            });
+        }
         self
     }
 
@@ -1099,7 +1139,7 @@ impl Opener {
             ));
         }
         if let (true, Some(b)) = (mutant::is(Mutant::TimeBeforeEstablish), env.block) {
-            if let Ok(block) = Block::decode(b, p.max_recipients) {
+            if let Ok(block) = Block::decode_with(b, p.max_recipients, p.max_pq_recipients) {
                 check_time(&block.header, env.timestamp, now, p.clock_skew, p.max_age)?;
             }
         }
@@ -1108,7 +1148,7 @@ impl Opener {
         let h = &session.header;
         // Step 5: the session's suite is the envelope's (also for a cached session), its
         // sender is trusted, its mode allowed: repeated for cached sessions.
-        if h.suite != env.suite {
+        if h.suite != env.suite && !mutant::is(Mutant::NoEnvelopeSuiteCheck) {
             return Err(err(
                 ErrorKind::Malformed,
                 "the envelope's suite differs from its session's",
@@ -1120,7 +1160,7 @@ impl Opener {
         let sender_name = if mutant::is(Mutant::NoRecheckOfCachedSessions) && !fresh {
             Arc::from("")
         } else {
-            self.check_sender(&h.sender, env.timestamp)?
+            self.check_sender(&h.sender, h.suite, env.timestamp)?
         };
         self.check_mode(h.mode, session.via_shared)?;
         if mutant::is(Mutant::LimitsBeforeTime) && env.seq >= h.max_messages {
@@ -1336,7 +1376,11 @@ impl Opener {
                 )),
             };
         };
-        let block = Block::decode(block_bytes, self.policy.max_recipients)?;
+        let block = Block::decode_with(
+            block_bytes,
+            self.policy.max_recipients,
+            self.policy.max_pq_recipients,
+        )?;
         if session::session_ref(&block.header_hash) != env.session_ref
             && !mutant::is(Mutant::SessionRefUnchecked)
         {
@@ -1345,7 +1389,7 @@ impl Opener {
                 "the session reference does not match the inline block",
             ));
         }
-        if block.header.suite != env.suite {
+        if block.header.suite != env.suite && !mutant::is(Mutant::NoEnvelopeSuiteCheck) {
             return Err(err(
                 ErrorKind::Malformed,
                 "the envelope's suite differs from its session's",
@@ -1386,7 +1430,7 @@ impl Opener {
             .cloned()
             .filter(|_| !mutant::is(Mutant::NoCacheForInlineBlocks));
         if let Some(s) = known {
-            self.sender_for_session(&block.header.sender)?;
+            self.sender_for_session(&block.header.sender, block.header.suite)?;
             let verified = self.check_known_block(&s, block_bytes, &block)?;
             return Ok((s, true, None, verified));
         }
@@ -1420,7 +1464,7 @@ impl Opener {
         {
             return Ok(None);
         }
-        let sender = self.sender_for_session(&s.header.sender)?;
+        let sender = self.sender_for_session(&s.header.sender, s.header.suite)?;
         block.verify_signature(&sender)?;
         Ok(Some(digest))
     }
@@ -1428,7 +1472,7 @@ impl Opener {
     /// Verifies and unwraps a session block addressed to us (spec §8 step 5).
     fn establish(&self, block_bytes: &[u8], block: &Block<'_>) -> Result<CachedSession, Error> {
         let h = &block.header;
-        let sender = self.sender_for_session(&h.sender)?;
+        let sender = self.sender_for_session(&h.sender, h.suite)?;
         let (index, own) = block
             .entries
             .iter()
@@ -1569,7 +1613,11 @@ impl Opener {
             ));
         }
         let block_bytes = block;
-        let block = Block::decode(block_bytes, self.policy.max_recipients)?;
+        let block = Block::decode_with(
+            block_bytes,
+            self.policy.max_recipients,
+            self.policy.max_pq_recipients,
+        )?;
         if !self.policy.suites.contains(&block.header.suite) {
             return Err(err(
                 ErrorKind::SuiteNotAllowed,
@@ -1593,17 +1641,20 @@ impl Opener {
     /// The sender's key for verifying a session block (spec §8 step 4a): the keyring, else
     /// the key directory, asked afresh (through its own cache) for every session it
     /// establishes. Revoked keys are refused.
-    fn sender_for_session(&self, id: &KeyId) -> Result<VerifyingKey, Error> {
+    fn sender_for_session(&self, id: &KeyId, suite: Suite) -> Result<VerifyingKey, Error> {
         {
             let trust = self.trust.read().unwrap_or_else(|p| p.into_inner());
             if trust.is_revoked(id) {
                 return Err(revoked());
             }
             if let Some(k) = trust.keyring.get(id) {
+                check_require_pq(k, suite)?;
                 return Ok(*k.key().verifying_key());
             }
         }
-        self.ask_directory(id).map(|k| *k.key().verifying_key())
+        let k = self.ask_directory(id)?;
+        check_require_pq(&k, suite)?;
+        Ok(*k.key().verifying_key())
     }
 
     /// Asks the key directory about a sender the keyring does not hold and remembers the
@@ -1653,22 +1704,25 @@ impl Opener {
     /// trusted, and its key was valid at the message's timestamp. Returns its name. A sender
     /// learned from the key directory is asked about again once that answer is older than
     /// the directory's TTL.
-    fn check_sender(&self, id: &KeyId, timestamp: u64) -> Result<Arc<str>, Error> {
+    fn check_sender(&self, id: &KeyId, suite: Suite, timestamp: u64) -> Result<Arc<str>, Error> {
         {
             let trust = self.trust.read().unwrap_or_else(|p| p.into_inner());
             if trust.is_revoked(id) {
                 return Err(revoked());
             }
             if let Some(k) = trust.keyring.get(id) {
+                check_require_pq(k, suite)?;
                 return key_valid_at(k, timestamp);
             }
             if let Some(Learned::Trusted { key, recheck_at }) = trust.learned.get(id) {
                 if Instant::now() < *recheck_at {
+                    check_require_pq(key, suite)?;
                     return key_valid_at(key, timestamp);
                 }
             }
         }
         let key = self.ask_directory(id)?;
+        check_require_pq(&key, suite)?;
         key_valid_at(&key, timestamp)
     }
 
@@ -1767,6 +1821,20 @@ fn untrusted() -> Error {
         ErrorKind::UntrustedSender,
         "the session's sender is not trusted",
     )
+}
+
+/// spec/keyring.md §2 rule 4: a sender trusted with `require=pq` is accepted only in a
+/// post-quantum suite.
+fn check_require_pq(k: &TrustedKey, suite: Suite) -> Result<(), Error> {
+    if k.requires_post_quantum() && !suite.is_post_quantum() && !mutant::is(Mutant::IgnoreRequirePq)
+    {
+        return Err(err(
+            ErrorKind::SuiteNotAllowed,
+            "this sender is trusted for post-quantum sessions only (require=pq), and the \
+             session's suite is classical",
+        ));
+    }
+    Ok(())
 }
 
 /// spec/keyring.md §2 rule 3: the key's validity covers the message's timestamp.

@@ -16,7 +16,7 @@ use crate::error::Misuse;
 use crate::keys::{Identity, Recipient};
 use crate::parallel;
 use crate::session::{self, Lifetime, SealerSession};
-use crate::suite::Mode;
+use crate::suite::{Mode, Suite};
 use crate::wire;
 
 /// When an envelope carries its session block.
@@ -58,6 +58,7 @@ pub struct SealerConfig {
     inline: Inline,
     allow_mac_to_group: bool,
     parallel_hash_from: Option<usize>,
+    require_pq: bool,
 }
 
 impl Default for SealerConfig {
@@ -79,7 +80,23 @@ impl SealerConfig {
             inline: Inline::Always,
             allow_mac_to_group: false,
             parallel_hash_from: None,
+            require_pq: false,
         }
+    }
+
+    /// Always seal in the post-quantum suite 2 (spec §5.6): a recipient list with an
+    /// identity or group key that has no X-Wing key is refused
+    /// ([`Misuse::NotPostQuantum`]), and a list of symmetric keys alone uses suite 2 too.
+    /// Without this, a sealer uses suite 2 exactly when every identity and group key it
+    /// seals to has an X-Wing key (and there is at least one).
+    pub fn require_post_quantum(mut self) -> Self {
+        self.require_pq = true;
+        self
+    }
+
+    /// True when [`SealerConfig::require_post_quantum`] is set.
+    pub fn requires_post_quantum(&self) -> bool {
+        self.require_pq
     }
 
     /// How long a session lives (whole seconds, at least one).
@@ -286,7 +303,14 @@ impl Sealer {
                 limit: DEFAULT_MAX_RECIPIENTS,
             });
         }
-        let mut ids: Vec<_> = recipients.iter().map(Recipient::key_id).collect();
+        let suite = Self::suite_for(recipients, config)?;
+        if suite.is_post_quantum() && recipients.len() > session::MAX_PQ_RECIPIENTS {
+            return Err(Misuse::TooManyRecipients {
+                count: recipients.len(),
+                limit: session::MAX_PQ_RECIPIENTS,
+            });
+        }
+        let mut ids: Vec<_> = recipients.iter().map(|r| r.key_id_in(suite)).collect();
         ids.sort_unstable();
         let duplicate = if is(Mutant::SealerDuplicatesByKey) {
             (0..recipients.len()).any(|i| recipients[..i].contains(&recipients[i]))
@@ -304,6 +328,32 @@ impl Sealer {
             return Err(Misuse::MacToGroup);
         }
         Ok(())
+    }
+
+    /// The suite of a session to `recipients` (spec §5.6): suite 2 when every identity and
+    /// group key has an X-Wing key and there is at least one (or when the configuration
+    /// requires it), else suite 1.
+    fn suite_for(recipients: &[Recipient], config: &SealerConfig) -> Result<Suite, Misuse> {
+        let all_pq = recipients.iter().all(Recipient::is_post_quantum);
+        if config.require_pq {
+            return if all_pq {
+                Ok(Suite::XWING_CHACHA20POLY1305_BLAKE3_ED25519)
+            } else {
+                Err(Misuse::NotPostQuantum)
+            };
+        }
+        if all_pq && recipients.iter().any(Recipient::is_asymmetric) {
+            Ok(Suite::XWING_CHACHA20POLY1305_BLAKE3_ED25519)
+        } else {
+            Ok(Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519)
+        }
+    }
+
+    /// The suite the sealer's sessions use now (spec §5.6): the post-quantum suite 2 when
+    /// every identity and group key it seals to has an X-Wing key.
+    pub fn suite(&self) -> Suite {
+        Self::suite_for(&self.recipients, &self.config)
+            .unwrap_or(Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519)
     }
 
     /// Seals `payload` with `metadata` into a new envelope.
@@ -429,6 +479,13 @@ impl Sealer {
             return Err(Misuse::ReaddressMac);
         }
         if let Some(a) = &mut self.active {
+            // A post-quantum session takes only recipients it can reach with X-Wing (spec
+            // §5.4); otherwise the next message starts a classical session for everyone.
+            if a.s.header.suite.is_post_quantum() && !more.iter().all(Recipient::is_post_quantum) {
+                self.recipients = all;
+                self.rotate();
+                return Ok(());
+            }
             session::readdress(&self.identity, &mut a.s, more, &mut UnwrapErr(SysRng))?;
         }
         self.recipients = all;
@@ -540,6 +597,7 @@ impl Sealer {
         let s = session::create(
             &self.identity,
             &self.recipients,
+            Self::suite_for(&self.recipients, &self.config)?,
             self.config.mode,
             &lifetime,
             rng,

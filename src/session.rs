@@ -19,6 +19,9 @@ use crate::hash::{
 use crate::keys::{Identity, KeyId, Recipient, WrapTarget};
 use crate::suite::{Mode, Suite};
 use crate::wire::{self, Reader};
+pub(crate) use crate::xwing::{
+    xwing_open, xwing_private, xwing_public_from_seed, xwing_seal, XWingPrivate,
+};
 
 /// The version number of this format (spec §1.1).
 pub(crate) const VERSION: u64 = 3;
@@ -32,6 +35,34 @@ const ENTRY_FIELDS: usize = 4;
 pub(crate) const KIND_X25519: u64 = 1;
 /// Recipient entry kind: AEAD under a symmetric key (spec §5.5).
 pub(crate) const KIND_SYMMETRIC: u64 = 2;
+/// Recipient entry kind: HPKE to an X-Wing key (spec §5.4, suite 2 only).
+pub(crate) const KIND_XWING: u64 = 3;
+/// Length of an X-Wing ciphertext, HPKE's `enc` in a kind-3 entry (spec §5.4):
+/// ML-KEM-768 ciphertext (1088) ‖ X25519 ephemeral public key (32).
+pub(crate) const XWING_ENC_LEN: usize = 1120;
+/// The most recipients a suite-2 block may list (spec §7.3): 768 kind-3 entries in MAC mode
+/// with their tags and the largest metadata stay under the 1 MiB the envelope limit adds to
+/// the payload limit.
+pub const MAX_PQ_RECIPIENTS: usize = 768;
+
+/// The entry kinds a suite allows (spec §5.4): suite 1, X25519 and symmetric wraps; suite 2,
+/// X-Wing and symmetric wraps, never a classical X25519 wrap.
+pub(crate) fn kind_allowed(suite: Suite, kind: u64) -> bool {
+    if suite.is_post_quantum() {
+        kind == KIND_XWING || kind == KIND_SYMMETRIC
+    } else {
+        kind == KIND_X25519 || kind == KIND_SYMMETRIC
+    }
+}
+
+/// The length of `enc` for an entry kind (spec §5.4).
+pub(crate) fn enc_len(kind: u64) -> usize {
+    if kind == KIND_XWING {
+        XWING_ENC_LEN
+    } else {
+        32
+    }
+}
 /// HPKE AEAD tag length (ChaCha20Poly1305).
 const WRAP_TAG: usize = 16;
 
@@ -175,13 +206,7 @@ pub(crate) fn block_signing_input(header_hash: &[u8; 32], recipients_bytes: &[u8
 }
 
 /// Appends one recipient entry (spec §5.4).
-pub(crate) fn put_entry(
-    out: &mut Vec<u8>,
-    kind: u64,
-    key_id: &KeyId,
-    enc: &[u8; 32],
-    wrapped: &[u8],
-) {
+pub(crate) fn put_entry(out: &mut Vec<u8>, kind: u64, key_id: &KeyId, enc: &[u8], wrapped: &[u8]) {
     wire::put_array(out, ENTRY_FIELDS);
     wire::put_uint(out, kind);
     wire::put_bin(out, key_id.as_bytes());
@@ -332,6 +357,8 @@ pub(crate) fn symmetric_open(
 pub(crate) enum UnwrapKey<'a> {
     /// Its X25519 secret (entries of kind 1).
     X25519(&'a HpkePrivate),
+    /// Its X-Wing secret (entries of kind 3).
+    XWing(&'a XWingPrivate),
     /// A symmetric key (entries of kind 2).
     Symmetric(&'a [u8; 32]),
 }
@@ -341,6 +368,7 @@ impl UnwrapKey<'_> {
     pub(crate) fn kind(&self) -> u64 {
         match self {
             UnwrapKey::X25519(_) => KIND_X25519,
+            UnwrapKey::XWing(_) => KIND_XWING,
             UnwrapKey::Symmetric(_) => KIND_SYMMETRIC,
         }
     }
@@ -399,6 +427,7 @@ pub(crate) struct Lifetime {
 pub(crate) fn create<R: CryptoRng>(
     identity: &Identity,
     recipients: &[Recipient],
+    suite: Suite,
     mode: Mode,
     lifetime: &Lifetime,
     rng: &mut R,
@@ -421,7 +450,7 @@ pub(crate) fn create<R: CryptoRng>(
         SigningKey::from_bytes(&seed)
     });
     let header = Header {
-        suite: Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519,
+        suite,
         mode,
         sender: identity.key_id(),
         session_id,
@@ -441,6 +470,7 @@ pub(crate) fn create<R: CryptoRng>(
         &mut entries,
         recipients,
         0,
+        suite,
         &hh,
         ek.as_deref(),
         sk.as_deref(),
@@ -468,6 +498,7 @@ fn wrap_entries<R: CryptoRng>(
     out: &mut Vec<u8>,
     recipients: &[Recipient],
     first_index: usize,
+    suite: Suite,
     hh: &[u8; 32],
     ek: Option<&[u8; 32]>,
     sk: Option<&[u8; 32]>,
@@ -484,24 +515,30 @@ fn wrap_entries<R: CryptoRng>(
         if let Some(ek) = ek {
             plaintext.extend_from_slice(ek);
         }
+        let key_id = r.key_id_in(suite);
         if let Some(sk) = sk {
-            let mk = mac_key(sk, index, &r.key_id());
+            let mk = mac_key(sk, index, &key_id);
             plaintext.extend_from_slice(&mk[..]);
             mac_keys.push(mk);
         }
         let aad = wrap_aad(hh, index);
-        let (kind, (enc, wrapped)) = match r.wrap_target() {
-            WrapTarget::X25519(pk) => (
-                KIND_X25519,
-                hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(|_| {
-                    Misuse::InvalidConfig("a recipient key is unusable (low-order point)")
-                })?,
-            ),
-            WrapTarget::Symmetric(key) => {
-                (KIND_SYMMETRIC, symmetric_seal(key, &aad, &plaintext, rng))
+        let unusable = |_| Misuse::InvalidConfig("a recipient key is unusable (low-order point)");
+        match r.wrap_target(suite).ok_or(Misuse::NotPostQuantum)? {
+            WrapTarget::X25519(pk) => {
+                let (enc, wrapped) =
+                    hpke_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(unusable)?;
+                put_entry(out, KIND_X25519, &key_id, &enc, &wrapped);
             }
-        };
-        put_entry(out, kind, &r.key_id(), &enc, &wrapped);
+            WrapTarget::XWing(pk) => {
+                let (enc, wrapped) =
+                    xwing_seal(pk, HPKE_INFO, &aad, &plaintext, rng).map_err(unusable)?;
+                put_entry(out, KIND_XWING, &key_id, &enc[..], &wrapped);
+            }
+            WrapTarget::Symmetric(key) => {
+                let (enc, wrapped) = symmetric_seal(key, &aad, &plaintext, rng);
+                put_entry(out, KIND_SYMMETRIC, &key_id, &enc, &wrapped);
+            }
+        }
     }
     Ok(())
 }
@@ -537,6 +574,7 @@ pub(crate) fn readdress<R: CryptoRng>(
         &mut entries,
         more,
         s.recipients,
+        s.header.suite,
         &s.header_hash,
         s.ek.as_deref(),
         None,
@@ -559,7 +597,8 @@ pub(crate) fn readdress<R: CryptoRng>(
 pub(crate) struct Entry<'a> {
     pub kind: u64,
     pub key_id: KeyId,
-    pub enc: [u8; 32],
+    /// 32 bytes for kinds 1 and 2, 1120 for kind 3 (checked by [`Block::decode`]).
+    pub enc: &'a [u8],
     pub wrapped: &'a [u8],
 }
 
@@ -579,6 +618,16 @@ impl<'a> Block<'a> {
     /// Strict structural decode; no public-key work. `max_recipients` bounds the entry
     /// list before it is read.
     pub(crate) fn decode(bytes: &'a [u8], max_recipients: usize) -> Result<Block<'a>, Error> {
+        Block::decode_with(bytes, max_recipients, MAX_PQ_RECIPIENTS)
+    }
+
+    /// [`Block::decode`] with the post-quantum recipient limit of the receiver's policy
+    /// (spec §7.3), applied to suite-2 blocks on top of `max_recipients`.
+    pub(crate) fn decode_with(
+        bytes: &'a [u8],
+        max_recipients: usize,
+        max_pq_recipients: usize,
+    ) -> Result<Block<'a>, Error> {
         let mut r = Reader::new(bytes);
         if r.array()? != BLOCK_FIELDS {
             return Err(Error::new(
@@ -596,10 +645,17 @@ impl<'a> Block<'a> {
                 "session block has no recipients",
             ));
         }
-        if n > max_recipients && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits) {
+        let limit = if header.suite.is_post_quantum()
+            && !crate::mutant::is(crate::mutant::Mutant::NoPqRecipientLimit)
+        {
+            max_recipients.min(max_pq_recipients).min(MAX_PQ_RECIPIENTS)
+        } else {
+            max_recipients
+        };
+        if n > limit && !crate::mutant::is(crate::mutant::Mutant::NoReceiverLimits) {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
-                format!("session block lists {n} recipients, the limit is {max_recipients}"),
+                format!("session block lists {n} recipients, the limit is {limit}"),
             ));
         }
         let wrap_len = header.wrapped_key_len() + WRAP_TAG;
@@ -623,20 +679,37 @@ impl<'a> Block<'a> {
                 ));
             }
             let kind = r.uint()?;
-            if kind != KIND_X25519
-                && kind != KIND_SYMMETRIC
-                && !crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked)
-            {
+            // spec §5.4: the kinds the suite allows, checked as the kind is read; a
+            // classical X25519 wrap inside a post-quantum session is malformed.
+            let known = kind == KIND_X25519 || kind == KIND_SYMMETRIC || kind == KIND_XWING;
+            let allowed = kind_allowed(header.suite, kind)
+                || (known && crate::mutant::is(crate::mutant::Mutant::AnyEntryKindInAnySuite))
+                || crate::mutant::is(crate::mutant::Mutant::BlockRulesUnchecked);
+            if !allowed {
                 return Err(Error::new(
                     ErrorKind::Malformed,
-                    "unknown recipient entry kind",
+                    if kind == KIND_X25519 || kind == KIND_XWING {
+                        "a recipient entry of a kind its session's suite does not allow"
+                    } else {
+                        "unknown recipient entry kind"
+                    },
                 ));
             }
             let key_id = KeyId(r.bin_exact::<16>()?);
-            let enc = r.bin_exact::<32>()?;
+            let enc = r.bin()?;
+            if enc.len() != enc_len(kind)
+                && !crate::mutant::is(crate::mutant::Mutant::NoEncLengthCheck)
+            {
+                return Err(Error::new(
+                    ErrorKind::Malformed,
+                    "the encapsulated key has the wrong length for its entry kind",
+                ));
+            }
             // spec §5.4: an HPKE `enc` is an X25519 public key, accepted in its one encoding
             // only (§2.1), checked as the field is read.
-            if kind == KIND_X25519 && !crate::keys::x25519_is_canonical(&enc) {
+            if kind == KIND_X25519
+                && !<&[u8; 32]>::try_from(enc).is_ok_and(crate::keys::x25519_is_canonical)
+            {
                 return Err(Error::new(
                     ErrorKind::Malformed,
                     "an encapsulated key is not a canonical X25519 public key",
@@ -707,8 +780,17 @@ impl<'a> Block<'a> {
             .map_err(|_| Error::new(ErrorKind::LimitExceeded, "recipient index too large"))?;
         let aad = wrap_aad(&self.header_hash, idx);
         let opened = match secret {
-            UnwrapKey::X25519(sk) => hpke_open(sk, &entry.enc, HPKE_INFO, &aad, entry.wrapped),
-            UnwrapKey::Symmetric(k) => symmetric_open(k, &entry.enc, &aad, entry.wrapped),
+            UnwrapKey::X25519(sk) => entry
+                .enc
+                .try_into()
+                .map_err(|_| ())
+                .and_then(|enc| hpke_open(sk, enc, HPKE_INFO, &aad, entry.wrapped)),
+            UnwrapKey::XWing(sk) => xwing_open(sk, entry.enc, HPKE_INFO, &aad, entry.wrapped),
+            UnwrapKey::Symmetric(k) => entry
+                .enc
+                .try_into()
+                .map_err(|_| ())
+                .and_then(|enc| symmetric_open(k, enc, &aad, entry.wrapped)),
         };
         let pt = opened.map_err(|_| {
             Error::new(

@@ -15,8 +15,24 @@ impl Suite {
     /// signatures.
     pub const X25519_CHACHA20POLY1305_BLAKE3_ED25519: Suite = Suite(1);
 
+    /// Suite 2, the post-quantum suite: as suite 1, but session keys are wrapped to
+    /// asymmetric recipients with HPKE base mode X-Wing (ML-KEM-768 + X25519, KEM 0x647a) /
+    /// HKDF-SHA256 / ChaCha20Poly1305 (spec §1.2, §5.4). Per-message work is suite 1's.
+    pub const XWING_CHACHA20POLY1305_BLAKE3_ED25519: Suite = Suite(2);
+
     /// Every suite this implementation knows.
-    pub const KNOWN: &'static [Suite] = &[Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519];
+    pub const KNOWN: &'static [Suite] = &[
+        Suite::X25519_CHACHA20POLY1305_BLAKE3_ED25519,
+        Suite::XWING_CHACHA20POLY1305_BLAKE3_ED25519,
+    ];
+
+    /// The suites whose every wrap resists a future quantum computer (spec §1.2, §10.9).
+    pub const POST_QUANTUM: &'static [Suite] = &[Suite::XWING_CHACHA20POLY1305_BLAKE3_ED25519];
+
+    /// True for a post-quantum suite (suite 2).
+    pub fn is_post_quantum(self) -> bool {
+        Suite::POST_QUANTUM.contains(&self)
+    }
 
     /// The numeric id on the wire.
     pub fn id(self) -> u16 {
@@ -44,6 +60,7 @@ impl Suite {
     pub fn name(self) -> &'static str {
         match self.0 {
             1 => "RPCSEAL-V3-X25519-CHACHA20POLY1305-BLAKE3-ED25519",
+            2 => "RPCSEAL-V3-XWING-CHACHA20POLY1305-BLAKE3-ED25519",
             _ => "unknown",
         }
     }

@@ -110,6 +110,9 @@ const TABLE: &[(Mutant, &[&str])] = &[
             "negative/session.json::enc-u-p",
             "negative/session.json::enc-bit-255-set",
             "negative/signatures.json::verify-key-mixed-order",
+            "pq/keys/key-strings.json::mlkem-coefficient-q",
+            "pq/keys/key-strings.json::mlkem-coefficient-4095",
+            "pq/keys/key-strings.json::xwing-x25519-bit-255-set",
         ],
     ),
     (
@@ -118,6 +121,7 @@ const TABLE: &[(Mutant, &[&str])] = &[
             "keys/key-strings.json::x25519-u-zero",
             "keys/key-strings.json::ed25519-small-order",
             "negative/structure.json::verify-key-small-order",
+            "pq/keys/key-strings.json::xwing-x25519-u-zero",
         ],
     ),
     (
@@ -188,9 +192,9 @@ const TABLE: &[(Mutant, &[&str])] = &[
     (
         Mutant::UnknownSuitesAccepted,
         &[
-            "negative/policy.json::envelope-suite-2",
+            "negative/policy.json::envelope-suite-3",
             "negative/policy.json::envelope-suite-65535",
-            "negative/policy.json::header-suite-2",
+            "negative/policy.json::header-suite-3",
             "negative/bitflips.json::signed-suite",
             "negative/bitflips.json::mac-suite",
             "negative/bitflips.json::sign-only-suite",
@@ -226,7 +230,7 @@ const TABLE: &[(Mutant, &[&str])] = &[
         Mutant::BlockRulesUnchecked,
         &[
             "negative/structure.json::zero-recipients",
-            "negative/structure.json::entry-unknown-kind-3",
+            "negative/structure.json::entry-unknown-kind-4",
             "negative/structure.json::duplicate-recipient",
         ],
     ),
@@ -244,7 +248,10 @@ const TABLE: &[(Mutant, &[&str])] = &[
     ),
     (
         Mutant::NoSuiteAllowlist,
-        &["negative/policy.json::suite-not-allowed"],
+        &[
+            "negative/policy.json::suite-not-allowed",
+            "pq/negative/suite-2.json::downgrade-receiver-requires-suite-2",
+        ],
     ),
     (
         Mutant::NoModeAllowlist,
@@ -475,7 +482,13 @@ const TABLE: &[(Mutant, &[&str])] = &[
         Mutant::LegacyExtraMembersIgnored,
         &["negative/versions.json::legacy-v2-extra-member"],
     ),
-    (Mutant::NoKeyChecksum, &["keys/key-strings.json::checksum"]),
+    (
+        Mutant::NoKeyChecksum,
+        &[
+            "keys/key-strings.json::checksum",
+            "pq/keys/key-strings.json::checksum-xwing",
+        ],
+    ),
     (
         // Every key of every vector file is read from its key string, so this mutant fails
         // every case; only the accepted key strings and keyrings are listed.
@@ -492,6 +505,13 @@ const TABLE: &[(Mutant, &[&str])] = &[
             "keys/keyring-text.json::comments-and-blank-lines",
             "keys/keyring-text.json::crlf",
             "keys/keyring-text.json::revoke-upper-case",
+            "pq/keys/key-strings.json::public-identity-xwing",
+            "pq/keys/key-strings.json::secret-identity-xwing",
+            "pq/keys/key-strings.json::public-group-xwing",
+            "pq/keys/key-strings.json::secret-group-xwing",
+            "pq/keys/key-strings.json::recipient-identity-xwing",
+            "pq/keys/key-strings.json::recipient-group-xwing",
+            "pq/keys/key-strings.json::mlkem-coefficient-q-minus-1",
         ],
     ),
     (
@@ -530,11 +550,19 @@ const TABLE: &[(Mutant, &[&str])] = &[
             "keys/key-strings.json::group-asked-as-identity",
             "keys/key-strings.json::secret-asked-as-public",
             "keys/key-strings.json::secret-as-recipient",
+            "pq/keys/key-strings.json::group-xwing-asked-as-identity",
+            "pq/keys/key-strings.json::secret-xwing-asked-as-public",
+            "pq/keys/key-strings.json::public-xwing-asked-as-secret",
+            "pq/keys/key-strings.json::secret-xwing-as-recipient",
         ],
     ),
     (
         Mutant::NoKeyLengthCheck,
-        &["keys/key-strings.json::truncated"],
+        &[
+            "keys/key-strings.json::truncated",
+            "pq/keys/key-strings.json::truncated-xwing",
+            "pq/keys/key-strings.json::classical-payload-under-xwing-prefix",
+        ],
     ),
     (
         Mutant::KeyStringNotTrimmed,
@@ -652,11 +680,57 @@ const TABLE: &[(Mutant, &[&str])] = &[
         Mutant::SealerPayloadLimitExclusive,
         &["sealer/refusals.json::payload-at-max-bytes"],
     ),
+    // Issue 15: the post-quantum suite 2.
+    (
+        Mutant::AnyEntryKindInAnySuite,
+        &[
+            "pq/negative/suite-2.json::x25519-wrap-in-suite-2-session",
+            "pq/negative/suite-2.json::xwing-wrap-in-suite-1-session",
+        ],
+    ),
+    (
+        Mutant::NoEncLengthCheck,
+        &[
+            "pq/negative/suite-2.json::xwing-enc-1119-bytes",
+            "pq/negative/suite-2.json::xwing-enc-1121-bytes",
+            "pq/negative/suite-2.json::xwing-enc-32-bytes",
+        ],
+    ),
+    (
+        Mutant::IgnoreRequirePq,
+        &[
+            "pq/negative/suite-2.json::downgrade-sender-requires-pq",
+            "pq/negative/suite-2.json::downgrade-sender-requires-pq-cached",
+        ],
+    ),
+    (
+        Mutant::NoEnvelopeSuiteCheck,
+        &[
+            "pq/negative/suite-2.json::envelope-suite-1-in-suite-2-session",
+            "pq/negative/suite-2.json::envelope-suite-2-in-suite-1-session",
+            "pq/negative/suite-2.json::envelope-suite-differs-from-cached-session",
+        ],
+    ),
+    (
+        Mutant::NoPqRecipientLimit,
+        &["pq/negative/suite-2.json::pq-recipients-over-limit"],
+    ),
 ];
 
 /// Cases in scope that no mutant here fails, with the reason (paths under `v3/`). All are
 /// from before issue 14.
 const UNTIED: &[(&str, &[&str])] = &[
+    (
+        "Suite 2 (issue 15): X-Wing rejects implicitly. A damaged ciphertext decapsulates to another shared secret and the wrap's AEAD open fails, which no implementation can skip and still get EK. They pin the class bad_wrap.",
+        &[
+            "pq/negative/suite-2.json::xwing-enc-mlkem-part-damaged",
+            "pq/negative/suite-2.json::xwing-enc-x25519-part-damaged",
+        ],
+    ),
+    (
+        "Suite 2 (issue 15): no entry carries a key id the receiver holds (its X25519 key's id is not its X-Wing key's), so a receiver that matched entries by key id alone, or by kind alone, still finds none. It pins the class not_for_us.",
+        &["pq/negative/suite-2.json::classical-receiver-not-for-us"],
+    ),
     (
         "The payload AEAD rejects them: a flipped body, tag or sequence number (the AEAD nonce is the seq) fails the ChaCha20-Poly1305 open, which no implementation can skip and still decrypt. They pin the class bad_authenticator.",
         &[

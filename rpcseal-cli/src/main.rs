@@ -59,6 +59,12 @@ enum Command {
         /// for a service that encrypts what it stores, or keys handed out by a key server.
         #[arg(long)]
         symmetric: bool,
+        /// Add an X-Wing (ML-KEM-768 + X25519) receiving key to the identity or group key:
+        /// sessions to it use the post-quantum suite 2 whenever every other identity or
+        /// group recipient has one too. Its key strings are rpcseal-pub-id-xwing: /
+        /// RPCSEAL-SECRET-ID-XWING: (group: -group-xwing:); older key files keep working.
+        #[arg(long, conflicts_with = "symmetric")]
+        pq: bool,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -98,6 +104,11 @@ enum Command {
         /// forge messages that the other holders accept as yours.
         #[arg(long)]
         dangerous_allow_mac_to_group: bool,
+        /// Refuse to seal unless the session is post-quantum (suite 2): every identity and
+        /// group recipient must have an X-Wing key. Without it, suite 2 is used exactly
+        /// when they all have one.
+        #[arg(long)]
+        require_pq: bool,
         /// The payload (default: standard input).
         #[arg(short, long, value_name = "IN")]
         input: Option<PathBuf>,
@@ -162,6 +173,10 @@ enum Command {
         /// Any other holder of that key can forge those.
         #[arg(long)]
         dangerous_accept_mac_via_group: bool,
+        /// Accept only post-quantum sessions (suite 2): a classical session is refused as
+        /// suite_not_allowed. For one sender only, use `require=pq` in a keyring.
+        #[arg(long)]
+        require_pq: bool,
         /// Print one JSON object (payload in base64, metadata, sender, session facts)
         /// instead of the raw payload.
         #[arg(long)]
@@ -256,6 +271,7 @@ fn main() -> ExitCode {
             output,
             group,
             symmetric,
+            pq,
             force,
         } => {
             let kind = match (group, symmetric) {
@@ -263,7 +279,7 @@ fn main() -> ExitCode {
                 (_, true) => cli::keys::KeyKind::Symmetric,
                 _ => cli::keys::KeyKind::Identity,
             };
-            cli::keys::keygen(output.as_deref(), kind, force)
+            cli::keys::keygen(output.as_deref(), kind, pq, force)
         }
         Command::Pubkey { file } => cli::keys::pubkey(&file),
         Command::Seal {
@@ -273,6 +289,7 @@ fn main() -> ExitCode {
             mode,
             meta,
             dangerous_allow_mac_to_group,
+            require_pq,
             input,
             output,
         } => cli::seal::run(cli::seal::Args {
@@ -282,6 +299,7 @@ fn main() -> ExitCode {
             mode: mode.into(),
             meta,
             dangerous_allow_mac_to_group,
+            require_pq,
             input,
             output,
         }),
@@ -298,6 +316,7 @@ fn main() -> ExitCode {
             replay_redis_prefix,
             replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
+            require_pq,
             json,
             input,
             output,
@@ -318,6 +337,7 @@ fn main() -> ExitCode {
             replay_redis_prefix,
             replay_redis_new_prefix,
             dangerous_accept_mac_via_group,
+            require_pq,
             json,
             input,
             output,

@@ -927,8 +927,14 @@ fn bench_quick_json_reports_every_ratio() {
         "aead_1mib_open_vs_raw",
         "aead_1mib_open_vs_raw_one_thread",
         "overhead_bytes_mac_1to1",
+        "setup_pq_1_vs_classical",
+        "setup_pq_100_vs_classical",
+        "overhead_bytes_pq_per_recipient",
+        "mac_256_roundtrip_pq_vs_classical",
         "store_write_256_vs_plain",
         "store_read_256_vs_plain",
+        "store_write_256_vs_plain_cpu",
+        "store_read_256_vs_plain_cpu",
         "rotation_us_per_asset",
         "rotation_us_per_asset_16k",
         "rotation_ms_per_gib",
@@ -938,6 +944,9 @@ fn bench_quick_json_reports_every_ratio() {
     // One JSON object on one line.
     assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
     assert!(v["overhead_bytes_mac_1to1"].as_u64().unwrap() <= 100);
+    // spec §5.4: a kind-3 entry in signed mode is 1193 bytes, a kind-1 entry 104.
+    assert_eq!(v["overhead_bytes_pq_per_recipient"], 1193);
+    assert_eq!(v["overhead_bytes_classical_per_recipient"], 104);
 }
 
 #[test]

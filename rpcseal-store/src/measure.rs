@@ -2,9 +2,19 @@
 //! one run (the same store and code path, the queue's flag on or off, the same batching
 //! and fsync policy), and master key rotation time per asset for small and large payloads.
 //!
-//! Method: plain and encrypted runs alternate, several rounds, and each side keeps its
-//! fastest round (the one least disturbed by other work on a shared machine). Ratios are
-//! encrypted throughput over plain throughput (1.0 = no cost).
+//! Method: plain and encrypted runs are taken in pairs, several rounds, the side that goes
+//! first alternating from round to round (so that a slow drift of the machine's load
+//! favours neither). Each round gives one ratio, encrypted throughput over plain throughput
+//! (1.0 = no cost), from two runs taken a few milliseconds apart; the figure is the median
+//! of the rounds' ratios, and the records per second are the medians of each side's times.
+//! On a shared machine a burst of other work slows one run of one round; the median
+//! ignores it, where a mean would not and a minimum taken per side would compare runs
+//! from different moments.
+//!
+//! The headline ratios are from wall-clock time. Beside them, the same ratios from the
+//! time the measuring thread spent on a CPU (`*_cpu`): other processes holding the CPU
+//! do not count there, so on a loaded machine they show what the code costs, where the
+//! wall-clock ratios also show when the scheduler let it run.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,6 +31,11 @@ pub struct StoreFigures {
     pub write_256_vs_plain: f64,
     /// Encrypted / plain read throughput, 256-byte records.
     pub read_256_vs_plain: f64,
+    /// [`StoreFigures::write_256_vs_plain`] from on-CPU time instead of wall-clock time
+    /// (the time other processes held the CPU left out).
+    pub write_256_vs_plain_cpu: f64,
+    /// [`StoreFigures::read_256_vs_plain`] from on-CPU time.
+    pub read_256_vs_plain_cpu: f64,
     /// Encrypted / plain write throughput, 16 KiB records, no fsync.
     pub write_16k_vs_plain: f64,
     /// Encrypted / plain read throughput, 16 KiB records.
@@ -65,32 +80,98 @@ fn write_once(
     enc: bool,
     rec: &[u8],
     n: usize,
-) -> Duration {
+) -> Sample {
     let _ = std::fs::remove_dir_all(dir);
     let s = store(dir, key, fsync);
     let refs: Vec<&[u8]> = vec![rec; BATCH];
     let mut w = s.writer("q", enc).expect("writer");
-    let t = Instant::now();
+    let t = Sample::start();
     for _ in 0..n / BATCH {
         w.append(&refs).expect("append");
     }
-    let d = t.elapsed();
+    let d = t.stop();
     w.close().expect("close");
     d
 }
 
-/// (plain time, encrypted time): the fastest of `rounds` alternating rounds.
-fn best_pair(rounds: usize, mut f: impl FnMut(bool) -> Duration) -> (Duration, Duration) {
-    let (mut p, mut e) = (Duration::MAX, Duration::MAX);
-    for _ in 0..rounds {
-        p = p.min(f(false));
-        e = e.min(f(true));
-    }
-    (p, e)
+/// One run's time: wall-clock, and the time this thread spent on a CPU (Linux's
+/// `/proc/thread-self/schedstat`, nanoseconds, user and kernel), which leaves out the
+/// time other processes held the CPU. On a machine shared with other work the second is
+/// the steadier estimate of what the run costs; where it cannot be read it is the wall
+/// time.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
 }
 
-fn ratio(plain: Duration, enc: Duration) -> f64 {
-    plain.as_secs_f64() / enc.as_secs_f64().max(1e-12)
+fn on_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    (ns > 0).then(|| Duration::from_nanos(ns))
+}
+
+struct Started(Instant, Option<Duration>);
+
+impl Sample {
+    fn start() -> Started {
+        Started(Instant::now(), on_cpu())
+    }
+}
+
+impl Started {
+    fn stop(self) -> Sample {
+        let wall = self.0.elapsed();
+        let cpu = match (self.1, on_cpu()) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => wall,
+        };
+        Sample { wall, cpu }
+    }
+}
+
+/// The medians of [`pairs`].
+struct Paired {
+    /// Median of the rounds' wall-clock ratios (plain time over encrypted time).
+    ratio: f64,
+    /// The same from on-CPU times.
+    ratio_cpu: f64,
+    /// Median wall time, plain.
+    plain: Duration,
+    /// Median wall time, encrypted.
+    enc: Duration,
+}
+
+/// `rounds` pairs of runs, plain and encrypted, alternating which goes first: the median
+/// of the rounds' ratios (plain time over encrypted time), and the median times of each
+/// side.
+fn pairs(rounds: usize, mut f: impl FnMut(bool) -> Sample) -> Paired {
+    let (mut ratios, mut ratios_cpu, mut ps, mut es) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (p, e) = if round % 2 == 0 {
+            let p = f(false);
+            (p, f(true))
+        } else {
+            let e = f(true);
+            (f(false), e)
+        };
+        ratios.push(p.wall.as_secs_f64() / e.wall.as_secs_f64().max(1e-12));
+        ratios_cpu.push(p.cpu.as_secs_f64() / e.cpu.as_secs_f64().max(1e-12));
+        ps.push(p.wall);
+        es.push(e.wall);
+    }
+    Paired {
+        ratio: median(&mut ratios),
+        ratio_cpu: median(&mut ratios_cpu),
+        plain: median(&mut ps),
+        enc: median(&mut es),
+    }
+}
+
+fn median<T: PartialOrd + Copy>(v: &mut [T]) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
 }
 
 /// Runs every measurement under `tmp` (removed afterwards). `quick` keeps the whole run
@@ -102,57 +183,66 @@ pub fn run(tmp: &Path, quick: bool) -> std::io::Result<StoreFigures> {
     // measure a token amount there, so that the tests of `rpcseal bench` stay short.
     let quick = quick || cfg!(debug_assertions);
     let token = if cfg!(debug_assertions) { 8 } else { 1 };
-    let rounds = if quick { 3 } else { 7 };
+    // Odd, so that the median is one round's figure.
+    let rounds = if cfg!(debug_assertions) {
+        3
+    } else if quick {
+        15
+    } else {
+        31
+    };
     let mut fig = StoreFigures::default();
     let wdir = tmp.join("write");
 
     // Writes and reads, 256 B and 16 KiB.
     for (size, n) in [
-        (256usize, if quick { 32_768 } else { 131_072 }),
-        (16384, if quick { 1024 } else { 4096 }),
+        (256usize, if quick { 32_768 } else { 131_072 } / token),
+        (16384, if quick { 1024 } else { 4096 } / token),
     ] {
         let rec = vec![0x5au8; size];
-        let (p, e) = best_pair(rounds, |enc| {
+        let w = pairs(rounds, |enc| {
             write_once(&wdir, &key, Fsync::Never, enc, &rec, n)
         });
-        let (rp, re) = {
+        let r = {
             let rdir_p = tmp.join(format!("read-plain-{size}"));
             let rdir_e = tmp.join(format!("read-enc-{size}"));
             write_once(&rdir_p, &key, Fsync::Never, false, &rec, n);
             write_once(&rdir_e, &key, Fsync::Never, true, &rec, n);
             let sp = store(&rdir_p, &key, Fsync::Never);
             let se = store(&rdir_e, &key, Fsync::Never);
-            best_pair(rounds, |enc| {
+            pairs(rounds, |enc| {
                 let s = if enc { &se } else { &sp };
-                let t = Instant::now();
+                let t = Sample::start();
                 let r = s.read_queue("q", |_, _, b| {
                     std::hint::black_box(b);
                 });
-                let d = t.elapsed();
+                let d = t.stop();
                 assert_eq!(r.expect("read").records as usize, n / BATCH * BATCH);
                 d
             })
         };
         if size == 256 {
-            fig.write_256_vs_plain = ratio(p, e);
-            fig.read_256_vs_plain = ratio(rp, re);
+            fig.write_256_vs_plain = w.ratio;
+            fig.read_256_vs_plain = r.ratio;
+            fig.write_256_vs_plain_cpu = w.ratio_cpu;
+            fig.read_256_vs_plain_cpu = r.ratio_cpu;
             let recs = (n / BATCH * BATCH) as f64;
-            fig.write_256_plain_rps = recs / p.as_secs_f64();
-            fig.write_256_encrypted_rps = recs / e.as_secs_f64();
-            fig.read_256_plain_rps = recs / rp.as_secs_f64();
-            fig.read_256_encrypted_rps = recs / re.as_secs_f64();
+            fig.write_256_plain_rps = recs / w.plain.as_secs_f64();
+            fig.write_256_encrypted_rps = recs / w.enc.as_secs_f64();
+            fig.read_256_plain_rps = recs / r.plain.as_secs_f64();
+            fig.read_256_encrypted_rps = recs / r.enc.as_secs_f64();
         } else {
-            fig.write_16k_vs_plain = ratio(p, e);
-            fig.read_16k_vs_plain = ratio(rp, re);
+            fig.write_16k_vs_plain = w.ratio;
+            fig.read_16k_vs_plain = r.ratio;
         }
     }
     // 256 B with an fdatasync per batch: the disk's flush dominates both sides.
     let rec = vec![0x5au8; 256];
     let nf = BATCH * if quick { 16 } else { 64 } / token;
-    let (p, e) = best_pair(rounds.min(3), |enc| {
+    let f = pairs(5, |enc| {
         write_once(&wdir, &key, Fsync::EveryBatch, enc, &rec, nf)
     });
-    fig.write_256_fsync_vs_plain = ratio(p, e);
+    fig.write_256_fsync_vs_plain = f.ratio;
     let _ = std::fs::remove_dir_all(&wdir);
 
     // Rotation: the same number of assets holding 16 KiB or 1 MiB each.

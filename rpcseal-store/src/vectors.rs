@@ -824,7 +824,182 @@ fn cases() -> (Vec<Case>, Vec<Case>) {
         )
         .fail(Truncated, "§8"),
     );
+    neg.push(
+        Case::new(
+            "cut-inside-record-header",
+            "A finished asset whose data end 10 bytes into record 2's header.",
+            &[&k.a],
+            &header,
+            &data[..off[2] + 10],
+        )
+        .fail(Truncated, "§6.2 step 1, §8 step 2"),
+    );
+    let mut flipped = data[..off[3]].to_vec();
+    flipped[off[1] + 24] ^= 1;
+    neg.push(
+        Case::new(
+            "newest-asset-tampered-record",
+            "The newest asset (read without requiring its final record) with a bit of record \
+             1's body flipped: a complete record that fails is an error, not a torn write.",
+            &[&k.a],
+            &header,
+            &flipped,
+        )
+        .open_tail()
+        .fail(Tampered, "§6.2 step 8, §8 step 2"),
+    );
+    neg.push(
+        Case::new(
+            "newest-asset-garbage-tail",
+            "The newest asset ending with 30 zero bytes: long enough for a record header, \
+             without a record marker, so not an incomplete record.",
+            &[&k.a],
+            &header,
+            &[&data[..off[3]], &[0u8; 30][..]].concat(),
+        )
+        .open_tail()
+        .fail(Malformed, "§6.2 step 2, §8 step 2"),
+    );
     (pos, neg)
+}
+
+const MASTER_PREFIX: &str = "RPCSEAL-SECRET-MASTER:";
+const CTX_KEY_STRING_CHECKSUM: &str = "rpcseal 2026-11-26 v3 key string checksum";
+
+/// `prefix ‖ base64url(payload ‖ checksum)` (spec §2.2), from the spec's definition.
+fn key_string(prefix: &str, payload: &[u8]) -> String {
+    use base64::Engine as _;
+    let sum = h(CTX_KEY_STRING_CHECKSUM, &[prefix.as_bytes(), payload]);
+    let raw = [payload, &sum[..4]].concat();
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+/// The cases of `key-strings.json` (spec §2.2).
+fn key_string_cases() -> Vec<Value> {
+    let k = keys();
+    let imported_id = [0x5au8; 16];
+    let imported_key = VectorRng::new("imported master key").bytes32();
+    let good = key_string(
+        MASTER_PREFIX,
+        &[k.a.key_id().as_bytes(), &k.a_bytes[..]].concat(),
+    );
+    let imported = key_string(
+        MASTER_PREFIX,
+        &[&imported_id[..], &imported_key[..]].concat(),
+    );
+    let ok = |name: &str, desc: &str, text: String, id: &[u8], key: &[u8]| {
+        json!({"name": name, "description": desc, "key_string": text,
+               "key_id": hex::encode(id), "key": hex::encode(key)})
+    };
+    let bad = |name: &str, desc: &str, text: String, rule: &str| json!({"name": name, "description": desc, "key_string": text, "rule": rule});
+    let body = &good[MASTER_PREFIX.len()..];
+    // The last character carries 4 unused bits: 'A' + 1 sets the lowest of them.
+    let mut trailing = good.clone();
+    let last = trailing.pop().expect("non-empty");
+    let idx = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        .find(last)
+        .expect("base64url");
+    trailing.push(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            .chars()
+            .nth(idx ^ 1)
+            .expect("alphabet"),
+    );
+    let mut bad_sum = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .expect("our own string")
+    };
+    bad_sum[50] ^= 1;
+    let bad_sum = {
+        use base64::Engine as _;
+        format!(
+            "{MASTER_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bad_sum)
+        )
+    };
+    let short = key_string(
+        MASTER_PREFIX,
+        &[k.a.key_id().as_bytes(), &k.a_bytes[..31]].concat(),
+    );
+    vec![
+        ok(
+            "generated",
+            "A generated key: its id is H(key id context, \"at-rest master\" ‖ MK)[0..16].",
+            good.clone(),
+            k.a.key_id().as_bytes(),
+            &k.a_bytes,
+        ),
+        ok(
+            "imported-with-own-id",
+            "An imported key whose id its operator chose: the id is taken as written.",
+            imported,
+            &imported_id,
+            &imported_key,
+        ),
+        ok(
+            "white-space-around",
+            "Spaces, a tab and CR LF around the string are ignored.",
+            format!(" \t{good}\r\n"),
+            k.a.key_id().as_bytes(),
+            &k.a_bytes,
+        ),
+        bad(
+            "prefix-lower-case",
+            "The prefix in lower case.",
+            good.replacen("RPCSEAL-SECRET-MASTER:", "rpcseal-secret-master:", 1),
+            "§2.2 step 2",
+        ),
+        bad(
+            "symmetric-key-string",
+            "A well-formed key string of another kind (RPCSEAL-SECRET-SYM:, the same layout).",
+            key_string(
+                "RPCSEAL-SECRET-SYM:",
+                &[k.a.key_id().as_bytes(), &k.a_bytes[..]].concat(),
+            ),
+            "§2.2 step 2",
+        ),
+        bad(
+            "padding",
+            "Base64 padding added.",
+            format!("{good}=="),
+            "§2.2 step 3",
+        ),
+        bad(
+            "standard-alphabet",
+            "A character of the standard alphabet ('+') in place of the first character.",
+            format!("{MASTER_PREFIX}+{}", &body[1..]),
+            "§2.2 step 3",
+        ),
+        bad(
+            "space-inside",
+            "A space in the middle of the base64url text.",
+            format!("{MASTER_PREFIX}{} {}", &body[..20], &body[20..]),
+            "§2.2 step 3",
+        ),
+        bad(
+            "trailing-bits",
+            "The last character's unused low bits not zero (the same bytes otherwise).",
+            trailing,
+            "§2.2 step 3",
+        ),
+        bad(
+            "one-byte-short",
+            "A 31-byte key, with a correct checksum over the shorter payload.",
+            short,
+            "§2.2 step 4",
+        ),
+        bad(
+            "checksum-flipped",
+            "A bit of the checksum flipped.",
+            bad_sum,
+            "§2.2 step 5",
+        ),
+    ]
 }
 
 /// Writes `positive.json` and `negative.json` into `dir/at-rest/`; returns their paths.
@@ -850,6 +1025,17 @@ pub fn generate(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::write(&path, text)?;
         written.push(path);
     }
+    let doc = json!({
+        "spec": "spec/at-rest.md",
+        "description": "Master key strings (spec/at-rest.md §2.2): cases with key_id and key a parser MUST accept and return them (hex); cases with rule it MUST reject.",
+        "generated_by": "cargo run -p rpcseal-store -- vectors generate vectors/",
+        "cases": key_string_cases(),
+    });
+    let path = out.join("key-strings.json");
+    let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(&path, text)?;
+    written.push(path);
     Ok(written)
 }
 
@@ -937,5 +1123,42 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
             });
         }
     }
+    let path = dir.join("at-rest").join("key-strings.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| format!("key-strings.json: {e}"))?;
+    for c in doc["cases"].as_array().ok_or("cases")? {
+        let name = format!(
+            "at-rest/key-strings.json::{}",
+            c["name"].as_str().unwrap_or("?")
+        );
+        out.push(Check {
+            name,
+            result: check_key_string(c),
+        });
+    }
     Ok(out)
+}
+
+fn check_key_string(c: &Value) -> Result<(), String> {
+    let text = field(c, "key_string")?.as_str().ok_or("key_string")?;
+    let got = MasterKey::from_secret_string(text);
+    match (c.get("key_id"), got) {
+        (Some(id), Ok(k)) => {
+            if k.key_id().to_string() != id.as_str().unwrap_or("?") {
+                return Err("a different key id".into());
+            }
+            // The key itself: a key with the same bytes derives the same asset key id.
+            let want = hexf(c, "key")?;
+            let want: [u8; 32] = want.try_into().map_err(|_| "key length")?;
+            if k.to_secret_string().as_str()
+                != key_string(MASTER_PREFIX, &[k.key_id().as_bytes(), &want[..]].concat())
+            {
+                return Err("a different key".into());
+            }
+            Ok(())
+        }
+        (Some(_), Err(e)) => Err(format!("rejected: {e}")),
+        (None, Ok(_)) => Err("accepted, expected a rejection".into()),
+        (None, Err(_)) => Ok(()),
+    }
 }

@@ -301,3 +301,54 @@ fn master_key_strings() {
     fs::write(f.path(), format!("  {}\n", &*s)).unwrap();
     assert_eq!(MasterKey::from_file(f.path()).unwrap().key_id(), k.key_id());
 }
+
+#[test]
+fn master_keys_from_the_environment_and_files_are_never_echoed() {
+    let k = MasterKey::generate();
+    let s = k.to_secret_string();
+    let var = "RPCSEAL_STORE_TEST_MASTER_KEY";
+    std::env::set_var(var, &*s);
+    assert_eq!(MasterKey::from_env(var).unwrap().key_id(), k.key_id());
+    // A damaged key: the error names the problem, never the value.
+    let mut bad = s.to_string();
+    bad.replace_range(40..41, if &bad[40..41] == "A" { "B" } else { "A" });
+    std::env::set_var(var, &bad);
+    let e = MasterKey::from_env(var).unwrap_err().to_string();
+    assert!(!e.contains(&bad[22..60]), "{e}");
+    std::env::remove_var(var);
+    assert!(MasterKey::from_env(var).is_err());
+    let f = tempfile::NamedTempFile::new().unwrap();
+    fs::write(f.path(), &bad).unwrap();
+    let e = MasterKey::from_file(f.path()).unwrap_err().to_string();
+    assert!(!e.contains(&bad[22..60]), "{e}");
+}
+
+#[test]
+fn the_master_key_is_never_written_into_the_store() {
+    let (a_bytes, b_bytes) = ([0x3cu8; 32], [0xa7u8; 32]);
+    let (a, b) = (
+        MasterKey::from_bytes(&a_bytes),
+        MasterKey::from_bytes(&b_bytes),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), cfg(&[&a, &b])).unwrap();
+    fill(&store, "q", true, &records(60));
+    store.rotate(&b).unwrap();
+    let (sa, sb) = (a.to_secret_string(), b.to_secret_string());
+    let mut files = 0;
+    for q in fs::read_dir(dir.path()).unwrap() {
+        for f in fs::read_dir(q.unwrap().path()).unwrap() {
+            let bytes = fs::read(f.unwrap().path()).unwrap();
+            files += 1;
+            for needle in [
+                &a_bytes[..],
+                &b_bytes[..],
+                sa[22..].as_bytes(),
+                sb[22..].as_bytes(),
+            ] {
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+    }
+    assert!(files > 4, "{files}");
+}

@@ -221,5 +221,129 @@ pub(super) fn verify_case(case: &Value) -> Result<(), String> {
             return Err(format!("key id {id:?}, expected {want_id}"));
         }
     }
+    if let Some(want) = case["xwing_key_id"].as_str() {
+        let got = xwing_key_id(kind, string).ok_or("no X-Wing key id")?;
+        if got != want {
+            return Err(format!("X-Wing key id {got}, expected {want}"));
+        }
+    }
     Ok(())
+}
+
+/// The X-Wing recipient id of a post-quantum key string (spec §2.3, §2.5).
+fn xwing_key_id(asked_kind: &str, string: &str) -> Option<String> {
+    let id = match asked_kind {
+        "public_identity" => PublicIdentity::parse(string).ok()?.xwing_key_id(),
+        "secret_identity" => Identity::from_secret_string(string)
+            .ok()?
+            .public()
+            .xwing_key_id(),
+        "public_group" => GroupPublicKey::parse(string).ok()?.xwing_key_id(),
+        "secret_group" => GroupKey::from_secret_string(string)
+            .ok()?
+            .public()
+            .xwing_key_id(),
+        _ => None,
+    };
+    id.map(|k| k.to_string())
+}
+
+/// `v3/pq/keys/key-strings.json` (issue 15): the `-xwing` key strings of spec §2.4 and the
+/// one encoding of an X-Wing public key (§2.5). The shape of `v3/keys/key-strings.json`, and
+/// accepted post-quantum keys also give `xwing_key_id`.
+pub(super) fn pq_file() -> Value {
+    let (bob, team) = match (cast_key("bob-pq"), cast_key("team-pq")) {
+        (CastKey::Identity(b), CastKey::Group(t)) => (b, t),
+        _ => unreachable!("bob-pq is an identity, team-pq a group key"),
+    };
+    let pub_id = bob.public().to_string();
+    let secret_id = bob.to_secret_string().to_string();
+    let group_pub = team.public().to_string();
+    let group_secret = team.to_secret_string().to_string();
+    let ed = bob.public().ed25519_bytes();
+    let x = bob.public().x25519_bytes();
+    let w = *bob
+        .xwing_secret()
+        .expect("post-quantum")
+        .public()
+        .as_bytes();
+    let id_with = |xw: &[u8]| encode("rpcseal-pub-id-xwing:", &[&ed[..], &x[..], xw].concat());
+    // Coefficient 0 of the ML-KEM-768 key set to q = 3329 = 0xd01 (bytes 01 .d).
+    let mut q = w;
+    q[0] = 0x01;
+    q[1] = (q[1] & 0xf0) | 0x0d;
+    // Coefficient 767 (the high 12 bits of bytes 1149..1152) set to 4095.
+    let mut top = w;
+    top[1150] |= 0xf0;
+    top[1151] = 0xff;
+    // q - 1 = 3328 = 0xd00 is a coefficient like any other.
+    let mut q1 = w;
+    q1[0] = 0x00;
+    q1[1] = (q1[1] & 0xf0) | 0x0d;
+    let mut x_high = w;
+    x_high[1215] |= 0x80;
+    let mut x_zero = w;
+    x_zero[1184..].fill(0);
+    let mut typo = pub_id.clone().into_bytes();
+    let mid = typo.len() / 2;
+    typo[mid] = if typo[mid] == b'A' { b'B' } else { b'A' };
+    let r = "§2.4, §2.5";
+    let c = |name, description, rule, asked_kind, string: String, expect| Case {
+        name,
+        description,
+        rule,
+        asked_kind,
+        string,
+        expect,
+    };
+    let cases = vec![
+        c("public-identity-xwing", "bob-pq's public identity: Ed25519 ‖ X25519 ‖ X-Wing (1280 bytes). Its key id is bob's sender id; xwing_key_id is the id of its kind-3 entries.", r, "public_identity", pub_id.clone(), "ok"),
+        c("secret-identity-xwing", "bob-pq's secret identity: Ed25519 seed ‖ X25519 secret ‖ X-Wing seed (96 bytes).", r, "secret_identity", secret_id.clone(), "ok"),
+        c("public-group-xwing", "team-pq's public group key: X25519 ‖ X-Wing (1248 bytes); the key id is the X25519 key's.", r, "public_group", group_pub.clone(), "ok"),
+        c("secret-group-xwing", "team-pq's secret group key: X25519 secret ‖ X-Wing seed (64 bytes).", r, "secret_group", group_secret.clone(), "ok"),
+        c("recipient-identity-xwing", "A recipient may be a post-quantum identity.", r, "recipient", pub_id.clone(), "ok"),
+        c("recipient-group-xwing", "A recipient may be a post-quantum group key.", r, "recipient", group_pub.clone(), "ok"),
+        c("mlkem-coefficient-q-minus-1", "Coefficient 0 of the ML-KEM-768 part is 3328 = q - 1: in range, accepted (checksum correct).", r, "public_identity", id_with(&q1), "ok"),
+        c("checksum-xwing", "One character changed in the middle: the checksum does not match.", r, "public_identity", String::from_utf8(typo).expect("ascii"), "checksum"),
+        c("truncated-xwing", "Four characters missing: wrong decoded length.", r, "public_identity", pub_id[..pub_id.len() - 4].into(), "length"),
+        c("classical-payload-under-xwing-prefix", "A 64-byte (classical) payload under the rpcseal-pub-id-xwing: prefix, checksum correct: wrong decoded length.", r, "public_identity", encode("rpcseal-pub-id-xwing:", &[&ed[..], &x[..]].concat()), "length"),
+        c("group-xwing-asked-as-identity", "A post-quantum group key where a public identity is asked for.", r, "public_identity", group_pub, "wrong_kind"),
+        c("secret-xwing-asked-as-public", "A post-quantum secret identity where a public identity is asked for.", r, "public_identity", secret_id.clone(), "wrong_kind"),
+        c("secret-xwing-as-recipient", "A post-quantum secret identity is never a recipient.", r, "recipient", secret_id, "wrong_kind"),
+        c("public-xwing-asked-as-secret", "A post-quantum public identity where a secret identity is asked for.", r, "secret_identity", pub_id, "wrong_kind"),
+        c("mlkem-coefficient-q", "Coefficient 0 of the ML-KEM-768 part is 3329 = q (FIPS 203 §7.2 modulus check), checksum correct: a lenient decoder would reduce it to 0, a second encoding of another key.", r, "public_identity", id_with(&q), "invalid_key"),
+        c("mlkem-coefficient-4095", "Coefficient 767 of the ML-KEM-768 part is 4095, checksum correct.", r, "public_identity", id_with(&top), "invalid_key"),
+        c("xwing-x25519-bit-255-set", "The X25519 part of the X-Wing key with bit 255 set, checksum correct (§2.1).", r, "public_identity", id_with(&x_high), "invalid_key"),
+        c("xwing-x25519-u-zero", "The X25519 part of the X-Wing key is u = 0, of small order, checksum correct (§2.1).", r, "public_identity", id_with(&x_zero), "invalid_key"),
+    ];
+    let cases: Vec<Value> = cases
+        .into_iter()
+        .map(|c| {
+            let (expect, key_id) = parse(c.asked_kind, &c.string).expect("known kinds");
+            assert_eq!(expect, c.expect, "pq/key-strings/{}", c.name);
+            let mut v = json!({
+                "name": c.name,
+                "description": c.description,
+                "rule": c.rule,
+                "asked_kind": c.asked_kind,
+                "string": c.string,
+                "expect": expect,
+            });
+            if let Some(id) = key_id {
+                v["key_id"] = json!(id);
+                if let Some(xid) = xwing_key_id(c.asked_kind, &c.string) {
+                    v["xwing_key_id"] = json!(xid);
+                }
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format": FORMAT,
+        "family": "pq/keys/key-strings",
+        "description": "Post-quantum key strings (issue 15) to parse as asked_kind: accepted with the key id of their one encoding (and xwing_key_id, the id of the X-Wing key), or rejected with the reason.",
+        "spec": "spec/envelope-v3.md §2.1, §2.4, §2.5",
+        "license": "CC0-1.0",
+        "cases": cases,
+    })
 }

@@ -70,6 +70,18 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         ));
     }
     files.push((
+        PathBuf::from("v3/pq/keys/key-strings.json"),
+        to_bytes(&keystrings::pq_file()),
+    ));
+    files.push((
+        PathBuf::from("v3/pq/positive/suite-2.json"),
+        to_bytes(&positive::pq_file()),
+    ));
+    files.push((
+        PathBuf::from("v3/pq/negative/suite-2.json"),
+        to_bytes(&negative::pq_file()),
+    ));
+    files.push((
         PathBuf::from("v3/reconfigure/keyring-changes.json"),
         to_bytes(&negative::reconfigure_file()),
     ));
@@ -120,6 +132,9 @@ pub fn checks(dir: &Path) -> Result<Vec<Check>, String> {
         ("v3/keys", Kind::KeyString),
         ("v3/reconfigure", Kind::Negative),
         ("v3/sealer", Kind::Sealer),
+        ("v3/pq/keys", Kind::KeyString),
+        ("v3/pq/positive", Kind::Positive),
+        ("v3/pq/negative", Kind::Negative),
     ] {
         let folder = dir.join(sub);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
@@ -274,6 +289,54 @@ fn primitive(file: &str, _all: &Value, case: &Value) -> Result<(), String> {
                 .map_err(|_| "hpke open failed")?;
             expect_eq("pt", &pt, &bytes(&e["pt"])?)?;
         }
+        Ok(())
+    } else if file.contains("xwing-draft") {
+        // draft-connolly-cfrg-xwing-kem-10 Appendix C: the key derivation of spec §2.5 and
+        // the kind-3 wrap (its enc is X-Wing's ciphertext for the scripted eseed).
+        let seed: [u8; 32] = fixed(&case["seed"])?;
+        let pk = crate::xwing::xwing_public_from_seed(&seed);
+        expect_eq("pk", &pk, &bytes(&case["pk"])?)?;
+        crate::keys::XWingPublic::parse(&pk).map_err(|e| format!("pk: {e}"))?;
+        let mut rng = ScriptRng::new(vec![("eseed".into(), bytes(&case["eseed"])?)]);
+        let (enc, ct) = crate::xwing::xwing_seal(&pk, b"", b"", b"", &mut rng)
+            .map_err(|_| "X-Wing wrap failed")?;
+        expect_eq("ct", &enc[..], &bytes(&case["ct"])?)?;
+        expect_eq(
+            "ss",
+            &crate::xwing::xwing_shared_secret(&seed, &enc[..])?,
+            &bytes(&case["ss"])?,
+        )?;
+        crate::xwing::xwing_open(&crate::xwing::xwing_private(&seed), &enc[..], b"", b"", &ct)
+            .map_err(|_| "X-Wing open failed")?;
+        Ok(())
+    } else if file.contains("hpke-pq-xwing") {
+        // draft-ietf-hpke-pq, KEM 0x647a / HKDF-SHA256 / ChaCha20Poly1305, base mode, through
+        // the kind-3 wrap: the first encryption is what a single-shot seal produces.
+        let seed: [u8; 32] = fixed(&case["skRm"])?;
+        let pk = crate::xwing::xwing_public_from_seed(&seed);
+        expect_eq("pkRm", &pk, &bytes(&case["pkRm"])?)?;
+        let info = bytes(&case["info"])?;
+        let e = &case["encryptions"][0];
+        let mut rng = ScriptRng::new(vec![("eseed".into(), bytes(&case["ikmE"])?)]);
+        let (enc, ct) =
+            crate::xwing::xwing_seal(&pk, &info, &bytes(&e["aad"])?, &bytes(&e["pt"])?, &mut rng)
+                .map_err(|_| "X-Wing wrap failed")?;
+        expect_eq("enc", &enc[..], &bytes(&case["enc"])?)?;
+        expect_eq("ct", &ct, &bytes(&e["ct"])?)?;
+        expect_eq(
+            "shared_secret",
+            &crate::xwing::xwing_shared_secret(&seed, &enc[..])?,
+            &bytes(&case["shared_secret"])?,
+        )?;
+        let pt = crate::xwing::xwing_open(
+            &crate::xwing::xwing_private(&seed),
+            &enc[..],
+            &info,
+            &bytes(&e["aad"])?,
+            &ct,
+        )
+        .map_err(|_| "X-Wing open failed")?;
+        expect_eq("pt", &pt, &bytes(&e["pt"])?)?;
         Ok(())
     } else {
         Err(format!("{file}: no verifier for this primitive"))
@@ -512,9 +575,81 @@ pub(crate) fn cast_identity(name: &str) -> Identity {
 pub(crate) fn cast_key(name: &str) -> CastKey {
     cast()
         .into_iter()
+        .chain(pq_cast())
         .find(|(n, _)| *n == name)
         .map(|(_, k)| k)
         .unwrap_or_else(|| panic!("no key {name} in the cast"))
+}
+
+/// The post-quantum keys of the suite-2 vectors (`v3/pq/`, issue 15): bob and carol with an
+/// X-Wing key added to their classical keys (same sender ids, same X25519 keys), and a
+/// group key with one. Listed only in the files of `v3/pq/`, so the older files keep their
+/// keys table.
+pub(crate) fn pq_cast() -> Vec<(&'static str, CastKey)> {
+    let id = |n: &str| {
+        CastKey::Identity(Identity::from_parts_post_quantum(
+            &det32(&format!("{n} ed25519 seed")),
+            &det32(&format!("{n} x25519 secret")),
+            &det32(&format!("{n} xwing seed")),
+        ))
+    };
+    vec![
+        ("bob-pq", id("bob")),
+        ("carol-pq", id("carol")),
+        (
+            "team-pq",
+            CastKey::Group(GroupKey::from_secret_bytes_post_quantum(
+                &det32("team group secret"),
+                &det32("team xwing seed"),
+            )),
+        ),
+    ]
+}
+
+/// The `keys` table of the files of `v3/pq/`: every key of [`keys_json`] and the
+/// post-quantum ones, whose entries add `xwing_seed`, `xwing_public` and
+/// `xwing_recipient_id` (spec §2.5, §2.3) and whose `public_string` is the `-xwing` form.
+pub(crate) fn keys_json_pq() -> Value {
+    let mut m = match keys_json() {
+        Value::Object(m) => m,
+        _ => unreachable!("keys_json is an object"),
+    };
+    for (name, key) in pq_cast() {
+        let v = match key {
+            CastKey::Identity(i) => {
+                let w = i.xwing_secret().expect("a post-quantum identity");
+                json!({
+                    "type": "identity",
+                    "ed25519_seed": hx(i.signing_key().as_bytes()),
+                    "ed25519_public": hx(&i.public().ed25519_bytes()),
+                    "sender_id": hx(i.key_id().as_bytes()),
+                    "x25519_secret": hx(&i.x25519_secret().to_bytes()),
+                    "x25519_public": hx(&i.public().x25519_bytes()),
+                    "recipient_id": hx(i.public().recipient_key_id().as_bytes()),
+                    "xwing_seed": hx(w.seed()),
+                    "xwing_public": hx(w.public().as_bytes()),
+                    "xwing_recipient_id": hx(w.public().key_id().as_bytes()),
+                    "public_string": i.public().to_string(),
+                })
+            }
+            CastKey::Group(g) => {
+                let w = g.xwing_secret().expect("a post-quantum group key");
+                json!({
+                    "type": "group",
+                    "x25519_secret": hx(&g.x25519_secret().to_bytes()),
+                    "x25519_public": hx(x25519_dalek::PublicKey::from(g.x25519_secret()).as_bytes()),
+                    "recipient_id": hx(g.public().key_id().as_bytes()),
+                    "xwing_seed": hx(w.seed()),
+                    "xwing_public": hx(w.public().as_bytes()),
+                    "xwing_recipient_id": hx(w.public().key_id().as_bytes()),
+                    "public_string": g.public().to_string(),
+                })
+            }
+            CastKey::Symmetric(_) => unreachable!("no symmetric key in the post-quantum cast"),
+        };
+        m.insert(name.into(), v);
+    }
+    Value::Object(m)
 }
 
 /// The `keys` table of a vector file.
@@ -554,10 +689,23 @@ pub(crate) fn keys_json() -> Value {
 pub(crate) fn file_key(file: &Value, name: &str) -> Result<CastKey, String> {
     let k = &file["keys"][name];
     match k["type"].as_str() {
+        Some("identity") if !k["xwing_seed"].is_null() => {
+            Ok(CastKey::Identity(Identity::from_parts_post_quantum(
+                &fixed(&k["ed25519_seed"])?,
+                &fixed(&k["x25519_secret"])?,
+                &fixed(&k["xwing_seed"])?,
+            )))
+        }
         Some("identity") => Ok(CastKey::Identity(Identity::from_parts(
             &fixed(&k["ed25519_seed"])?,
             &fixed(&k["x25519_secret"])?,
         ))),
+        Some("group") if !k["xwing_seed"].is_null() => {
+            Ok(CastKey::Group(GroupKey::from_secret_bytes_post_quantum(
+                &fixed(&k["x25519_secret"])?,
+                &fixed(&k["xwing_seed"])?,
+            )))
+        }
         Some("group") => Ok(CastKey::Group(GroupKey::from_secret_bytes(&fixed(
             &k["x25519_secret"],
         )?))),
@@ -596,6 +744,17 @@ pub(crate) struct Receiver {
     pub validity: Vec<(&'static str, Option<u64>, Option<u64>)>,
     /// Revoked sender keys, by name (spec/keyring.md §2).
     pub revoked: Vec<&'static str>,
+    /// Issue 15: written only when set (the files of `v3/pq/`): trusted senders held to
+    /// post-quantum sessions (keyring.md `require=pq`) and the post-quantum recipient limit
+    /// (spec §7.3).
+    pub pq: Option<PqReceiver>,
+}
+
+/// The receiver fields of the files of `v3/pq/`.
+#[derive(Clone)]
+pub(crate) struct PqReceiver {
+    pub require_pq: Vec<&'static str>,
+    pub max_pq_recipients: u64,
 }
 
 impl Receiver {
@@ -619,7 +778,19 @@ impl Receiver {
             accept_legacy: false,
             validity: vec![],
             revoked: vec![],
+            pq: None,
         }
+    }
+
+    /// A receiver of the `v3/pq/` files: suites 1 and 2, the post-quantum fields written.
+    pub(crate) fn new_pq(me: &'static str) -> Receiver {
+        let mut r = Receiver::new(me);
+        r.suites = vec![1, 2];
+        r.pq = Some(PqReceiver {
+            require_pq: vec![],
+            max_pq_recipients: crate::session::MAX_PQ_RECIPIENTS as u64,
+        });
+        r
     }
 
     pub(crate) fn to_json(&self) -> Value {
@@ -630,7 +801,7 @@ impl Receiver {
                 json!({"valid_from": from, "valid_until": until}),
             );
         }
-        json!({
+        let mut v = json!({
             "identities": self.identities,
             "group_keys": self.group_keys,
             "symmetric_keys": self.symmetric_keys,
@@ -652,7 +823,12 @@ impl Receiver {
                 "dangerous_accept_unauthenticated_legacy_v2": self.accept_legacy,
             },
             "replay_store": {"type": "memory", "window": crate::replay::WINDOW_SIZE},
-        })
+        });
+        if let Some(pq) = &self.pq {
+            v["sender_require_pq"] = json!(pq.require_pq);
+            v["policy"]["max_pq_recipients"] = json!(pq.max_pq_recipients);
+        }
+        v
     }
 }
 
@@ -685,8 +861,12 @@ pub(crate) fn keyring_from_json(file: &Value, r: &Value) -> Result<Keyring, Stri
         PublicIdentity::parse(s).map_err(|e| format!("{n}: {e}"))
     };
     let mut ring = Keyring::new();
+    let require_pq = names_in(r, "sender_require_pq")?;
     for n in names_in(r, "trusted_senders")? {
         let mut t = TrustedKey::new(&n, public(&n)?);
+        if require_pq.contains(&n) {
+            t = t.require_post_quantum();
+        }
         let v = &r["sender_validity"][&n];
         if let Some(from) = v["valid_from"].as_u64() {
             t = t.valid_from(from);
@@ -779,6 +959,9 @@ pub(crate) fn opener_from_json(file: &Value, r: &Value) -> Result<Opener, String
         .max_session_messages(num(&p["max_session_messages"])?);
     if p["dangerous_accept_mac_via_group_key"].as_bool() == Some(true) {
         policy = policy.dangerous_accept_mac_via_group_key();
+    }
+    if !p["max_pq_recipients"].is_null() {
+        policy = policy.max_pq_recipients(usize_of(&p["max_pq_recipients"])?);
     }
     if p["dangerous_accept_unauthenticated_legacy_v2"].as_bool() == Some(true) {
         policy = policy.dangerous_accept_unauthenticated_legacy_v2();

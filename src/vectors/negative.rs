@@ -72,6 +72,20 @@ fn bytes_of_bin(field: &[u8]) -> Vec<u8> {
 enum Target {
     X(KeyId, [u8; 32]),
     Sym(KeyId, [u8; 32]),
+    /// An X-Wing key (suite 2, kind 3): its key id and its 1216 bytes.
+    XW(KeyId, Box<[u8; crate::keys::XWING_PUBLIC_LEN]>),
+}
+
+/// The target of `name` in a suite-2 session: its X-Wing key, or a symmetric key.
+fn target_pq(name: &str) -> Target {
+    let xw = |w: &crate::keys::XWingSecret| {
+        Target::XW(w.public().key_id(), Box::new(*w.public().as_bytes()))
+    };
+    match cast_key(name) {
+        CastKey::Identity(i) => xw(i.xwing_secret().expect("a post-quantum identity")),
+        CastKey::Group(g) => xw(g.xwing_secret().expect("a post-quantum group key")),
+        CastKey::Symmetric(k) => Target::Sym(k.key_id(), *k.secret()),
+    }
 }
 
 fn target(name: &str) -> Target {
@@ -88,7 +102,7 @@ fn target(name: &str) -> Target {
 impl Target {
     fn id(&self) -> KeyId {
         match self {
-            Target::X(id, _) | Target::Sym(id, _) => *id,
+            Target::X(id, _) | Target::Sym(id, _) | Target::XW(id, _) => *id,
         }
     }
 }
@@ -97,6 +111,8 @@ impl Target {
 /// editable), then the signed block.
 struct Plan {
     label: String,
+    /// The suite of the envelopes (field 1); the header's is `header[1]`.
+    suite: u64,
     mode: Mode,
     header: Vec<Vec<u8>>,
     to: Vec<Target>,
@@ -133,6 +149,7 @@ impl Plan {
         ];
         let mut p = Plan {
             label: label.into(),
+            suite: 1,
             mode,
             header,
             to,
@@ -141,6 +158,17 @@ impl Plan {
             signing,
             plaintexts: vec![],
         };
+        p.plaintexts = (0..p.to.len()).map(|i| p.plaintext(i)).collect();
+        p
+    }
+
+    /// A suite-2 session (issue 15): the header and envelopes say suite 2, and each
+    /// recipient is its X-Wing key (or a symmetric key).
+    fn new_pq(label: &str, mode: Mode, to: &[&str]) -> Plan {
+        let mut p = Plan::new(label, mode, to);
+        p.suite = 2;
+        p.header[1] = u(2);
+        p.to = to.iter().map(|n| target_pq(n)).collect();
         p.plaintexts = (0..p.to.len()).map(|i| p.plaintext(i)).collect();
         p
     }
@@ -181,7 +209,7 @@ impl Plan {
                         )]);
                         let (enc, w) = session::hpke_seal(pk, HPKE_INFO, &aad, pt, &mut rng)
                             .expect("usable key");
-                        (1, enc, w)
+                        (1, enc.to_vec(), w)
                     }
                     Target::Sym(_, k) => {
                         let mut rng = ScriptRng::new(vec![(
@@ -189,7 +217,16 @@ impl Plan {
                             det(&format!("{}/salt {i}", self.label), 16),
                         )]);
                         let (enc, w) = session::symmetric_seal(k, &aad, pt, &mut rng);
-                        (2, enc, w)
+                        (2, enc.to_vec(), w)
+                    }
+                    Target::XW(_, pk) => {
+                        let mut rng = ScriptRng::new(vec![(
+                            "eseed".into(),
+                            det(&format!("{}/eseed {i}", self.label), 64),
+                        )]);
+                        let (enc, w) = session::xwing_seal(pk, HPKE_INFO, &aad, pt, &mut rng)
+                            .expect("usable key");
+                        (3, enc.to_vec(), w)
                     }
                 };
                 vec![u(kind), b(t.id().as_bytes()), b(&enc), b(&wrapped)]
@@ -202,6 +239,7 @@ impl Plan {
         let header = self.header_bytes();
         let block = session::assemble_block(signer.signing_key(), &header, recipients);
         Sess {
+            suite: self.suite,
             mode: self.mode,
             hh: session::header_hash(&header),
             block,
@@ -227,6 +265,7 @@ type Entries = Vec<Vec<Vec<u8>>>;
 
 /// A finished session and the keys to authenticate messages in it.
 struct Sess {
+    suite: u64,
     mode: Mode,
     hh: [u8; 32],
     block: Vec<u8>,
@@ -275,7 +314,7 @@ impl Sess {
             hdr: arr_hdr(10),
             f: vec![
                 u(3),
-                u(1),
+                u(self.suite),
                 b(&session::session_ref(&self.hh)),
                 if inline { b(&self.block) } else { vec![0xc0] },
                 u(seq),
@@ -719,10 +758,12 @@ fn structure() -> Family {
         &mut f,
     );
     block_case(
-        "entry-unknown-kind-3",
-        "Bob's entry has kind 3.",
+        // Kind 3 is X-Wing since issue 15 (a kind suite 1 does not allow, also malformed):
+        // kind 4 is the smallest undefined kind.
+        "entry-unknown-kind-4",
+        "Bob's entry has kind 4, not defined.",
         arr(&[
-            arr(&[u(3), e[0][1].clone(), e[0][2].clone(), e[0][3].clone()]),
+            arr(&[u(4), e[0][1].clone(), e[0][2].clone(), e[0][3].clone()]),
             arr(&e[1]),
         ]),
         &mut f,
@@ -958,7 +999,8 @@ fn policy() -> Family {
             "unsupported_version",
         );
     }
-    for id in [2u64, 65535] {
+    // Suite 2 exists since issue 15: suite 3 is the smallest undefined id.
+    for id in [3u64, 65535] {
         f.one(
             &format!("envelope-suite-{id}"),
             "§1.2, §8 step 2",
@@ -980,12 +1022,12 @@ fn policy() -> Family {
         "unsupported_version",
     );
     let mut p = Plan::new("policy/header-suite", Mode::Signed, &["bob"]);
-    p.header[1] = u(2);
+    p.header[1] = u(3);
     let sess = p.seal();
     f.one(
-        "header-suite-2",
+        "header-suite-3",
         "§1.2, §5.1",
-        "The inline session header names suite 2 (envelope suite 1).",
+        "The inline session header names suite 3, not defined (envelope suite 1).",
         bob(),
         sess.finish(&sess.msg(0)),
         "unknown_suite",
@@ -2033,13 +2075,17 @@ pub(super) fn reconfigure_file() -> Value {
 }
 
 fn family_file(family: &str, description: &str, fam: Family) -> Value {
+    family_file_with(family, description, fam, keys_json())
+}
+
+fn family_file_with(family: &str, description: &str, fam: Family, keys: Value) -> Value {
     let mut file = json!({
         "format": FORMAT,
         "family": family,
         "description": description,
         "spec": "spec/envelope-v3.md",
         "license": "CC0-1.0",
-        "keys": keys_json(),
+        "keys": keys,
         "cases": [],
     });
     let cases: Vec<Value> = fam
@@ -2143,4 +2189,209 @@ pub(super) fn verify_case(file: &Value, case: &Value) -> Result<(), String> {
         (Some(a), Some(b)) if a == b => Ok(()),
         _ => Err("failure does not match the last step's outcome".into()),
     }
+}
+
+// ---- issue 15: the post-quantum suite 2 ------------------------------------------------------
+
+/// A receiver of the `v3/pq/` files (suites 1 and 2, the post-quantum fields written).
+fn bob_pq() -> Receiver {
+    Receiver::new_pq("bob-pq")
+}
+
+/// The rules of suite 2: the kinds a suite allows, the length of a kind-3 `enc`, the
+/// envelope's suite against its session's, downgrades refused by receivers that require
+/// suite 2 (their policy, or the keyring's `require=pq`), and the post-quantum recipient
+/// limit (spec §1.2, §5.4, §7.1, §7.3, §8 steps 3-5; keyring.md §2 rule 4).
+fn post_quantum() -> Family {
+    let mut f = Family { cases: vec![] };
+    let signed = Mode::Signed;
+
+    // A kind-3 entry whose enc is not 1120 bytes (spec §5.4), re-signed.
+    for (name, len, what) in [
+        ("xwing-enc-1119-bytes", 1119usize, "one byte short"),
+        ("xwing-enc-1121-bytes", 1121, "one byte long"),
+        ("xwing-enc-32-bytes", 32, "the length of an X25519 enc"),
+    ] {
+        let p = Plan::new_pq(&format!("pq/{name}"), signed, &["bob-pq"]);
+        let mut e = p.entries();
+        let mut enc = bytes_of_bin(&e[0][2]);
+        enc.resize(len, 0x42);
+        e[0][2] = b(&enc);
+        let sess = p.seal_entries(&e);
+        f.one(
+            name,
+            "§5.4, §9",
+            &format!("Suite 2: bob-pq's kind-3 entry has an enc of {len} bytes ({what}; X-Wing's is 1120). Block correctly signed."),
+            bob_pq(),
+            sess.finish(&sess.msg(0)),
+            "malformed",
+        );
+    }
+
+    // A classical X25519 wrap (kind 1) inside a suite-2 session: the weakest-wrap rule.
+    let mut p = Plan::new("pq/classical-wrap-in-pq-session", signed, &["bob-pq"]);
+    p.suite = 2;
+    p.header[1] = u(2);
+    let sess = p.seal();
+    f.one(
+        "x25519-wrap-in-suite-2-session",
+        "§5.4 (kinds per suite), §5.6",
+        "A suite-2 session whose only entry is a kind-1 X25519 wrap to bob-pq's X25519 key (a valid wrap, block correctly signed): a classical wrap inside a post-quantum session.",
+        bob_pq(),
+        sess.finish(&sess.msg(0)),
+        "malformed",
+    );
+    // And the other way: an X-Wing wrap (kind 3) inside a suite-1 session.
+    let mut p = Plan::new_pq("pq/xwing-wrap-in-suite-1-session", signed, &["bob-pq"]);
+    p.suite = 1;
+    p.header[1] = u(1);
+    let sess = p.seal();
+    f.one(
+        "xwing-wrap-in-suite-1-session",
+        "§5.4 (kinds per suite)",
+        "A suite-1 session whose only entry is a kind-3 X-Wing wrap to bob-pq (a valid wrap, block correctly signed).",
+        bob_pq(),
+        sess.finish(&sess.msg(0)),
+        "malformed",
+    );
+
+    // X-Wing rejects implicitly: a damaged enc is a wrap that does not open.
+    for (name, at, what) in [
+        (
+            "xwing-enc-mlkem-part-damaged",
+            100usize,
+            "byte 100 (in the ML-KEM-768 ciphertext)",
+        ),
+        (
+            "xwing-enc-x25519-part-damaged",
+            1100,
+            "byte 1100 (in the X25519 ephemeral key)",
+        ),
+    ] {
+        let p = Plan::new_pq(&format!("pq/{name}"), signed, &["bob-pq"]);
+        let mut e = p.entries();
+        let mut enc = bytes_of_bin(&e[0][2]);
+        enc[at] ^= 0x01;
+        e[0][2] = b(&enc);
+        let sess = p.seal_entries(&e);
+        f.one(
+            name,
+            "§5.4 (kind 3), §8 step 4e",
+            &format!("Suite 2: {what} of bob-pq's enc flipped, block re-signed: X-Wing decapsulates to another secret and the wrap does not open."),
+            bob_pq(),
+            sess.finish(&sess.msg(0)),
+            "bad_wrap",
+        );
+    }
+    // bob's classical key alone does not reach a suite-2 session.
+    let sess = Plan::new_pq("pq/classical-receiver", signed, &["bob-pq"]).seal();
+    let mut classical_bob = Receiver::new_pq("bob");
+    classical_bob.identities = vec!["bob"];
+    f.one(
+        "classical-receiver-not-for-us",
+        "§5.4, §8 step 4b",
+        "A suite-2 session to bob-pq; the receiver holds bob's classical identity (the same X25519 key, no X-Wing key): no entry of a kind and key id it holds.",
+        classical_bob,
+        sess.finish(&sess.msg(0)),
+        "not_for_us",
+    );
+
+    // Downgrades: a suite-1 session to bob-pq (its X25519 key).
+    let classical = Plan::new("pq/downgrade", signed, &["bob-pq"]).seal();
+    let env = classical.finish(&classical.msg(0));
+    let mut only_pq = bob_pq();
+    only_pq.suites = vec![2];
+    f.one(
+        "downgrade-receiver-requires-suite-2",
+        "§1.2, §8 step 3, §10.2",
+        "A suite-1 session to bob-pq; the receiver allows suite 2 only (Policy::require_post_quantum): refused before any cryptography.",
+        only_pq,
+        env.clone(),
+        "suite_not_allowed",
+    );
+    let mut per_sender = bob_pq();
+    per_sender.pq.as_mut().expect("a pq receiver").require_pq = vec!["alice"];
+    f.one(
+        "downgrade-sender-requires-pq",
+        "keyring.md §2 rule 4, §8 step 4a",
+        "A suite-1 session from alice to bob-pq; the receiver allows suites 1 and 2 but trusts alice with require=pq (sender_require_pq).",
+        per_sender.clone(),
+        env,
+        "suite_not_allowed",
+    );
+    // The same rule for a session established before the keyring said require=pq.
+    let m0 = classical.finish(&classical.msg_with(0, T0, true, PAYLOAD, META));
+    let m1 = classical.finish(&classical.msg_with(1, T0 + 1, false, PAYLOAD, META));
+    f.seq(
+        "downgrade-sender-requires-pq-cached",
+        "keyring.md §2 rule 4, §8 step 5",
+        "Message 0 (suite 1, inline) is accepted; the keyring then trusts alice with require=pq; message 1 (by reference, from the cache) is refused.",
+        bob_pq(),
+        vec![step(m0, T0, "ok"), {
+            let mut s = step_after(&per_sender, m1, T0 + 1, "suite_not_allowed");
+            s.keyring.as_mut().expect("a keyring step")["sender_require_pq"] = json!(["alice"]);
+            s
+        }],
+    );
+
+    // The envelope's suite differs from its session's (§7.1, §8 step 5; issue 14's leftover).
+    let pq = Plan::new_pq("pq/envelope-suite", signed, &["bob-pq"]).seal();
+    let mut m = pq.msg(0);
+    m.f[1] = u(1);
+    f.one(
+        "envelope-suite-1-in-suite-2-session",
+        "§7.1, §8 step 4",
+        "The inline block is a suite-2 session to bob-pq; the envelope's field 1 says suite 1. Re-authenticated with the session's key.",
+        bob_pq(),
+        pq.finish(&m),
+        "malformed",
+    );
+    let mut m = classical.msg(0);
+    m.f[1] = u(2);
+    f.one(
+        "envelope-suite-2-in-suite-1-session",
+        "§7.1, §8 step 4",
+        "The inline block is a suite-1 session; the envelope's field 1 says suite 2. Re-authenticated with the session's key.",
+        bob_pq(),
+        classical.finish(&m),
+        "malformed",
+    );
+    let m0 = pq.finish(&pq.msg_with(0, T0, true, PAYLOAD, META));
+    let mut by_ref = pq.msg_with(1, T0 + 1, false, PAYLOAD, META);
+    by_ref.f[1] = u(1);
+    f.seq(
+        "envelope-suite-differs-from-cached-session",
+        "§8 step 5",
+        "Message 0 establishes a suite-2 session; message 1 refers to it by session_ref with envelope suite 1 (re-authenticated): the session's suite is not the envelope's.",
+        bob_pq(),
+        vec![step(m0, T0, "ok"), step(pq.finish(&by_ref), T0 + 1, "malformed")],
+    );
+
+    // The post-quantum recipient limit (§7.3), lowered by the receiver's policy to 2.
+    let three = ["bob-pq", "carol-pq", "team-pq"];
+    let pq3 = Plan::new_pq("pq/limit", signed, &three).seal();
+    let c3 = Plan::new("pq/limit-classical", signed, &three).seal();
+    let mut small = bob_pq();
+    small.pq.as_mut().expect("a pq receiver").max_pq_recipients = 2;
+    f.seq(
+        "pq-recipients-over-limit",
+        "§7.3, §5.3",
+        "The receiver's post-quantum recipient limit is 2 (max_recipients stays 4096): a suite-1 session to bob-pq, carol-pq and team-pq opens; the same three in a suite-2 session are over the limit, decided from the array header.",
+        small,
+        vec![
+            step(c3.finish(&c3.msg(0)), T0, "ok"),
+            step(pq3.finish(&pq3.msg(0)), T0, "limit_exceeded"),
+        ],
+    );
+    f
+}
+
+/// `v3/pq/negative/suite-2.json`.
+pub(super) fn pq_file() -> Value {
+    family_file_with(
+        "pq/negative",
+        "Suite 2 (X-Wing wraps, issue 15): entry kinds per suite, the length of a kind-3 enc, damaged X-Wing ciphertexts, downgrades to suite 1 refused by receivers that require suite 2, the envelope's suite against its session's, and the post-quantum recipient limit.",
+        post_quantum(),
+        super::keys_json_pq(),
+    )
 }

@@ -105,6 +105,21 @@ impl Spec {
         self
     }
 
+    /// The sealer's suite for this recipient list (spec §5.6).
+    fn suite_is_pq(&self) -> bool {
+        let recipients: Vec<Recipient> = self
+            .to
+            .iter()
+            .map(|n| match super::cast_key(n) {
+                CastKey::Identity(i) => Recipient::from(i.public()),
+                CastKey::Group(g) => Recipient::Group(g.public().clone()),
+                CastKey::Symmetric(k) => Recipient::Symmetric(k),
+            })
+            .collect();
+        recipients.iter().all(Recipient::is_post_quantum)
+            && recipients.iter().any(Recipient::is_asymmetric)
+    }
+
     /// Plans the RNG script: the draws the sealer makes, in the order of spec §5.2.
     fn inputs(self, file: &str) -> Inputs {
         const LIFETIME: u64 = 3600;
@@ -147,9 +162,13 @@ impl Spec {
                 if self.mode.signs() {
                     d("signing_seed", None, 32);
                 }
+                // spec §5.6: suite 2 when every identity and group recipient has an
+                // X-Wing key; its wraps draw X-Wing's 64 bytes of `eseed` (§5.2).
+                let pq = self.suite_is_pq();
                 for (i, r) in self.to.iter().enumerate() {
                     match super::cast_key(r) {
                         CastKey::Symmetric(_) => d("salt", Some(i as u64), 16),
+                        _ if pq => d("eseed", Some(i as u64), 64),
                         _ => d("ikm_e", Some(i as u64), 32),
                     }
                 }
@@ -297,6 +316,95 @@ fn specs() -> Vec<(&'static str, &'static str, Vec<Spec>)> {
             payloads,
         ),
     ]
+}
+
+/// Suite 2 (issue 15): sessions whose identity and group recipients all have an X-Wing key,
+/// and the fallback to suite 1 when one does not (spec §5.6).
+fn pq_specs() -> Vec<Spec> {
+    let rm = rpc_meta();
+    let bob = || Receiver::new_pq("bob-pq");
+    let mut out = vec![];
+    for (name, mode, what) in [
+        ("signed-1to1-xwing", Mode::Signed, "Signed mode to bob-pq: suite 2, one kind-3 entry (X-Wing wrap, enc of 1120 bytes)."),
+        ("mac-1to1-xwing", Mode::Mac, "MAC mode to bob-pq: suite 2; the MAC key is derived with bob-pq's X-Wing recipient id."),
+        ("sign-only-1to1-xwing", Mode::SignOnly, "Sign-only mode to bob-pq: suite 2; the X-Wing wrap carries no key."),
+    ] {
+        let mut s = Spec::new(name, what, mode, &["bob-pq"]).msg(T0, PAYLOAD, &rm);
+        let mut strict = bob();
+        strict.suites = vec![2];
+        s.receivers = vec![bob(), strict];
+        out.push(s);
+    }
+    let mut group_rx = Receiver::new_pq("bob-pq");
+    group_rx.identities = vec![];
+    group_rx.group_keys = vec!["team-pq"];
+    let mut sym_rx = Receiver::new_pq("bob-pq");
+    sym_rx.identities = vec![];
+    sym_rx.symmetric_keys = vec!["vault"];
+    let mut s = Spec::new("signed-mixed-kinds-xwing", "Signed mode to bob-pq, carol-pq, the group key team-pq and the symmetric key vault: suite 2 with entries of kind 3, 3, 3 and 2 (a 256-bit symmetric key is fine in a post-quantum session, spec §5.6). Each receiver finds its own entry.", Mode::Signed, &["bob-pq", "carol-pq", "team-pq", "vault"]).msg(T0, PAYLOAD, &rm);
+    s.receivers = vec![bob(), Receiver::new_pq("carol-pq"), group_rx, sym_rx];
+    out.push(s);
+    let mut s = Spec::new("mac-by-reference-xwing", "MAC mode to bob-pq and carol-pq, Inline::FirstMessage: message 0 carries the suite-2 block, messages 1 and 2 refer to it (their envelopes say suite 2). The per-message work is suite 1's.", Mode::Mac, &["bob-pq", "carol-pq"])
+        .msg(T0, b"request 0", &[("method", "counter.add")])
+        .msg(T0 + 1, b"request 1", &[("method", "counter.add")])
+        .msg(T0 + 2, b"request 2", &[("method", "counter.add")]);
+    s.inline = Inline::FirstMessage;
+    s.receivers = vec![bob(), Receiver::new_pq("carol-pq")];
+    out.push(s);
+    let mut s = Spec::new("signed-mixed-falls-back-to-suite-1", "Signed mode to bob-pq and the classical dave: dave has no X-Wing key, so the session is suite 1 and bob-pq is reached through its X25519 key (kind 1). (pq/negative's downgrade cases show a receiver that requires suite 2 refusing such a session).", Mode::Signed, &["bob-pq", "dave"]).msg(T0, PAYLOAD, &rm);
+    s.receivers = vec![bob(), Receiver::new_pq("dave")];
+    out.push(s);
+    out
+}
+
+/// `v3/pq/positive/suite-2.json`.
+pub(super) fn pq_file() -> Value {
+    build_file(
+        "pq/positive",
+        "pq",
+        "Suite 2 (issue 15): X-Wing wraps for every identity and group recipient, with symmetric recipients beside them; and the fallback to suite 1 when a recipient has no X-Wing key.",
+        super::keys_json_pq(),
+        pq_specs(),
+    )
+}
+
+fn build_file(
+    family: &str,
+    file: &'static str,
+    description: &str,
+    keys: Value,
+    specs: Vec<Spec>,
+) -> Value {
+    let mut f = json!({
+        "format": FORMAT,
+        "family": family,
+        "description": description,
+        "spec": "spec/envelope-v3.md",
+        "license": "CC0-1.0",
+        "keys": keys,
+        "cases": [],
+    });
+    let cases: Vec<Value> = specs
+        .into_iter()
+        .map(|s| {
+            let name = s.name;
+            let description = s.description;
+            let inputs = s.inputs(file);
+            let v = run(&f, name, description, &inputs)
+                .unwrap_or_else(|e| panic!("{family}/{name}: {e}"));
+            let all_ok = v["receivers"].as_array().is_some_and(|rs| {
+                rs.iter().all(|r| {
+                    r["opens"]
+                        .as_array()
+                        .is_some_and(|o| o.iter().all(|x| x["expect"] == "ok"))
+                })
+            });
+            assert!(all_ok, "{family}/{name}: a receiver rejects a message");
+            v
+        })
+        .collect();
+    f["cases"] = Value::Array(cases);
+    f
 }
 
 pub(super) fn files() -> Vec<(&'static str, Value)> {
@@ -597,6 +705,19 @@ fn explain_session(
                 m.insert("commit".into(), hx(&commit[..16]).into());
                 m.insert("wrap_key".into(), hx(&kw).into());
             }
+            CastKey::Identity(_) | CastKey::Group(_) if e.kind == session::KIND_XWING => {
+                let eseed = find_draw(c, s, "eseed", Some(i as u64)).ok_or("no eseed draw")?;
+                let seed = match super::file_key(file, &c.recipients[i])? {
+                    CastKey::Identity(id) => *id.xwing_secret().ok_or("no X-Wing key")?.seed(),
+                    CastKey::Group(g) => *g.xwing_secret().ok_or("no X-Wing key")?.seed(),
+                    CastKey::Symmetric(_) => return Err("a symmetric key in a kind-3 entry".into()),
+                };
+                m.insert("eseed".into(), hx(eseed).into());
+                m.insert(
+                    "xwing_shared_secret".into(),
+                    hx(&crate::xwing::xwing_shared_secret(&seed, e.enc)?).into(),
+                );
+            }
             _ => {
                 let ikm = find_draw(c, s, "ikm_e", Some(i as u64)).ok_or("no ikm_e draw")?;
                 let (clamped, pk_e) = session::hpke_derive_keypair(ikm);
@@ -604,14 +725,14 @@ fn explain_session(
                 if curve25519_dalek::scalar::clamp_integer(sk_e) != clamped {
                     return Err(format!("entry {i}: the hpke crate's sk is not clamp(sk)"));
                 }
-                if pk_e != e.enc {
+                if pk_e[..] != e.enc[..] {
                     return Err(format!("entry {i}: enc is not DeriveKeyPair(ikm_e).pk"));
                 }
                 m.insert("ikm_e".into(), hx(ikm).into());
                 m.insert("ephemeral_secret".into(), hx(&sk_e).into());
             }
         }
-        m.insert("enc".into(), hx(&e.enc).into());
+        m.insert("enc".into(), hx(e.enc).into());
         m.insert("wrapped".into(), hx(e.wrapped).into());
         entries.push(Value::Object(m));
     }

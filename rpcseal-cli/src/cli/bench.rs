@@ -82,6 +82,19 @@ struct Results {
     mac_1mib_open_one_thread: f64,
     raw_aead_1mib_open: f64,
     overhead_bytes_mac_1to1: usize,
+    /// Issue 15, the post-quantum suite 2 (X-Wing wraps): session setup (a new session and
+    /// its signed block) to 1 and to 100 recipients, suite 2 and suite 1 timed in turn.
+    setup_pq_1: f64,
+    setup_classical_1: f64,
+    setup_pq_100: f64,
+    setup_classical_100: f64,
+    /// The steady-state MAC 256 B seal + open in a suite-2 session (symmetric work only,
+    /// as in suite 1: `mac_256_roundtrip`), timed in turn with the suite-1 one.
+    mac_256_roundtrip_pq: f64,
+    mac_256_roundtrip_classical: f64,
+    /// Bytes one more recipient adds to a session block (signed mode), suite 2 and suite 1.
+    overhead_bytes_pq_per_recipient: usize,
+    overhead_bytes_classical_per_recipient: usize,
     /// The at-rest store (rpcseal-store, issue 20): encrypted vs plain, rotation.
     store: StoreFigures,
     avx2_compiled: bool,
@@ -116,6 +129,21 @@ impl Results {
                 "<= 1.2",
             ),
             (
+                "setup_pq_1_vs_classical",
+                self.setup_pq_1 / self.setup_classical_1,
+                "(what X-Wing costs over X25519 at setup)",
+            ),
+            (
+                "setup_pq_100_vs_classical",
+                self.setup_pq_100 / self.setup_classical_100,
+                "(what X-Wing costs over X25519 at setup)",
+            ),
+            (
+                "mac_256_roundtrip_pq_vs_classical",
+                self.mac_256_roundtrip_pq / self.mac_256_roundtrip_classical,
+                "~1 (per message: symmetric work only)",
+            ),
+            (
                 "aead_1mib_vs_raw",
                 self.raw_aead_1mib / self.mac_1mib_seal,
                 ">= 0.85 (throughput)",
@@ -144,6 +172,16 @@ impl Results {
                 "store_read_256_vs_plain",
                 self.store.read_256_vs_plain,
                 ">= 0.7 (throughput)",
+            ),
+            (
+                "store_write_256_vs_plain_cpu",
+                self.store.write_256_vs_plain_cpu,
+                "(on-CPU time, load left out)",
+            ),
+            (
+                "store_read_256_vs_plain_cpu",
+                self.store.read_256_vs_plain_cpu,
+                "(on-CPU time, load left out)",
             ),
             (
                 "store_write_16k_vs_plain",
@@ -187,6 +225,10 @@ impl Results {
             "\"overhead_bytes_mac_1to1\":{},",
             self.overhead_bytes_mac_1to1
         ));
+        s.push_str(&format!(
+            "\"overhead_bytes_pq_per_recipient\":{},\"overhead_bytes_classical_per_recipient\":{},",
+            self.overhead_bytes_pq_per_recipient, self.overhead_bytes_classical_per_recipient
+        ));
         let raw = [
             ("mac_256_roundtrip_ns", self.mac_256_roundtrip),
             ("floor_mac_256_roundtrip_ns", self.floor_mac_256_roundtrip),
@@ -197,6 +239,15 @@ impl Results {
             ("signed_open_batch_ns", self.signed_batch_open_per_msg),
             ("setup_1000_ns", self.setup_1000),
             ("hpke_seals_1000_ns", self.hpke_seals_1000),
+            ("setup_pq_1_ns", self.setup_pq_1),
+            ("setup_classical_1_ns", self.setup_classical_1),
+            ("setup_pq_100_ns", self.setup_pq_100),
+            ("setup_classical_100_ns", self.setup_classical_100),
+            ("mac_256_roundtrip_pq_ns", self.mac_256_roundtrip_pq),
+            (
+                "mac_256_roundtrip_classical_ns",
+                self.mac_256_roundtrip_classical,
+            ),
             ("mac_1mib_seal_ns", self.mac_1mib_seal),
             ("mac_1mib_seal_one_thread_ns", self.mac_1mib_seal_one_thread),
             ("raw_aead_1mib_ns", self.raw_aead_1mib),
@@ -273,8 +324,14 @@ impl Results {
             "memory_latency_ns", self.memory_latency
         ));
         s.push_str(&format!(
-            "{:<30} {:>10}  <= 100\n\n",
+            "{:<30} {:>10}  <= 100\n",
             "overhead_bytes_mac_1to1", self.overhead_bytes_mac_1to1
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>10}  (per recipient in a session block; suite 1: {})\n\n",
+            "overhead_bytes_pq_per_recipient",
+            self.overhead_bytes_pq_per_recipient,
+            self.overhead_bytes_classical_per_recipient
         ));
         let us = |ns: f64| format!("{:.2} us", ns / 1e3);
         let rows = [
@@ -287,6 +344,12 @@ impl Results {
             ("  in a batch of 64", self.signed_batch_open_per_msg),
             ("session to 1000 recipients", self.setup_1000),
             ("  1000 HPKE seals", self.hpke_seals_1000),
+            ("PQ session to 1 recipient", self.setup_pq_1),
+            ("  suite 1, 1 recipient", self.setup_classical_1),
+            ("PQ session to 100 recipients", self.setup_pq_100),
+            ("  suite 1, 100 recipients", self.setup_classical_100),
+            ("MAC 256 B seal+open, PQ session", self.mac_256_roundtrip_pq),
+            ("  suite-1 session", self.mac_256_roundtrip_classical),
             ("MAC 1 MiB seal, 2 threads", self.mac_1mib_seal),
             ("MAC 1 MiB seal, 1 thread", self.mac_1mib_seal_one_thread),
             ("  raw ChaCha20-Poly1305 1 MiB", self.raw_aead_1mib),
@@ -493,7 +556,7 @@ fn measure(quick: bool) -> Result<Results, String> {
     } else {
         (Duration::from_millis(200), 9)
     };
-    let mut p = Progress { step: 0, total: 14 };
+    let mut p = Progress { step: 0, total: 16 };
     let e = |e: rpcseal::Misuse| e.to_string();
     let alice = Identity::generate();
     let bob = Identity::generate();
@@ -571,6 +634,79 @@ fn measure(quick: bool) -> Result<Results, String> {
             black_box(hpke_seal(pk, &[0u8; 36], &[0u8; 32]));
         }
     });
+
+    p.next("post-quantum suite 2: session setup to 1 and 100 recipients");
+    // The same recipients, with and without their X-Wing keys: suite 2 and suite 1.
+    let pq_people: Vec<Identity> = (0..100)
+        .map(|_| Identity::generate_post_quantum())
+        .collect();
+    let pq_all: Vec<Recipient> = pq_people
+        .iter()
+        .map(|i| Recipient::from(i.public()))
+        .collect();
+    let classical_all: Vec<Recipient> = pq_people
+        .iter()
+        .map(|i| Recipient::from(&i.public().classical()))
+        .collect();
+    let setup_sealer =
+        |to: &[Recipient]| Sealer::new(&alice, to, SealerConfig::new(Mode::Signed)).map_err(e);
+    let mut pq1 = setup_sealer(&pq_all[..1])?;
+    let mut c1 = setup_sealer(&classical_all[..1])?;
+    let mut pq100 = setup_sealer(&pq_all)?;
+    let mut c100 = setup_sealer(&classical_all)?;
+    if pq1.suite().id() != 2 || c1.suite().id() != 1 {
+        return Err("the post-quantum sealer did not choose suite 2".into());
+    }
+    let setup = |s: &mut Sealer| {
+        s.rotate();
+        black_box(s.session_block().expect("creates").len());
+    };
+    let small = time_interleaved(
+        slice,
+        rounds,
+        &mut [&mut || setup(&mut pq1), &mut || setup(&mut c1)],
+    );
+    let (setup_pq_1, setup_classical_1) = (small[0], small[1]);
+    let large = time_interleaved(
+        if quick { slice } else { slice * 2 },
+        rounds,
+        &mut [&mut || setup(&mut pq100), &mut || setup(&mut c100)],
+    );
+    let (setup_pq_100, setup_classical_100) = (large[0], large[1]);
+    let per_recipient = |one: &mut Sealer, many: &mut Sealer| -> Result<usize, String> {
+        let a = one.session_block().map_err(e)?.len();
+        let b = many.session_block().map_err(e)?.len();
+        Ok((b - a) / 99)
+    };
+    let overhead_bytes_pq_per_recipient = per_recipient(&mut pq1, &mut pq100)?;
+    let overhead_bytes_classical_per_recipient = per_recipient(&mut c1, &mut c100)?;
+
+    p.next("post-quantum suite 2: per-message cost (MAC 256 B seal + open)");
+    let bob_pq = &pq_people[0];
+    let (mut pq_sealer, pq_opener) = pair(Mode::Mac, &pq_all[..1], bob_pq, &alice)?;
+    let (mut c_sealer, c_opener) = pair(Mode::Mac, &classical_all[..1], bob_pq, &alice)?;
+    let mut out2 = Vec::with_capacity(4096);
+    let per_message = time_interleaved(
+        slice,
+        rounds,
+        &mut [
+            &mut || {
+                out.clear();
+                pq_sealer
+                    .seal_into(&payload, &m, &mut out)
+                    .expect("sealable");
+                black_box(pq_opener.open(&out).expect("opens"));
+            },
+            &mut || {
+                out2.clear();
+                c_sealer
+                    .seal_into(&payload, &m, &mut out2)
+                    .expect("sealable");
+                black_box(c_opener.open(&out2).expect("opens"));
+            },
+        ],
+    );
+    let (mac_256_roundtrip_pq, mac_256_roundtrip_classical) = (per_message[0], per_message[1]);
 
     p.next("replay check");
     const NOW: u64 = 1_800_000_000;
@@ -773,6 +909,14 @@ fn measure(quick: bool) -> Result<Results, String> {
         mac_1mib_open_one_thread,
         raw_aead_1mib_open,
         overhead_bytes_mac_1to1,
+        setup_pq_1,
+        setup_classical_1,
+        setup_pq_100,
+        setup_classical_100,
+        mac_256_roundtrip_pq,
+        mac_256_roundtrip_classical,
+        overhead_bytes_pq_per_recipient,
+        overhead_bytes_classical_per_recipient,
         store,
         avx2_compiled: cfg!(target_feature = "avx2"),
     })

@@ -107,7 +107,11 @@ fn to_json(i: &Inspection) -> serde_json::Value {
     });
     json!({
         "version": i.version,
-        "suite": { "id": i.suite.id(), "name": i.suite.name() },
+        "suite": {
+            "id": i.suite.id(),
+            "name": i.suite.name(),
+            "post_quantum": i.suite.is_post_quantum(),
+        },
         "session_ref": hex(&i.session_ref),
         "session": session,
         "seq": i.seq,

@@ -44,8 +44,8 @@ pub enum KeyKind {
     Symmetric,
 }
 
-/// `rpcseal keygen [-o FILE] [--group | --symmetric] [--force]`.
-pub fn keygen(output: Option<&Path>, kind: KeyKind, force: bool) -> Result<()> {
+/// `rpcseal keygen [-o FILE] [--group | --symmetric] [--pq] [--force]`.
+pub fn keygen(output: Option<&Path>, kind: KeyKind, pq: bool, force: bool) -> Result<()> {
     let (public, secret, what) = if let KeyKind::Symmetric = kind {
         // A symmetric key has no public half: its key id stands in the comment instead.
         let k = SymmetricKey::generate();
@@ -55,11 +55,29 @@ pub fn keygen(output: Option<&Path>, kind: KeyKind, force: bool) -> Result<()> {
             "symmetric key",
         )
     } else if let KeyKind::Group = kind {
-        let g = GroupKey::generate();
-        (g.public().to_string(), g.to_secret_string(), "group key")
+        let g = if pq {
+            GroupKey::generate_post_quantum()
+        } else {
+            GroupKey::generate()
+        };
+        let what = if pq {
+            "post-quantum group key"
+        } else {
+            "group key"
+        };
+        (g.public().to_string(), g.to_secret_string(), what)
     } else {
-        let id = Identity::generate();
-        (id.public().to_string(), id.to_secret_string(), "identity")
+        let id = if pq {
+            Identity::generate_post_quantum()
+        } else {
+            Identity::generate()
+        };
+        let what = if pq {
+            "post-quantum identity"
+        } else {
+            "identity"
+        };
+        (id.public().to_string(), id.to_secret_string(), what)
     };
     let mut text = Zeroizing::new(String::new());
     text.push_str(&format!(
@@ -158,7 +176,8 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
         )));
     }
     let bad = |e: rpcseal::KeyError| Failure::file(format!("key file {shown}: {e}"));
-    if line.starts_with("RPCSEAL-SECRET-GROUP:") {
+    if line.starts_with("RPCSEAL-SECRET-GROUP:") || line.starts_with("RPCSEAL-SECRET-GROUP-XWING:")
+    {
         GroupKey::from_secret_string(line)
             .map(SecretKey::Group)
             .map_err(bad)
@@ -311,7 +330,9 @@ pub fn senders(args: &[String]) -> Result<Vec<PublicIdentity>> {
     for arg in args {
         let from_file = !arg.trim().starts_with("rpcseal-");
         for line in public_key_lines(arg, "trusted sender")? {
-            if line.starts_with("rpcseal-pub-group:") {
+            if line.starts_with("rpcseal-pub-group:")
+                || line.starts_with("rpcseal-pub-group-xwing:")
+            {
                 return Err(Failure::file(format!(
                     "a group key cannot be a trusted sender ({}): trust the senders' identities",
                     if from_file {

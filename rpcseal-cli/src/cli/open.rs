@@ -25,6 +25,7 @@ pub struct Args {
     pub replay_redis_prefix: Option<String>,
     pub replay_redis_new_prefix: bool,
     pub dangerous_accept_mac_via_group: bool,
+    pub require_pq: bool,
     pub json: bool,
     pub input: Option<PathBuf>,
     pub output: Option<PathBuf>,
@@ -75,6 +76,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.allow_legacy {
         policy = policy.dangerous_accept_unauthenticated_legacy_v2();
+    }
+    if args.require_pq {
+        policy = policy.require_post_quantum();
     }
     builder = builder.policy(policy);
     let mut file_store = None;

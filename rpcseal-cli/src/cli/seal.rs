@@ -17,6 +17,7 @@ pub struct Args {
     pub mode: Mode,
     pub meta: Vec<(String, String)>,
     pub dangerous_allow_mac_to_group: bool,
+    pub require_pq: bool,
     pub input: Option<PathBuf>,
     pub output: Option<PathBuf>,
 }
@@ -41,6 +42,9 @@ pub fn run(args: Args) -> Result<()> {
         SealerConfig::new(args.mode).parallel_hash_from(Some(super::SEAL_PARALLEL_HASH_FROM));
     if args.dangerous_allow_mac_to_group {
         config = config.dangerous_allow_mac_to_group();
+    }
+    if args.require_pq {
+        config = config.require_post_quantum();
     }
     let mut sealer = Sealer::new(&identity, &recipients, config).map_err(misuse)?;
 
@@ -76,6 +80,10 @@ fn misuse(e: Misuse) -> Failure {
             "MAC mode to a group key or a symmetric key cannot tell the key's holders apart: \
              any holder could forge messages the others accept as yours. Use --mode signed, \
              or pass --dangerous-allow-mac-to-group if every holder is as trusted as you",
+        ),
+        Misuse::NotPostQuantum => Failure::usage(
+            "--require-pq: a recipient has no X-Wing key (give its rpcseal-pub-id-xwing: or \
+             rpcseal-pub-group-xwing: key, made with rpcseal keygen --pq)",
         ),
         other => Failure::usage(format!("cannot seal: {other}")),
     }
