@@ -611,7 +611,7 @@ fn replies_to_one_client_are_signed_concurrently() {
             .seal_request(
                 format!("q{i}").as_bytes(),
                 &Metadata::new(),
-                &service.public(),
+                service.public(),
             )
             .unwrap();
         let ctx = RequestContext::new(&incoming, &incoming.open(&env).unwrap()).unwrap();
@@ -666,7 +666,7 @@ fn the_reply_metadata_is_the_callers_plus_the_binding_in_order() {
     ] {
         let (req, pending) = w
             .requests
-            .seal_request(b"q", &Metadata::new(), &w.service.public())
+            .seal_request(b"q", &Metadata::new(), w.service.public())
             .unwrap();
         let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
         let m = meta(&keys.iter().map(|k| (*k, "v")).collect::<Vec<_>>());
@@ -676,7 +676,7 @@ fn the_reply_metadata_is_the_callers_plus_the_binding_in_order() {
     }
     let (req, _) = w
         .requests
-        .seal_request(b"q", &Metadata::new(), &w.service.public())
+        .seal_request(b"q", &Metadata::new(), w.service.public())
         .unwrap();
     let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
     let full: Metadata = (0..64).map(|i| (format!("k{i:02}"), "v".into())).collect();
