@@ -36,12 +36,28 @@ pub(crate) struct DecodeLimits {
     pub max_metadata_bytes: usize,
 }
 
-/// Writes the metadata map (spec §7.1 field 7).
-pub(crate) fn put_metadata(out: &mut Vec<u8>, metadata: &Metadata) {
-    wire::put_map(out, metadata.len());
+/// Writes the metadata map (spec §7.1 field 7): `metadata` plus one more entry, `extra`, whose key `metadata` must not hold, in
+/// its sorted place: the bytes of the map with `extra` inserted, without building that map
+/// (a reply's binding, spec/rpc.md §3).
+pub(crate) fn put_metadata_with(
+    out: &mut Vec<u8>,
+    metadata: &Metadata,
+    mut extra: Option<(&str, &str)>,
+) {
+    debug_assert!(extra.is_none_or(|(k, _)| !metadata.contains_key(k)));
+    wire::put_map(out, metadata.len() + usize::from(extra.is_some()));
     for (k, v) in metadata {
+        if let Some((ek, ev)) = extra.filter(|(ek, _)| *ek < k.as_str()) {
+            wire::put_str(out, ek);
+            wire::put_str(out, ev);
+            extra = None;
+        }
         wire::put_str(out, k);
         wire::put_str(out, v);
+    }
+    if let Some((ek, ev)) = extra {
+        wire::put_str(out, ek);
+        wire::put_str(out, ev);
     }
 }
 
@@ -288,6 +304,7 @@ pub(crate) fn put_prefix(
     timestamp: u64,
     nonce: &[u8; NONCE_LEN],
     metadata: &Metadata,
+    extra: Option<(&str, &str)>,
     body_len: usize,
 ) {
     wire::put_array(out, ENVELOPE_FIELDS);
@@ -301,7 +318,7 @@ pub(crate) fn put_prefix(
     wire::put_uint(out, seq);
     wire::put_uint(out, timestamp);
     wire::put_bin(out, nonce);
-    put_metadata(out, metadata);
+    put_metadata_with(out, metadata, extra);
     wire::put_bin_header(out, body_len);
 }
 

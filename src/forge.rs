@@ -169,6 +169,7 @@ pub fn message(m: &MessageSpec<'_>) -> Vec<u8> {
         m.timestamp,
         &m.nonce,
         m.metadata,
+        None,
         body_len,
     );
     let mut body = Zeroizing::new(m.payload.to_vec());
@@ -267,6 +268,7 @@ pub fn reencode_envelope(bytes: &[u8]) -> Result<Vec<u8>, crate::Error> {
         env.timestamp,
         &env.nonce,
         &metadata,
+        None,
         env.body.len(),
     );
     out.extend_from_slice(env.body);

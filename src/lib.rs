@@ -84,8 +84,8 @@ pub use open::{
     DEFAULT_MAX_SESSION_LIFETIME, DEFAULT_MAX_SESSION_MESSAGES, MAX_RECIPIENTS_LIMIT,
 };
 pub use seal::{
-    Inline, Sealer, SealerConfig, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS, MAX_MESSAGES_LIMIT,
-    MAX_WIRE_PAYLOAD,
+    Inline, Sealer, SealerConfig, Unsigned, DEFAULT_MAX_PAYLOAD, DEFAULT_MAX_RECIPIENTS,
+    MAX_MESSAGES_LIMIT, MAX_WIRE_PAYLOAD,
 };
 pub use session::MAX_PQ_RECIPIENTS;
 pub use suite::{Mode, Suite};

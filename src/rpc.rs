@@ -48,7 +48,7 @@ use lru::LruCache;
 use crate::error::{Error, ErrorKind, Misuse};
 use crate::keys::{Identity, KeyId, PublicIdentity, Recipient};
 use crate::open::{Opened, Opener};
-use crate::seal::{Sealer, SealerConfig};
+use crate::seal::{Sealer, SealerConfig, Unsigned};
 use crate::Metadata;
 
 // spec/rpc.md §2: the reserved metadata keys.
@@ -298,6 +298,24 @@ impl Sealer {
             },
         ))
     }
+
+    /// [`Sealer::seal_request`] up to the per-message signature ([`Sealer::seal_unsigned`]):
+    /// for a sealer shared behind a lock, [`Unsigned::finish`] runs after the lock is
+    /// released. The [`PendingReply`] is known before the signature.
+    pub fn seal_request_unsigned(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        responder: &PublicIdentity,
+    ) -> Result<(Unsigned, PendingReply), Misuse> {
+        check_reserved(metadata, false)?;
+        let unsigned = self.seal_unsigned(payload, metadata)?;
+        let pending = PendingReply {
+            request: unsigned.message_hash(),
+            responder: responder.key_id(),
+        };
+        Ok((unsigned, pending))
+    }
 }
 
 /// Reserved keys: only those of spec/rpc.md §2; [`IN_REPLY_TO`] only when `reply`.
@@ -403,6 +421,19 @@ impl RequestContext {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<Vec<u8>, Misuse> {
+        self.seal_reply_unsigned(sealer, payload, metadata)
+            .map(Unsigned::finish)
+    }
+
+    /// [`RequestContext::seal_reply`] up to the per-message signature
+    /// ([`Sealer::seal_unsigned`]): [`Unsigned::finish`] may run after the sealer's lock
+    /// is released.
+    pub fn seal_reply_unsigned(
+        &self,
+        sealer: &mut Sealer,
+        payload: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Unsigned, Misuse> {
         match sealer.recipients() {
             [Recipient::Service(r)] if *r == self.client => {}
             _ => {
@@ -411,8 +442,10 @@ impl RequestContext {
                 ))
             }
         }
-        let m = self.reply_metadata(metadata)?;
-        sealer.seal(payload, &m)
+        // The bytes of `reply_metadata(metadata)` without building that map.
+        check_reserved(metadata, false)?;
+        let id = hex32(&self.request);
+        sealer.seal_unsigned_with(payload, metadata, Some((IN_REPLY_TO, &id)))
     }
 }
 
@@ -465,7 +498,9 @@ impl Responder {
     }
 
     /// Seals the reply to the request `ctx` describes: to the client alone, bound to the
-    /// request ([`IN_REPLY_TO`] added to `metadata`).
+    /// request ([`IN_REPLY_TO`] added to `metadata`). The client's reply sealer is locked
+    /// while the reply is sealed but not while it is signed: replies to one client are
+    /// signed in parallel, each with its own sequence number.
     pub fn seal_reply(
         &self,
         ctx: &RequestContext,
@@ -493,7 +528,20 @@ impl Responder {
                 }
             }
         };
-        let mut c = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let unsigned = {
+            let mut c = entry.lock().unwrap_or_else(|p| p.into_inner());
+            Self::seal_locked(&mut c, ctx, payload, metadata)?
+        };
+        Ok(unsigned.finish())
+    }
+
+    /// The part of [`Responder::seal_reply`] under the client's lock.
+    fn seal_locked(
+        c: &mut ClientSealer,
+        ctx: &RequestContext,
+        payload: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Unsigned, Misuse> {
         if c.reply_session != c.sealer.session_ref() {
             // A new reply session: its first envelope carries the block anyway.
             c.answered.clear();
@@ -502,7 +550,7 @@ impl Responder {
         if !known {
             c.sealer.inline_next();
         }
-        let out = ctx.seal_reply(&mut c.sealer, payload, metadata)?;
+        let out = ctx.seal_reply_unsigned(&mut c.sealer, payload, metadata)?;
         if c.reply_session != c.sealer.session_ref() {
             c.answered.clear();
             c.reply_session = c.sealer.session_ref();

@@ -1,6 +1,9 @@
 //! The sender's side: [`Sealer`] (spec/envelope-v3.md §6 and §7.2).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
 
 use getrandom::SysRng;
 use rand_core::{CryptoRng, UnwrapErr};
@@ -189,8 +192,51 @@ struct Active {
     list_key: Option<Zeroizing<[u8; 32]>>,
     cipher: Option<PayloadCipher>,
     session_ref: [u8; 16],
+    /// The session's per-message signing key (signed and sign-only modes), shared with
+    /// the [`Unsigned`] envelopes still to be signed outside the sealer.
+    signer: Option<Arc<SigningKey>>,
     next_seq: u64,
     bytes: u64,
+}
+
+/// An envelope sealed but for its per-message signature: everything that depends on the
+/// sealer's state (the session, the sequence number, the nonce, the encryption, the
+/// message hash) is done, and [`Unsigned::finish`] appends the Ed25519 signature, which
+/// needs nothing but the session's key. A sealer shared behind a lock seals with
+/// [`Sealer::seal_unsigned`] under the lock and finishes after releasing it, so that
+/// concurrent callers sign in parallel. The finished envelope is byte for byte what
+/// [`Sealer::seal`] would have made. In MAC mode the envelope is already complete and
+/// `finish` only hands it out.
+#[must_use = "the envelope is complete only after finish"]
+pub struct Unsigned {
+    out: Vec<u8>,
+    message_hash: [u8; 32],
+    signer: Option<Arc<SigningKey>>,
+}
+
+impl Unsigned {
+    /// The envelope's message hash (spec/envelope-v3.md §7.2), known before the signature.
+    pub fn message_hash(&self) -> [u8; 32] {
+        self.message_hash
+    }
+
+    /// Signs (signed and sign-only modes) and returns the envelope.
+    pub fn finish(mut self) -> Vec<u8> {
+        if let Some(key) = &self.signer {
+            let sig = crate::sign::sign(key, &envelope::signature_input(&self.message_hash));
+            self.out.extend_from_slice(&sig);
+        }
+        self.out
+    }
+}
+
+impl std::fmt::Debug for Unsigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsigned")
+            .field("len", &self.out.len())
+            .field("signed", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Seals payloads from one sender to a fixed set of recipients. Creates a session (one
@@ -339,6 +385,44 @@ impl Sealer {
         self.seal_at(payload, metadata, out, now, &mut UnwrapErr(SysRng))
     }
 
+    /// Seals `payload` with `metadata` up to the per-message signature, which
+    /// [`Unsigned::finish`] adds: for a sealer shared behind a lock, so that the signature
+    /// (the bulk of a small message's cost in signed mode) runs after the lock is released
+    /// and concurrent callers sign in parallel. Same checks, session handling and bytes as
+    /// [`Sealer::seal`].
+    pub fn seal_unsigned(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+    ) -> Result<Unsigned, Misuse> {
+        self.seal_unsigned_with(payload, metadata, None)
+    }
+
+    /// [`Sealer::seal_unsigned`] with `metadata` plus the entry `extra` (a key `metadata`
+    /// does not hold), encoded as the map with it inserted would be, without the copy.
+    pub(crate) fn seal_unsigned_with(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        extra: Option<(&str, &str)>,
+    ) -> Result<Unsigned, Misuse> {
+        let now = unix_now()?;
+        let mut out = Vec::new();
+        let (message_hash, signer) = self.seal_parts(
+            payload,
+            metadata,
+            extra,
+            &mut out,
+            now,
+            &mut UnwrapErr(SysRng),
+        )?;
+        Ok(Unsigned {
+            out,
+            message_hash,
+            signer,
+        })
+    }
+
     /// Makes the next envelope carry the session block inline, whatever the [`Inline`]
     /// policy: for a sender that learnt that a receiver lacks the session (a restarted
     /// service, a queue-group replica that has not seen it yet; spec/rpc.md §6) and cannot
@@ -480,12 +564,14 @@ impl Sealer {
         Ok(out)
     }
 
-    fn check_metadata(metadata: &Metadata) -> Result<(), Misuse> {
-        if metadata.len() > DEFAULT_MAX_METADATA_ENTRIES {
+    /// The limits of spec §7.1 on `metadata` plus `extra` (one more entry).
+    fn check_metadata(metadata: &Metadata, extra: Option<(&str, &str)>) -> Result<(), Misuse> {
+        if metadata.len() + usize::from(extra.is_some()) > DEFAULT_MAX_METADATA_ENTRIES {
             return Err(Misuse::InvalidMetadata("more than 64 entries"));
         }
         let mut total = 0usize;
-        for (k, v) in metadata {
+        let all = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in all.chain(extra) {
             if k.is_empty() {
                 return Err(Misuse::InvalidMetadata("empty key"));
             }
@@ -533,6 +619,8 @@ impl Sealer {
         )?;
         self.sessions_created += 1;
         self.rotate();
+        let mut s = s;
+        let signer = s.signing.take().map(Arc::new);
         let cipher = s.ek.as_ref().map(|k| PayloadCipher::new(k));
         let list_key = (s.header.mode == Mode::Mac)
             .then(|| s.ek.as_ref().map(|k| envelope::list_key(k)))
@@ -542,6 +630,7 @@ impl Sealer {
             session_ref: session::session_ref(&s.header_hash),
             s,
             cipher,
+            signer,
             next_seq: 0,
             bytes: 0,
         });
@@ -556,6 +645,27 @@ impl Sealer {
         now: u64,
         rng: &mut R,
     ) -> Result<[u8; 32], Misuse> {
+        let (mh, signer) = self.seal_parts(payload, metadata, None, out, now, rng)?;
+        if let Some(key) = signer {
+            out.extend_from_slice(&crate::sign::sign(&key, &envelope::signature_input(&mh)));
+        }
+        Ok(mh)
+    }
+
+    /// Everything but the per-message signature: appends the envelope up to the
+    /// signature's bytes (a MAC-mode envelope whole) and returns the message hash and, in
+    /// the signing modes, the key the signature is made with. The state changes (sequence
+    /// number, byte count, the one-off inline flag) are made here, so the signature can run
+    /// anywhere after.
+    fn seal_parts<R: CryptoRng>(
+        &mut self,
+        payload: &[u8],
+        metadata: &Metadata,
+        extra: Option<(&str, &str)>,
+        out: &mut Vec<u8>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<([u8; 32], Option<Arc<SigningKey>>), Misuse> {
         let limit = self.config.payload_limit();
         if (payload.len() as u64 > limit
             && !crate::mutant::is(crate::mutant::Mutant::SealerNoPayloadCheck))
@@ -567,7 +677,7 @@ impl Sealer {
                 limit,
             });
         }
-        Self::check_metadata(metadata)?;
+        Self::check_metadata(metadata, extra)?;
         self.ensure_session(payload.len() as u64, now, rng)?;
         let inline = self.config.inline;
         let a = self.active.as_mut().expect("ensured");
@@ -604,6 +714,7 @@ impl Sealer {
             now,
             &nonce,
             metadata,
+            extra,
             body_len,
         );
         let body_start = out.len();
@@ -642,16 +753,14 @@ impl Sealer {
             }
         };
         wire::put_bin_header(out, auth_len);
-        if let Some(signing) = &a.s.signing {
-            out.extend_from_slice(&crate::sign::sign(signing, &envelope::signature_input(&mh)));
-        } else {
+        if a.signer.is_none() {
             let ak = a.list_key.as_ref().expect("MAC sessions encrypt");
             envelope::put_mac_list(out, &a.s.mac_keys, ak, &mh);
         }
         a.next_seq += 1;
         a.bytes += payload.len() as u64;
         self.force_inline = false;
-        Ok(mh)
+        Ok((mh, a.signer.clone()))
     }
 }
 

@@ -8,7 +8,42 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 /// `Sign(sk, m)`: the 64-byte signature `R ‖ S`.
 pub(crate) fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {
+    #[cfg(feature = "vectors")]
+    hook::enter();
     key.sign(message).to_bytes()
+}
+
+/// A function every signature runs first (tests only, hidden feature `vectors`): lets a
+/// test park a thread inside signing and show what else can proceed meanwhile, with
+/// barriers instead of timing. One relaxed atomic load per signature when unset.
+#[cfg(feature = "vectors")]
+pub mod hook {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, RwLock};
+
+    type Hook = Arc<dyn Fn() + Send + Sync>;
+
+    static SET: AtomicBool = AtomicBool::new(false);
+    static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
+
+    /// Sets (or with `None` clears) the function every signature calls first, on the
+    /// signing thread, before it signs. Process-wide: the function decides by itself
+    /// (for example by the thread's name) which calls to hold.
+    pub fn set_sign_hook(f: Option<Hook>) {
+        let mut h = HOOK.write().unwrap_or_else(|p| p.into_inner());
+        SET.store(f.is_some(), Ordering::SeqCst);
+        *h = f;
+    }
+
+    pub(crate) fn enter() {
+        if !SET.load(Ordering::Relaxed) {
+            return;
+        }
+        let f = HOOK.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(f) = f {
+            f();
+        }
+    }
 }
 
 /// `Verify(pk, m, sig)`, strict (spec §1): rejects `S ≥ L`, small-order `A` or `R`, and uses

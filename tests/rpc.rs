@@ -532,3 +532,158 @@ fn after_the_reply_session_rotates_the_next_reply_carries_the_new_block() {
     }
     assert_eq!(seen, [true, false, true, false, true]);
 }
+
+/// Parks every signature made on a thread named `parked` inside signing until the test
+/// releases it: `entered` is passed once the thread is in, `release` lets it go on.
+struct Parking {
+    entered: std::sync::Arc<std::sync::Barrier>,
+    release: std::sync::Arc<std::sync::Barrier>,
+}
+
+impl Parking {
+    fn install() -> Parking {
+        use std::sync::{Arc, Barrier};
+        let entered = Arc::new(Barrier::new(2));
+        let release = Arc::new(Barrier::new(2));
+        let (e, r) = (entered.clone(), release.clone());
+        rpcseal::mutant::set_sign_hook(Some(Arc::new(move || {
+            if std::thread::current().name() == Some("parked") {
+                e.wait();
+                r.wait();
+            }
+        })));
+        Parking { entered, release }
+    }
+}
+
+/// Runs `other` on its own thread while the `parked` thread is inside a signature, and
+/// says whether it finished before the parked one was released (a generous bound: it
+/// decides only between passing and hanging, nothing is timed).
+fn runs_while_parked<A, B>(parked: A, other: B) -> bool
+where
+    A: FnOnce() + Send + 'static,
+    B: FnOnce() + Send + 'static,
+{
+    let p = Parking::install();
+    let a = std::thread::Builder::new()
+        .name("parked".into())
+        .spawn(parked)
+        .unwrap();
+    p.entered.wait();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b = std::thread::spawn(move || {
+        other();
+        let _ = tx.send(());
+    });
+    let finished = rx.recv_timeout(std::time::Duration::from_secs(30)).is_ok();
+    p.release.wait();
+    a.join().unwrap();
+    b.join().unwrap();
+    rpcseal::mutant::set_sign_hook(None);
+    finished
+}
+
+/// issues 16 and 18: the responder's per-client sealer is not held while a reply is
+/// signed, so two replies to one client are signed at the same time; each still gets its
+/// own sequence number and opens at the client.
+#[test]
+fn replies_to_one_client_are_signed_concurrently() {
+    use std::sync::Arc;
+    let signed = || SealerConfig::new(Mode::Signed).inline(Inline::FirstMessage);
+    let client = Identity::generate();
+    let service = Identity::generate();
+    let mut requests =
+        Sealer::new(&client, &[Recipient::from(service.public())], signed()).unwrap();
+    let incoming = Opener::builder()
+        .identity(&service)
+        .trust(client.public())
+        .build()
+        .unwrap();
+    let replies = Opener::builder()
+        .identity(&client)
+        .trust(service.public())
+        .build()
+        .unwrap();
+    let responder = Arc::new(Responder::new(&service, signed(), 4).unwrap());
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let (env, pending) = requests
+            .seal_request(
+                format!("q{i}").as_bytes(),
+                &Metadata::new(),
+                service.public(),
+            )
+            .unwrap();
+        let ctx = RequestContext::new(&incoming, &incoming.open(&env).unwrap()).unwrap();
+        calls.push((ctx, pending));
+    }
+    // The reply session exists before the race (its block signature is the session's).
+    let first = responder
+        .seal_reply(&calls[0].0, b"r0", &Metadata::new())
+        .unwrap();
+    let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r1, c1, o1) = (responder.clone(), calls[1].0.clone(), out.clone());
+    let (r2, c2, o2) = (responder.clone(), calls[2].0.clone(), out.clone());
+    let concurrent = runs_while_parked(
+        move || {
+            let e = r1.seal_reply(&c1, b"r1", &Metadata::new()).unwrap();
+            o1.lock().unwrap().push((1, e));
+        },
+        move || {
+            let e = r2.seal_reply(&c2, b"r2", &Metadata::new()).unwrap();
+            o2.lock().unwrap().push((2, e));
+        },
+    );
+    assert!(
+        concurrent,
+        "a reply to the same client waited for another reply's signature"
+    );
+    let mut envs = std::mem::take(&mut *out.lock().unwrap());
+    envs.push((0, first));
+    envs.sort();
+    let mut seqs = Vec::new();
+    for (i, e) in envs {
+        let opened = calls[i].1.open_reply(&replies, &e).unwrap();
+        assert_eq!(opened.payload, format!("r{i}").into_bytes());
+        seqs.push(opened.seq);
+    }
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 3, "every reply has its own sequence number");
+}
+
+/// The reply's binding is written into the metadata map in its sorted place without
+/// building that map: the reply's metadata is exactly the caller's plus the binding, for
+/// keys sorting before, between and after `rpc.in-reply-to`, at the 64-entry limit too.
+#[test]
+fn the_reply_metadata_is_the_callers_plus_the_binding_in_order() {
+    let mut w = world();
+    for keys in [
+        vec![],
+        vec!["a"],
+        vec!["zz"],
+        vec!["a", "rpc.id", "rpc.method", "zz", "\u{e9}"],
+    ] {
+        let (req, pending) = w
+            .requests
+            .seal_request(b"q", &Metadata::new(), w.service.public())
+            .unwrap();
+        let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
+        let m = meta(&keys.iter().map(|k| (*k, "v")).collect::<Vec<_>>());
+        let reply = w.responder.seal_reply(&ctx, b"r", &m).unwrap();
+        let opened = pending.open_reply(&w.replies, &reply).unwrap();
+        assert_eq!(opened.metadata, ctx.reply_metadata(&m).unwrap(), "{keys:?}");
+    }
+    let (req, _) = w
+        .requests
+        .seal_request(b"q", &Metadata::new(), w.service.public())
+        .unwrap();
+    let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
+    let full: Metadata = (0..64).map(|i| (format!("k{i:02}"), "v".into())).collect();
+    assert!(matches!(
+        w.responder.seal_reply(&ctx, b"r", &full),
+        Err(Misuse::InvalidMetadata(_))
+    ));
+    let fits: Metadata = (0..63).map(|i| (format!("k{i:02}"), "v".into())).collect();
+    assert!(w.responder.seal_reply(&ctx, b"r", &fits).is_ok());
+}

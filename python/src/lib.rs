@@ -256,7 +256,11 @@ impl Sealer {
         metadata: Option<BTreeMap<String, String>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let metadata = metadata.unwrap_or_default();
-        let sealed = py.detach(|| lock(&self.inner).seal(payload, &metadata));
+        let sealed = py.detach(|| {
+            // Locked while sealing, not while signing: threads sign in parallel.
+            let unsigned = lock(&self.inner).seal_unsigned(payload, &metadata);
+            unsigned.map(rpcseal::Unsigned::finish)
+        });
         match sealed {
             Ok(envelope) => Ok(PyBytes::new(py, &envelope)),
             Err(e) => Err(misuse(py, e)),

@@ -261,13 +261,15 @@ impl Client {
         let mut meta = metadata.clone();
         meta.insert(rpc::METHOD.into(), method.into());
         meta.insert(rpc::REPLY_TO.into(), reply_to.clone());
-        let (envelope, pending, session_ref) = {
+        // The sealer is locked while sealing, not while signing: calls sign in parallel.
+        let (unsigned, pending, session_ref) = {
             let mut s = self.sealer.lock().unwrap_or_else(|p| p.into_inner());
             let (e, p) = s
-                .seal_request(payload, &meta, &self.service)
+                .seal_request_unsigned(payload, &meta, &self.service)
                 .map_err(CallError::Seal)?;
             (e, p, s.session_ref())
         };
+        let envelope = unsigned.finish();
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.pending
             .lock()

@@ -57,12 +57,14 @@ impl Publisher {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<usize, PublishError> {
-        let env = self
+        // Locked while sealing, not while signing (the guard ends with the statement).
+        let unsigned = self
             .sealer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .seal(payload, metadata)
+            .seal_unsigned(payload, metadata)
             .map_err(PublishError::Seal)?;
+        let env = unsigned.finish();
         let n = env.len();
         self.nats
             .publish(self.subject.clone(), Bytes::from(env))

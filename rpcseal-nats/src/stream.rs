@@ -33,12 +33,14 @@ impl StreamPublisher {
     /// Seals and publishes one message and waits for the stream's acknowledgement: the
     /// message is stored when this returns its stream sequence number.
     pub async fn publish(&self, payload: &[u8], metadata: &Metadata) -> Result<u64, PublishError> {
-        let env = self
+        // Locked while sealing, not while signing (the guard ends with the statement).
+        let unsigned = self
             .sealer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .seal(payload, metadata)
+            .seal_unsigned(payload, metadata)
             .map_err(PublishError::Seal)?;
+        let env = unsigned.finish();
         let ack = self
             .js
             .publish(self.subject.clone(), Bytes::from(env))

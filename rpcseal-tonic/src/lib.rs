@@ -391,20 +391,23 @@ impl<Req: prost::Message> Encoder for ClientEncoder<Req> {
         }
         let payload = item.encode_to_vec();
         let meta = message_metadata(&self.path);
-        let (envelope, pending) = match self.kind {
+        // The channel's shared sealer is locked while sealing, not while signing: calls on
+        // one channel sign in parallel.
+        let (unsigned, pending) = match self.kind {
             Kind::Unary => self
                 .shared
                 .sealer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .seal_request(&payload, &meta, &self.shared.service),
+                .seal_request_unsigned(&payload, &meta, &self.shared.service),
             Kind::Streaming => state
                 .stream_sealer
                 .as_mut()
                 .expect("a streaming codec has its sealer")
-                .seal_request(&payload, &meta, &self.shared.service),
+                .seal_request_unsigned(&payload, &meta, &self.shared.service),
         }
         .map_err(misuse)?;
+        let envelope = unsigned.finish();
         dst.put_slice(&envelope);
         if state.pending.is_none() {
             state.pending = Some(pending.clone());

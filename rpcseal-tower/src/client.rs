@@ -194,13 +194,14 @@ where
             .map_err(|_| ClientError::Seal(Misuse::InvalidMetadata("content-type is not text")))?;
         meta.insert(META_CONTENT_TYPE.into(), ct.to_owned());
     }
-    let (envelope, pending) = shared
+    // The sealer is locked while sealing, not while signing: calls sign in parallel.
+    let (unsigned, pending) = shared
         .sealer
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .seal_request(&body, &meta, &shared.service)
+        .seal_request_unsigned(&body, &meta, &shared.service)
         .map_err(ClientError::Seal)?;
-    let envelope = Bytes::from(envelope);
+    let envelope = Bytes::from(unsigned.finish());
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
