@@ -12,12 +12,26 @@
 //!   ([`rpcseal::Policy::strict_order`]): a replayed, reordered or dropped message, or one
 //!   moved in from another stream, is an error on that stream.
 //!
-//! tonic's generated code builds its codec with `Default`, which cannot carry keys: the
-//! service and client plumbing is written by hand (as `tests/grpc.rs` and
-//! `examples/grpc.rs` show), passing the codecs these types make.
+//! **Generated code** (tonic-build, `codec_path("rpcseal_tonic::SealedCodec")`): serve
+//! the generated server as `server_codecs.service(GreeterServer::new(handler))` and build
+//! the generated client on `client_codecs.channel(channel)`; each call's [`SealedCodec`]
+//! (made by `Default` in the generated code) finds its keys there ([`SealedService`],
+//! [`SealedChannel`]), and the handler reads the sender with [`caller_of`]. Client- and
+//! bidirectional-streaming methods are named on both sides (`.streaming(path)`); a method
+//! not named carries one request message per call (a second is refused). A server-streaming
+//! method may be named too: its replies are then a session of their own, in strict order.
+//! `examples/generated.rs` runs one.
+//!
+//! **Hand-written plumbing**: pass the codecs [`ServerCodecs`] and [`ClientCodecs`] make
+//! (as `examples/grpc.rs` shows); the handler gets [`Incoming`], the message and its sender.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod generated;
+pub use generated::{
+    caller_of, SealedChannel, SealedCodec, SealedDecoder, SealedEncoder, SealedService,
+};
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -540,6 +554,8 @@ struct ServerCall {
     session: Option<[u8; 16]>,
     /// A streaming call's reply sealer.
     reply_sealer: Option<Sealer>,
+    /// Request messages received in the call.
+    messages: u64,
 }
 
 /// The codec of one server call: opens `Req` messages into [`Incoming`], seals `Resp`
@@ -616,6 +632,11 @@ impl<Req: prost::Message + Default> Decoder for ServerDecoder<Req> {
             Kind::Unary => &shared.requests,
             Kind::Streaming => &shared.stream_requests,
         };
+        // spec/grpc.md §4: a call treated as unary has one request message.
+        state.messages += 1;
+        if self.kind == Kind::Unary && state.messages > 1 {
+            return Err(refused());
+        }
         // spec/grpc.md §4: a block beside the envelope.
         match state.block.take() {
             Some(Ok(block)) => {

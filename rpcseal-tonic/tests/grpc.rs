@@ -628,3 +628,449 @@ async fn replayed_reordered_or_foreign_replies_end_the_stream_at_the_client() {
         (vec![0, 1], Some("out_of_order".into()))
     );
 }
+
+// ---- Generated code: rpcseal-tonic/codegen-test, tonic-build with `SealedCodec`.
+
+use generated::inventory_client::InventoryClient;
+use generated::inventory_server::{Inventory as GeneratedInventory, InventoryServer};
+use rpcseal_tonic_codegen_test as generated;
+
+/// The generated service's handlers. With `upstream`, `get` asks another sealed service
+/// (with this client's keys) from inside the call, and answers with what it said.
+#[derive(Clone)]
+struct Generated {
+    seen: Seen,
+    upstream: Option<(ClientCodecs, SocketAddr)>,
+}
+
+fn generated_stock(sku: u32, caller: Option<&rpcseal_tonic::Caller>) -> generated::Stock {
+    generated::Stock {
+        sku,
+        count: sku * 2,
+        caller: caller
+            .map(|c| c.sender_name.to_string())
+            .unwrap_or_default(),
+        session: caller
+            .map(|c| c.session.session_id.to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl GeneratedInventory for Generated {
+    async fn get(
+        &self,
+        request: tonic::Request<generated::GetRequest>,
+    ) -> Result<tonic::Response<generated::Stock>, Status> {
+        self.seen.handled.fetch_add(1, Ordering::SeqCst);
+        let caller = rpcseal_tonic::caller_of(&request).cloned();
+        let sku = request.into_inner().sku;
+        if let Some((codecs, addr)) = self.upstream.clone() {
+            let ask = async move {
+                let mut up = InventoryClient::new(codecs.channel(plain_channel(addr).await));
+                up.get(generated::GetRequest { sku }).await
+            };
+            // Odd skus ask from a task of their own (no scope of this call there).
+            let mut reply = match sku % 2 {
+                1 => tokio::spawn(ask).await.unwrap()?,
+                _ => ask.await?,
+            }
+            .into_inner();
+            reply.caller = format!("{} via {}", reply.caller, caller.unwrap().sender_name);
+            return Ok(tonic::Response::new(reply));
+        }
+        Ok(tonic::Response::new(generated_stock(sku, caller.as_ref())))
+    }
+
+    type ChatStream = Pin<Box<dyn Stream<Item = Result<generated::Stock, Status>> + Send>>;
+
+    async fn chat(
+        &self,
+        request: tonic::Request<tonic::Streaming<generated::GetRequest>>,
+    ) -> Result<tonic::Response<Self::ChatStream>, Status> {
+        let seen = self.seen.clone();
+        let (_, extensions, input) = request.into_parts();
+        let caller = tonic::Request::from_parts(Default::default(), extensions, ());
+        let out = input.map(move |m| match m {
+            Ok(m) => {
+                seen.handled.fetch_add(1, Ordering::SeqCst);
+                Ok(generated_stock(m.sku, rpcseal_tonic::caller_of(&caller)))
+            }
+            Err(status) => {
+                seen.errors.lock().unwrap().push(status.code());
+                Err(status)
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(out) as Self::ChatStream))
+    }
+}
+
+fn server_codecs(service: &Identity, clients: &[&Identity]) -> ServerCodecs {
+    let trusted: Vec<_> = clients.iter().map(|c| c.public().clone()).collect();
+    let id = service.clone();
+    ServerCodecs::new(service, config(), 100, move || {
+        trusted
+            .iter()
+            .fold(Opener::builder().identity(&id), |b, t| b.trust(t))
+    })
+    .unwrap()
+}
+
+/// How a test serves the generated server.
+#[derive(Clone, Copy, PartialEq)]
+enum Sealing {
+    /// Without `ServerCodecs::service`.
+    Off,
+    /// Through it, Chat named streaming.
+    On,
+    /// Through it, Chat not named streaming.
+    ChatUnnamed,
+}
+
+/// The generated server on 127.0.0.1, sealed with `service`'s keys as `sealing` says.
+async fn serve_generated(
+    service: &Identity,
+    clients: &[&Identity],
+    upstream: Option<(ClientCodecs, SocketAddr)>,
+    sealing: Sealing,
+) -> (SocketAddr, Seen) {
+    let seen = Seen::default();
+    let server = InventoryServer::new(Generated {
+        seen: seen.clone(),
+        upstream,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let codecs = server_codecs(service, clients);
+    let router = match sealing {
+        Sealing::On => {
+            Server::builder().add_service(codecs.service(server).streaming(generated::CHAT))
+        }
+        Sealing::ChatUnnamed => Server::builder().add_service(codecs.service(server)),
+        Sealing::Off => Server::builder().add_service(server),
+    };
+    tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
+    (addr, seen)
+}
+
+async fn plain_channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+type GeneratedClient = InventoryClient<rpcseal_tonic::SealedChannel<Channel>>;
+
+async fn generated_client(codecs: &ClientCodecs, addr: SocketAddr) -> GeneratedClient {
+    InventoryClient::new(
+        codecs
+            .channel(plain_channel(addr).await)
+            .streaming(generated::CHAT),
+    )
+}
+
+#[tokio::test]
+async fn generated_unary_calls_are_sealed_and_share_a_session() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let codecs = client_codecs(&alice, &svc);
+    let mut client = generated_client(&codecs, addr).await;
+    let mut sessions = Vec::new();
+    for sku in [3, 4, 5] {
+        let reply = client
+            .get(generated::GetRequest { sku })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((reply.sku, reply.count), (sku, sku * 2));
+        assert_eq!(reply.caller, alice.key_id().to_string());
+        sessions.push(reply.session);
+    }
+    assert!(sessions.iter().all(|s| *s == sessions[0]));
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 3);
+
+    // The same bytes as the hand-written codecs: an envelope sealed as `ClientCodecs`
+    // seals it is handled; the same envelope again is a replay, refused without detail.
+    let env = stream_envelopes(&alice, &svc, GET, 1).remove(0);
+    let call = |e: Vec<u8>| async move {
+        let mut grpc = channel(addr).await;
+        grpc.ready().await.unwrap();
+        grpc.unary(
+            tonic::Request::new(e),
+            http::uri::PathAndQuery::from_static(GET),
+            Raw,
+        )
+        .await
+    };
+    assert!(call(env.clone()).await.is_ok());
+    let replayed = call(env).await.unwrap_err();
+    assert_eq!(replayed.code(), Code::Unauthenticated);
+    assert_eq!(replayed.message(), "request refused");
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn generated_client_resends_with_the_block_when_a_server_asks() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (first, _) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let (second, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let codecs = client_codecs(&alice, &svc);
+    let mut a = generated_client(&codecs, first).await;
+    let mut b = generated_client(&codecs, second).await;
+    a.get(generated::GetRequest { sku: 1 }).await.unwrap();
+    // By reference at a server that never saw the session: FAILED_PRECONDITION, then the
+    // same envelope with its block, inside the one call; handled once.
+    let reply = b
+        .get(generated::GetRequest { sku: 2 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.count, 4);
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn generated_bidirectional_stream_is_in_order_and_refuses_replayed_or_reordered_messages() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let codecs = client_codecs(&alice, &svc);
+    let mut client = generated_client(&codecs, addr).await;
+    let skus: Vec<u32> = (1..=20).collect();
+    let requests = tokio_stream::iter(
+        skus.clone()
+            .into_iter()
+            .map(|sku| generated::GetRequest { sku }),
+    );
+    let mut replies = client.chat(requests).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = replies.next().await {
+        let r = r.unwrap();
+        assert_eq!(r.caller, alice.key_id().to_string());
+        got.push(r.sku);
+    }
+    assert_eq!(got, skus);
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 20);
+
+    // Hostile streams at the generated server.
+    let cases: [(&str, Mangle, usize); 3] = [
+        (
+            "replayed",
+            |m| vec![m[0].clone(), m[1].clone(), m[1].clone()],
+            2,
+        ),
+        (
+            "reordered",
+            |m| vec![m[0].clone(), m[2].clone(), m[1].clone()],
+            1,
+        ),
+        ("starts mid-session", |m| vec![m[1].clone()], 0),
+    ];
+    for (what, mangle, handled) in cases {
+        let m = stream_envelopes(&alice, &svc, CHAT, 3);
+        let before = seen.handled.load(Ordering::SeqCst);
+        let (n, end) = send_raw(addr, mangle(&m)).await;
+        let status = end.expect_err(what);
+        assert_eq!(status.code(), Code::Unauthenticated, "{what}");
+        assert_eq!(n, handled, "{what}");
+        assert_eq!(
+            seen.handled.load(Ordering::SeqCst) - before,
+            handled,
+            "{what}"
+        );
+    }
+    // A whole genuine stream sent twice: the second is a replay from its first message.
+    let m = stream_envelopes(&alice, &svc, CHAT, 2);
+    assert_eq!(send_raw(addr, m.clone()).await.0, 2);
+    let (n, end) = send_raw(addr, m).await;
+    assert_eq!((n, end.unwrap_err().code()), (0, Code::Unauthenticated));
+}
+
+#[tokio::test]
+async fn generated_stream_replies_replayed_by_a_proxy_end_the_stream_at_the_client() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, _) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let codecs = client_codecs(&alice, &svc);
+    let proxy = serve_proxy(addr, |r| vec![r[0].clone(), r[1].clone(), r[1].clone()]).await;
+    let mut client = generated_client(&codecs, proxy).await;
+    let requests = tokio_stream::iter((0..3).map(|sku| generated::GetRequest { sku }));
+    let mut replies = client.chat(requests).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    let err = loop {
+        match replies.next().await {
+            Some(Ok(s)) => got.push(s.sku),
+            Some(Err(e)) => break e,
+            None => panic!("the replayed reply was accepted"),
+        }
+    };
+    assert_eq!(got, vec![0, 1]);
+    assert_eq!(kind(&err).as_deref(), Some("replayed"));
+}
+
+#[tokio::test]
+async fn generated_calls_without_keys_fail_closed() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+
+    // A generated client on a plain channel: its codec has no keys; nothing is sent.
+    let mut plain = InventoryClient::new(plain_channel(addr).await);
+    let err = plain
+        .get(generated::GetRequest { sku: 1 })
+        .await
+        .unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    let requests = tokio_stream::iter((0..2).map(|sku| generated::GetRequest { sku }));
+    match plain.chat(requests).await {
+        Ok(r) => {
+            let mut r = r.into_inner();
+            assert!(r.next().await.unwrap().is_err());
+        }
+        Err(e) => assert_ne!(e.code(), Code::Ok),
+    }
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 0);
+
+    // A sealed channel refuses a request whose codec is not `SealedCodec`.
+    let codecs = client_codecs(&alice, &svc);
+    let mut grpc = tonic::client::Grpc::new(codecs.channel(plain_channel(addr).await));
+    grpc.ready().await.unwrap();
+    let env = stream_envelopes(&alice, &svc, GET, 1).remove(0);
+    let err = grpc
+        .unary(
+            tonic::Request::new(env),
+            http::uri::PathAndQuery::from_static(GET),
+            Raw,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 0);
+
+    // The generated server without `ServerCodecs::service`: its codec has no keys, so a
+    // sealed call fails and the handler never runs.
+    let (bare, bare_seen) = serve_generated(&svc, &[&alice], None, Sealing::Off).await;
+    let mut client = generated_client(&codecs, bare).await;
+    let err = client
+        .get(generated::GetRequest { sku: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(bare_seen.handled.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_handler_calls_another_sealed_service_with_its_own_keys() {
+    // bob serves alice; to answer, his handler asks carol's service as client bob.
+    let (alice, bob, carol) = (
+        Identity::generate(),
+        Identity::generate(),
+        Identity::generate(),
+    );
+    let (carol_addr, carol_seen) = serve_generated(&carol, &[&bob], None, Sealing::On).await;
+    let upstream = (client_codecs(&bob, &carol), carol_addr);
+    let (bob_addr, bob_seen) = serve_generated(&bob, &[&alice], Some(upstream), Sealing::On).await;
+    let codecs = client_codecs(&alice, &bob);
+    let mut client = generated_client(&codecs, bob_addr).await;
+    for sku in [7, 8] {
+        let reply = client
+            .get(generated::GetRequest { sku })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.count, sku * 2);
+        assert_eq!(
+            reply.caller,
+            format!("{} via {}", bob.key_id(), alice.key_id())
+        );
+    }
+    assert_eq!(bob_seen.handled.load(Ordering::SeqCst), 2);
+    assert_eq!(carol_seen.handled.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_stream_to_a_method_not_named_streaming_is_refused_at_its_second_message() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::On).await;
+    let codecs = client_codecs(&alice, &svc);
+    // The client does not name Chat streaming: its messages are sealed as unary ones.
+    let mut client = InventoryClient::new(codecs.channel(plain_channel(addr).await));
+    let requests = tokio_stream::iter((0..3).map(|sku| generated::GetRequest { sku }));
+    let outcome = match client.chat(requests).await {
+        Ok(r) => r.into_inner().collect::<Vec<_>>().await,
+        Err(e) => vec![Err(e)],
+    };
+    assert!(outcome.iter().any(|r| r.is_err()));
+    assert!(seen.handled.load(Ordering::SeqCst) <= 1);
+}
+
+#[tokio::test]
+async fn a_service_refuses_a_second_request_message_on_a_method_not_named_streaming() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve_generated(&svc, &[&alice], None, Sealing::ChatUnnamed).await;
+    // Two genuine messages of one session to Chat, which this service treats as unary.
+    let m = stream_envelopes(&alice, &svc, CHAT, 2);
+    let (n, end) = send_raw(addr, m).await;
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "request refused");
+    assert!(n <= 1);
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_two_channels_with_different_keys_stay_apart() {
+    let (alice, bob, one, two) = (
+        Identity::generate(),
+        Identity::generate(),
+        Identity::generate(),
+        Identity::generate(),
+    );
+    let (addr_one, seen_one) = serve_generated(&one, &[&alice], None, Sealing::On).await;
+    let (addr_two, seen_two) = serve_generated(&two, &[&bob], None, Sealing::On).await;
+    let alice_one = generated_client(&client_codecs(&alice, &one), addr_one).await;
+    let bob_two = generated_client(&client_codecs(&bob, &two), addr_two).await;
+    // One call each first: its reply carries the reply session's block, which later
+    // replies name by reference (spec/rpc.md §6.3). Concurrent first calls could see a
+    // by-reference reply overtake the one with the block (unknown_session at the client).
+    for (client, who) in [(&alice_one, &alice), (&bob_two, &bob)] {
+        let r = client
+            .clone()
+            .get(generated::GetRequest { sku: 100 })
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().caller, who.key_id().to_string());
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for sku in 0..40u32 {
+        let (mut client, who) = match sku % 2 {
+            0 => (alice_one.clone(), alice.key_id().to_string()),
+            _ => (bob_two.clone(), bob.key_id().to_string()),
+        };
+        calls.spawn(async move {
+            if sku % 4 < 2 {
+                let r = client.get(generated::GetRequest { sku }).await.unwrap();
+                assert_eq!(r.into_inner().caller, who);
+            } else {
+                let requests =
+                    tokio_stream::iter((0..3).map(move |i| generated::GetRequest { sku: sku + i }));
+                let replies: Vec<_> = client
+                    .chat(requests)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .collect()
+                    .await;
+                assert_eq!(replies.len(), 3);
+                for r in replies {
+                    assert_eq!(r.unwrap().caller, who);
+                }
+            }
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(seen_one.handled.load(Ordering::SeqCst), 1 + 10 + 30);
+    assert_eq!(seen_two.handled.load(Ordering::SeqCst), 1 + 10 + 30);
+}
