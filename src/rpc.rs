@@ -68,6 +68,11 @@ pub const REPLY_TO: &str = "rpc.reply-to";
 pub const IN_REPLY_TO: &str = "rpc.in-reply-to";
 /// The payload's media type (`application/msgpack`, `application/json`, ...).
 pub const CONTENT_TYPE: &str = "rpc.content-type";
+/// In a request: the reference of the reply session the client holds (the one it last
+/// opened a reply in), 32 lowercase hex digits. Set by [`Sealer::seal_request`], never by
+/// the caller; a service sends replies by reference only to a request that names its
+/// current reply session (spec/rpc.md §6.3).
+pub const REPLY_SESSION: &str = "rpc.reply-session";
 
 /// Why a reply or a request was refused at the RPC layer (spec/rpc.md §7). Every variant
 /// means: do not use the message. The envelope itself may have been fine; these are about
@@ -99,6 +104,8 @@ pub enum RpcError {
     /// The request's sender is no longer trusted (revoked since the request was opened):
     /// no reply is sealed to it.
     UntrustedClient,
+    /// The request's [`REPLY_SESSION`] is not 32 lowercase hex digits.
+    InvalidReplySession,
 }
 
 impl RpcError {
@@ -114,6 +121,7 @@ impl RpcError {
             RpcError::NotARequest => "not_a_request",
             RpcError::ReplyToMismatch => "reply_to_mismatch",
             RpcError::UntrustedClient => "untrusted_client",
+            RpcError::InvalidReplySession => "invalid_reply_session",
         }
     }
 
@@ -141,6 +149,9 @@ impl fmt::Display for RpcError {
                 "the broker's reply address differs from the one the client authenticated (reply_to_mismatch)",
             ),
             RpcError::UntrustedClient => f.write_str("the request's sender is no longer trusted (untrusted_client)"),
+            RpcError::InvalidReplySession => f.write_str(
+                "the request's rpc.reply-session is not 32 lowercase hex digits (invalid_reply_session)",
+            ),
         }
     }
 }
@@ -155,8 +166,18 @@ impl From<Error> for RpcError {
 
 /// 32 bytes as 64 lowercase hex digits.
 fn hex32(bytes: &[u8; 32]) -> String {
+    hex(bytes)
+}
+
+/// 16 bytes as 32 lowercase hex digits.
+fn hex16(bytes: &[u8; 16]) -> String {
+    hex(bytes)
+}
+
+/// hex(x) of spec/rpc.md §1.
+fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
+    let mut s = String::with_capacity(2 * bytes.len());
     for b in bytes {
         s.push(char::from(HEX[usize::from(b >> 4)]));
         s.push(char::from(HEX[usize::from(b & 15)]));
@@ -188,14 +209,54 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// The reply session a client holds, shared by a [`Sealer`] and the [`PendingReply`]s it
+/// hands out (spec/rpc.md §5, §6.3): set when a reply passes [`PendingReply::check_reply`],
+/// cleared when a reply of that session fails with [`ErrorKind::UnknownSession`] (the
+/// client's opener lost it), and named in [`REPLY_SESSION`] by every request sealed with
+/// [`Sealer::seal_request`]. A public value.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReplyAck(Arc<Mutex<Option<[u8; 16]>>>);
+
+impl ReplyAck {
+    fn get(&self) -> Option<[u8; 16]> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, session_ref: [u8; 16]) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(session_ref);
+    }
+
+    /// Forgets `session_ref` if it is the one held.
+    fn forget(&self, session_ref: [u8; 16]) {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if *held == Some(session_ref) {
+            *held = None;
+        }
+    }
+}
+
 /// The client's side of one call: what a reply must match (spec/rpc.md §5). Returned by
 /// [`Sealer::seal_request`]. Holds no secret; `Clone`, `Send`, and cheap to keep in a
 /// table of calls in flight.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// One returned by [`Sealer::seal_request`] also tells that sealer which reply session the
+/// client holds once a reply opened, so that later requests acknowledge it
+/// ([`REPLY_SESSION`]) and their replies go by reference (spec/rpc.md §6.3). One made with
+/// [`PendingReply::new`] does not; equality compares the request and the responder only.
+#[derive(Clone, Debug)]
 pub struct PendingReply {
     request: [u8; 32],
     responder: KeyId,
+    ack: Option<ReplyAck>,
 }
+
+impl PartialEq for PendingReply {
+    fn eq(&self, other: &Self) -> bool {
+        self.request == other.request && self.responder == other.responder
+    }
+}
+
+impl Eq for PendingReply {}
 
 impl PendingReply {
     /// A pending reply from its parts, for a caller that keeps calls in flight elsewhere
@@ -204,6 +265,7 @@ impl PendingReply {
         PendingReply {
             request: request_id,
             responder,
+            ack: None,
         }
     }
 
@@ -227,8 +289,14 @@ impl PendingReply {
     /// [`Opener::open`], it is from [`PendingReply::responder`], and it names this
     /// request. Only then is it marked as seen; a reply refused for any reason changes no
     /// replay state, so the genuine reply still opens if it comes later.
+    ///
+    /// A reply refused as [`ErrorKind::UnknownSession`] whose session is the one this
+    /// client acknowledged (its opener lost it) withdraws the acknowledgement: the next
+    /// reply carries its block again (spec/rpc.md §6.3).
     pub fn open_reply(&self, opener: &Opener, envelope: &[u8]) -> Result<Opened, RpcError> {
-        let (opened, mark) = opener.open_unmarked(envelope)?;
+        let (opened, mark) = opener
+            .open_unmarked(envelope)
+            .map_err(|e| self.lost(envelope, e))?;
         self.check_reply(&opened)?;
         opener.mark(mark)?;
         Ok(opened)
@@ -242,7 +310,9 @@ impl PendingReply {
         envelope: &[u8],
         now: u64,
     ) -> Result<Opened, RpcError> {
-        let (opened, mark) = opener.open_unmarked_at(envelope, now)?;
+        let (opened, mark) = opener
+            .open_unmarked_at(envelope, now)
+            .map_err(|e| self.lost(envelope, e))?;
         self.check_reply(&opened)?;
         opener.mark_at(mark, now)?;
         Ok(opened)
@@ -251,8 +321,28 @@ impl PendingReply {
     /// The binding checks of spec/rpc.md §5 alone, for a caller that opened the message
     /// itself (with [`Opener::open_unmarked`], marking only after this passed): the sender
     /// is the responder ([`RpcError::WrongResponder`]), the message is a reply
-    /// ([`RpcError::NotAReply`]) to this request ([`RpcError::WrongRequest`]).
+    /// ([`RpcError::NotAReply`]) to this request ([`RpcError::WrongRequest`]). When it
+    /// passes, the reply's session is the one later requests of the sealer that made this
+    /// pending reply acknowledge (spec/rpc.md §6.3).
     pub fn check_reply(&self, opened: &Opened) -> Result<(), RpcError> {
+        self.check_binding(opened)?;
+        if let Some(ack) = &self.ack {
+            ack.set(opened.session.session_ref);
+        }
+        Ok(())
+    }
+
+    /// `e` from opening `envelope`; an unknown session withdraws its acknowledgement.
+    fn lost(&self, envelope: &[u8], e: Error) -> RpcError {
+        if let (Some(ack), ErrorKind::UnknownSession) = (&self.ack, e.kind()) {
+            if let Ok(i) = crate::inspect(envelope) {
+                ack.forget(i.session_ref);
+            }
+        }
+        RpcError::Rejected(e)
+    }
+
+    fn check_binding(&self, opened: &Opened) -> Result<(), RpcError> {
         if opened.sender != self.responder {
             return Err(RpcError::WrongResponder {
                 expected: self.responder,
@@ -281,22 +371,18 @@ impl Sealer {
     /// the application's own keys; it must not set [`IN_REPLY_TO`] (that makes a reply) nor
     /// any other key starting with [`RESERVED_PREFIX`] ([`Misuse::InvalidMetadata`]).
     /// The sealer is expected to seal to `responder` (its identity, or a key it holds).
+    ///
+    /// The sealer adds [`REPLY_SESSION`] once a reply to one of its requests has opened
+    /// (the pending replies it returns share that state with it): the service then sends
+    /// replies by reference, and until then with their block (spec/rpc.md §6.3).
     pub fn seal_request(
         &mut self,
         payload: &[u8],
         metadata: &Metadata,
         responder: &PublicIdentity,
     ) -> Result<(Vec<u8>, PendingReply), Misuse> {
-        check_reserved(metadata, false)?;
-        let mut out = Vec::new();
-        let request = self.seal_into_hashed(payload, metadata, &mut out)?;
-        Ok((
-            out,
-            PendingReply {
-                request,
-                responder: responder.key_id(),
-            },
-        ))
+        let (unsigned, pending) = self.seal_request_unsigned(payload, metadata, responder)?;
+        Ok((unsigned.finish(), pending))
     }
 
     /// [`Sealer::seal_request`] up to the per-message signature ([`Sealer::seal_unsigned`]):
@@ -309,16 +395,20 @@ impl Sealer {
         responder: &PublicIdentity,
     ) -> Result<(Unsigned, PendingReply), Misuse> {
         check_reserved(metadata, false)?;
-        let unsigned = self.seal_unsigned(payload, metadata)?;
+        let held = self.reply_ack.get().map(|r| hex16(&r));
+        let extra = held.as_deref().map(|h| (REPLY_SESSION, h));
+        let unsigned = self.seal_unsigned_with(payload, metadata, extra)?;
         let pending = PendingReply {
             request: unsigned.message_hash(),
             responder: responder.key_id(),
+            ack: Some(self.reply_ack.clone()),
         };
         Ok((unsigned, pending))
     }
 }
 
-/// Reserved keys: only those of spec/rpc.md §2; [`IN_REPLY_TO`] only when `reply`.
+/// Reserved keys: only those of spec/rpc.md §2 a caller sets; [`IN_REPLY_TO`] only when
+/// `reply`; never [`REPLY_SESSION`], which [`Sealer::seal_request`] sets.
 fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
     for k in metadata.keys() {
         if !k.starts_with(RESERVED_PREFIX) {
@@ -330,6 +420,11 @@ fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
             IN_REPLY_TO => {
                 return Err(Misuse::InvalidMetadata(
                     "rpc.in-reply-to makes a message a reply; a request must not carry it",
+                ))
+            }
+            REPLY_SESSION => {
+                return Err(Misuse::InvalidMetadata(
+                    "rpc.reply-session is set by seal_request from the replies the client opened",
                 ))
             }
             _ => {
@@ -348,25 +443,30 @@ fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
 pub struct RequestContext {
     request: [u8; 32],
     client: PublicIdentity,
-    request_session: [u8; 16],
+    reply_session: Option<[u8; 16]>,
     reply_to: Option<String>,
 }
 
 impl RequestContext {
     /// The context of a request that `opener` opened: refuses a reply offered as a
     /// request ([`RpcError::NotARequest`]) and a sender the opener no longer trusts
-    /// ([`RpcError::UntrustedClient`]).
+    /// ([`RpcError::UntrustedClient`]) and a malformed [`REPLY_SESSION`]
+    /// ([`RpcError::InvalidReplySession`]).
     pub fn new(opener: &Opener, request: &Opened) -> Result<RequestContext, RpcError> {
         if request.metadata.contains_key(IN_REPLY_TO) {
             return Err(RpcError::NotARequest);
         }
+        let reply_session = match request.metadata.get(REPLY_SESSION) {
+            None => None,
+            Some(v) => Some(unhex::<16>(v).ok_or(RpcError::InvalidReplySession)?),
+        };
         let client = opener
             .trusted_identity(&request.sender)
             .ok_or(RpcError::UntrustedClient)?;
         Ok(RequestContext {
             request: request.message_hash,
             client,
-            request_session: request.session.session_ref,
+            reply_session,
             reply_to: request.metadata.get(REPLY_TO).cloned(),
         })
     }
@@ -379,6 +479,11 @@ impl RequestContext {
     /// The request's id as a reply names it in [`IN_REPLY_TO`]: 64 lowercase hex digits.
     pub fn request_id_hex(&self) -> String {
         hex32(&self.request)
+    }
+
+    /// The reply session the client acknowledged holding ([`REPLY_SESSION`]), if any.
+    pub fn reply_session(&self) -> Option<[u8; 16]> {
+        self.reply_session
     }
 
     /// The request's sender: the only identity the reply may be sealed to.
@@ -449,25 +554,20 @@ impl RequestContext {
     }
 }
 
-/// How many request sessions per client a [`Responder`] remembers having answered.
-const KNOWN_REQUEST_SESSIONS: usize = 4;
-
 struct ClientSealer {
     sealer: Sealer,
-    /// Request sessions of this client answered since the reply session began.
-    answered: Vec<[u8; 16]>,
-    reply_session: Option<[u8; 16]>,
 }
 
 /// Seals replies for a service: one reply session per client, kept in a bounded LRU, so a
 /// reply costs symmetric work only (spec/rpc.md §4).
 ///
-/// The reply carries its session block inline whenever the request comes from a request
-/// session this responder has not answered within the current reply session: a client
-/// that restarted (and lost its session cache) starts a new request session, and so gets
-/// the block with its first reply, with no round trip (spec/rpc.md §6.3). Otherwise the
-/// sealer's [`crate::Inline`] policy applies; [`crate::Inline::FirstMessage`] is the
-/// intended one. `Send + Sync`.
+/// A reply carries its session block inline unless its request acknowledged the current
+/// reply session ([`REPLY_SESSION`], [`RequestContext::reply_session`]): the client then
+/// holds it. Replies to calls in flight at once, a lost first reply, a restarted client, a
+/// second process with the same identity: each gets the block until its own requests
+/// acknowledge the session, with no round trip (spec/rpc.md §6.3). Otherwise the sealer's
+/// [`crate::Inline`] policy applies; [`crate::Inline::FirstMessage`] is the intended one.
+/// `Send + Sync`.
 pub struct Responder {
     identity: Identity,
     config: SealerConfig,
@@ -518,11 +618,7 @@ impl Responder {
                         &[Recipient::from(ctx.client.clone())],
                         self.config.clone(),
                     )?;
-                    let e = Arc::new(Mutex::new(ClientSealer {
-                        sealer,
-                        answered: Vec::new(),
-                        reply_session: None,
-                    }));
+                    let e = Arc::new(Mutex::new(ClientSealer { sealer }));
                     clients.put(id, e.clone());
                     e
                 }
@@ -542,26 +638,14 @@ impl Responder {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<Unsigned, Misuse> {
-        if c.reply_session != c.sealer.session_ref() {
-            // A new reply session: its first envelope carries the block anyway.
-            c.answered.clear();
-        }
-        let known = c.answered.contains(&ctx.request_session);
-        if !known {
+        // No session yet, or a new one since: `None`, or another reference, never equal.
+        let held = ctx.reply_session.is_some() && ctx.reply_session == c.sealer.session_ref();
+        if !held {
             c.sealer.inline_next();
         }
-        let out = ctx.seal_reply_unsigned(&mut c.sealer, payload, metadata)?;
-        if c.reply_session != c.sealer.session_ref() {
-            c.answered.clear();
-            c.reply_session = c.sealer.session_ref();
-        }
-        if !c.answered.contains(&ctx.request_session) {
-            if c.answered.len() == KNOWN_REQUEST_SESSIONS {
-                c.answered.remove(0);
-            }
-            c.answered.push(ctx.request_session);
-        }
-        Ok(out)
+        // A rotation inside this seal starts a new session, whose first envelope carries
+        // its block under `Inline::FirstMessage`.
+        ctx.seal_reply_unsigned(&mut c.sealer, payload, metadata)
     }
 }
 
