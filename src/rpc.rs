@@ -334,12 +334,22 @@ impl PendingReply {
 
     /// `e` from opening `envelope`; an unknown session withdraws its acknowledgement.
     fn lost(&self, envelope: &[u8], e: Error) -> RpcError {
-        if let (Some(ack), ErrorKind::UnknownSession) = (&self.ack, e.kind()) {
+        self.note_rejection(envelope, &e);
+        RpcError::Rejected(e)
+    }
+
+    /// For a caller that opens replies itself ([`Opener::open_unmarked`], then
+    /// [`PendingReply::check_reply`]): tells this pending reply that opening `envelope`
+    /// failed with `error`. If that is [`ErrorKind::UnknownSession`] for the reply session
+    /// the client acknowledges, the acknowledgement is withdrawn, so that the next reply
+    /// carries its block (spec/rpc.md §5, §6.3). [`PendingReply::open_reply`] does this
+    /// itself.
+    pub fn note_rejection(&self, envelope: &[u8], error: &Error) {
+        if let (Some(ack), ErrorKind::UnknownSession) = (&self.ack, error.kind()) {
             if let Ok(i) = crate::inspect(envelope) {
                 ack.forget(i.session_ref);
             }
         }
-        RpcError::Rejected(e)
     }
 
     fn check_binding(&self, opened: &Opened) -> Result<(), RpcError> {
@@ -375,6 +385,8 @@ impl Sealer {
     /// The sealer adds [`REPLY_SESSION`] once a reply to one of its requests has opened
     /// (the pending replies it returns share that state with it): the service then sends
     /// replies by reference, and until then with their block (spec/rpc.md §6.3).
+    /// Open the replies to one sealer's requests with one [`Opener`] (the one that then
+    /// holds the acknowledged session).
     pub fn seal_request(
         &mut self,
         payload: &[u8],
