@@ -68,11 +68,15 @@ pub const REPLY_TO: &str = "rpc.reply-to";
 pub const IN_REPLY_TO: &str = "rpc.in-reply-to";
 /// The payload's media type (`application/msgpack`, `application/json`, ...).
 pub const CONTENT_TYPE: &str = "rpc.content-type";
-/// In a request: the reference of the reply session the client holds (the one it last
-/// opened a reply in), 32 lowercase hex digits. Set by [`Sealer::seal_request`], never by
-/// the caller; a service sends replies by reference only to a request that names its
-/// current reply session (spec/rpc.md §6.3).
+/// In a request: the references of the reply sessions the client holds (those it last
+/// opened replies in, at most [`MAX_REPLY_SESSIONS`], newest first), each 32 lowercase hex
+/// digits, separated by `,`. Set by [`Sealer::seal_request`], never by the caller; a
+/// service sends replies by reference only to a request that names its current reply
+/// session (spec/rpc.md §6.3).
 pub const REPLY_SESSION: &str = "rpc.reply-session";
+/// At most this many session references in [`REPLY_SESSION`] (spec/rpc.md §2): one per
+/// replica of a service (a NATS queue group, a pool behind a load balancer).
+pub const MAX_REPLY_SESSIONS: usize = 8;
 
 /// Why a reply or a request was refused at the RPC layer (spec/rpc.md §7). Every variant
 /// means: do not use the message. The envelope itself may have been fine; these are about
@@ -104,7 +108,8 @@ pub enum RpcError {
     /// The request's sender is no longer trusted (revoked since the request was opened):
     /// no reply is sealed to it.
     UntrustedClient,
-    /// The request's [`REPLY_SESSION`] is not 32 lowercase hex digits.
+    /// The request's [`REPLY_SESSION`] is not 1 to [`MAX_REPLY_SESSIONS`] session
+    /// references, each 32 lowercase hex digits, separated by `,`.
     InvalidReplySession,
 }
 
@@ -150,7 +155,7 @@ impl fmt::Display for RpcError {
             ),
             RpcError::UntrustedClient => f.write_str("the request's sender is no longer trusted (untrusted_client)"),
             RpcError::InvalidReplySession => f.write_str(
-                "the request's rpc.reply-session is not 32 lowercase hex digits (invalid_reply_session)",
+                "the request's rpc.reply-session is not a list of session references (invalid_reply_session)",
             ),
         }
     }
@@ -169,9 +174,42 @@ fn hex32(bytes: &[u8; 32]) -> String {
     hex(bytes)
 }
 
-/// 16 bytes as 32 lowercase hex digits.
-fn hex16(bytes: &[u8; 16]) -> String {
-    hex(bytes)
+/// The value of [`REPLY_SESSION`]: `refs` as hex, separated by `,`.
+fn reply_sessions_text(refs: &[[u8; 16]]) -> String {
+    let mut s = String::with_capacity(33 * refs.len());
+    for (i, r) in refs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&hex(r));
+    }
+    s
+}
+
+/// The session references of a [`REPLY_SESSION`] value, or `None` if it is malformed.
+fn parse_reply_sessions(text: &str) -> Option<ReplySessions> {
+    let mut out = ReplySessions::default();
+    for part in text.split(',') {
+        if out.len == MAX_REPLY_SESSIONS {
+            return None;
+        }
+        out.refs[out.len] = unhex::<16>(part)?;
+        out.len += 1;
+    }
+    Some(out)
+}
+
+/// Up to [`MAX_REPLY_SESSIONS`] session references, without allocating.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplySessions {
+    refs: [[u8; 16]; MAX_REPLY_SESSIONS],
+    len: usize,
+}
+
+impl ReplySessions {
+    fn as_slice(&self) -> &[[u8; 16]] {
+        &self.refs[..self.len]
+    }
 }
 
 /// hex(x) of spec/rpc.md §1.
@@ -209,28 +247,49 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// The reply session a client holds, shared by a [`Sealer`] and the [`PendingReply`]s it
-/// hands out (spec/rpc.md §5, §6.3): set when a reply passes [`PendingReply::check_reply`],
-/// cleared when a reply of that session fails with [`ErrorKind::UnknownSession`] (the
-/// client's opener lost it), and named in [`REPLY_SESSION`] by every request sealed with
-/// [`Sealer::seal_request`]. A public value.
+/// The reply sessions a client holds, shared by a [`Sealer`] and the [`PendingReply`]s it
+/// hands out (spec/rpc.md §5, §6.3): a session is added (newest first, at most
+/// [`MAX_REPLY_SESSIONS`]) when a reply of it passes [`PendingReply::check_reply`], removed
+/// when a reply of it fails with [`ErrorKind::UnknownSession`] (the client's opener lost
+/// it), and every request sealed with [`Sealer::seal_request`] names them in
+/// [`REPLY_SESSION`]. Public values.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ReplyAck(Arc<Mutex<Option<[u8; 16]>>>);
+pub(crate) struct ReplyAck(Arc<Mutex<ReplySessions>>);
 
 impl ReplyAck {
-    fn get(&self) -> Option<[u8; 16]> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplySessions> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The value of [`REPLY_SESSION`], `None` while no session is held.
+    fn text(&self) -> Option<String> {
+        let held = *self.lock();
+        (held.len > 0).then(|| reply_sessions_text(held.as_slice()))
+    }
+
+    /// `session_ref` becomes the newest held session.
     fn set(&self, session_ref: [u8; 16]) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(session_ref);
+        let mut held = self.lock();
+        if held.refs[0] == session_ref && held.len > 0 {
+            return; // the steady state: nothing to move
+        }
+        let keep = held
+            .as_slice()
+            .iter()
+            .position(|r| *r == session_ref)
+            .unwrap_or(held.len.min(MAX_REPLY_SESSIONS - 1));
+        held.refs.copy_within(..keep, 1);
+        held.refs[0] = session_ref;
+        held.len = held.len.max(keep + 1);
     }
 
-    /// Forgets `session_ref` if it is the one held.
+    /// Forgets `session_ref` if it is held.
     fn forget(&self, session_ref: [u8; 16]) {
-        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if *held == Some(session_ref) {
-            *held = None;
+        let mut held = self.lock();
+        if let Some(i) = held.as_slice().iter().position(|r| *r == session_ref) {
+            let len = held.len;
+            held.refs.copy_within(i + 1..len, i);
+            held.len -= 1;
         }
     }
 }
@@ -407,7 +466,7 @@ impl Sealer {
         responder: &PublicIdentity,
     ) -> Result<(Unsigned, PendingReply), Misuse> {
         check_reserved(metadata, false)?;
-        let held = self.reply_ack.get().map(|r| hex16(&r));
+        let held = self.reply_ack.text();
         let extra = held.as_deref().map(|h| (REPLY_SESSION, h));
         let unsigned = self.seal_unsigned_with(payload, metadata, extra)?;
         let pending = PendingReply {
@@ -455,7 +514,7 @@ fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
 pub struct RequestContext {
     request: [u8; 32],
     client: PublicIdentity,
-    reply_session: Option<[u8; 16]>,
+    reply_sessions: ReplySessions,
     reply_to: Option<String>,
 }
 
@@ -468,9 +527,9 @@ impl RequestContext {
         if request.metadata.contains_key(IN_REPLY_TO) {
             return Err(RpcError::NotARequest);
         }
-        let reply_session = match request.metadata.get(REPLY_SESSION) {
-            None => None,
-            Some(v) => Some(unhex::<16>(v).ok_or(RpcError::InvalidReplySession)?),
+        let reply_sessions = match request.metadata.get(REPLY_SESSION) {
+            None => ReplySessions::default(),
+            Some(v) => parse_reply_sessions(v).ok_or(RpcError::InvalidReplySession)?,
         };
         let client = opener
             .trusted_identity(&request.sender)
@@ -478,7 +537,7 @@ impl RequestContext {
         Ok(RequestContext {
             request: request.message_hash,
             client,
-            reply_session,
+            reply_sessions,
             reply_to: request.metadata.get(REPLY_TO).cloned(),
         })
     }
@@ -493,9 +552,10 @@ impl RequestContext {
         hex32(&self.request)
     }
 
-    /// The reply session the client acknowledged holding ([`REPLY_SESSION`]), if any.
-    pub fn reply_session(&self) -> Option<[u8; 16]> {
-        self.reply_session
+    /// The reply sessions the client acknowledged holding ([`REPLY_SESSION`]), newest
+    /// first; empty if it named none.
+    pub fn reply_sessions(&self) -> &[[u8; 16]] {
+        self.reply_sessions.as_slice()
     }
 
     /// The request's sender: the only identity the reply may be sealed to.
@@ -574,7 +634,7 @@ struct ClientSealer {
 /// reply costs symmetric work only (spec/rpc.md §4).
 ///
 /// A reply carries its session block inline unless its request acknowledged the current
-/// reply session ([`REPLY_SESSION`], [`RequestContext::reply_session`]): the client then
+/// reply session ([`REPLY_SESSION`], [`RequestContext::reply_sessions`]): the client then
 /// holds it. Replies to calls in flight at once, a lost first reply, a restarted client, a
 /// second process with the same identity: each gets the block until its own requests
 /// acknowledge the session, with no round trip (spec/rpc.md §6.3). Otherwise the sealer's
@@ -650,8 +710,11 @@ impl Responder {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<Unsigned, Misuse> {
-        // No session yet, or a new one since: `None`, or another reference, never equal.
-        let held = ctx.reply_session.is_some() && ctx.reply_session == c.sealer.session_ref();
+        // No session yet, or a new one the client cannot have named yet: the block.
+        let held = c
+            .sealer
+            .session_ref()
+            .is_some_and(|r| ctx.reply_sessions().contains(&r));
         if !held {
             c.sealer.inline_next();
         }
@@ -725,5 +788,33 @@ mod tests {
         assert_eq!(unhex::<16>("0g000000000000000000000000000000"), None);
         let n = NeedSession::new([0xab; 16]);
         assert_eq!(NeedSession::parse(&n.to_string()), Some(n));
+    }
+
+    #[test]
+    fn held_reply_sessions_newest_first_bounded() {
+        let ack = ReplyAck::default();
+        assert_eq!(ack.text(), None);
+        for i in 0..10u8 {
+            ack.set([i; 16]);
+        }
+        let held = |a: &ReplyAck| a.lock().as_slice().iter().map(|r| r[0]).collect::<Vec<_>>();
+        assert_eq!(held(&ack), [9, 8, 7, 6, 5, 4, 3, 2]);
+        ack.set([5; 16]);
+        assert_eq!(held(&ack), [5, 9, 8, 7, 6, 4, 3, 2]);
+        ack.set([5; 16]);
+        ack.forget([8; 16]);
+        ack.forget([1; 16]);
+        assert_eq!(held(&ack), [5, 9, 7, 6, 4, 3, 2]);
+        let text = ack.text().unwrap();
+        assert_eq!(
+            parse_reply_sessions(&text).unwrap().as_slice(),
+            &ack.lock().as_slice()[..]
+        );
+        for r in held(&ack) {
+            ack.forget([r; 16]);
+        }
+        assert_eq!(ack.text(), None);
+        ack.set([1; 16]);
+        assert_eq!(ack.text().unwrap(), "01".repeat(16));
     }
 }

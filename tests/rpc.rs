@@ -717,7 +717,7 @@ fn after_an_acknowledging_request_replies_go_by_reference() {
     let opened = w.incoming.open(&req).unwrap();
     assert!(!opened.metadata.contains_key(rpc::REPLY_SESSION));
     let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
-    assert_eq!(ctx.reply_session(), None);
+    assert!(ctx.reply_sessions().is_empty());
     let first = w
         .responder
         .seal_reply(&ctx, b"a", &Metadata::new())
@@ -730,7 +730,7 @@ fn after_an_acknowledging_request_replies_go_by_reference() {
         let hex: String = reply_session.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(opened.metadata[rpc::REPLY_SESSION], hex);
         let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
-        assert_eq!(ctx.reply_session(), Some(reply_session));
+        assert_eq!(ctx.reply_sessions(), [reply_session]);
         let reply = w
             .responder
             .seal_reply(&ctx, &[i], &Metadata::new())
@@ -809,6 +809,11 @@ fn a_malformed_reply_session_is_refused_and_cannot_be_set_by_the_caller() {
         &format!("{good}0"),
         "0123456789abcdef0123456789abcdeg",
         &format!("{} ", &good[..31]),
+        &format!("{good},"),
+        &format!(",{good}"),
+        &format!("{good}, {}", &good[..31]),
+        &format!("{good};{good}"),
+        &[good; 9].join(","),
     ] {
         let req = w
             .requests
@@ -819,10 +824,44 @@ fn a_malformed_reply_session_is_refused_and_cannot_be_set_by_the_caller() {
         assert_eq!(err, RpcError::InvalidReplySession, "{bad:?}");
         assert_eq!(err.kind(), "invalid_reply_session");
     }
-    // A well-formed value naming a session the service never used: the block is inlined.
-    let req = w
-        .requests
-        .seal(b"q", &meta(&[(rpc::REPLY_SESSION, good)]))
-        .unwrap();
-    assert!(carries_block(&w.serve(&req, b"a")));
+    // Well-formed values naming sessions the service never used: the block is inlined.
+    for v in [good.to_string(), [good; 8].join(",")] {
+        let req = w
+            .requests
+            .seal(b"q", &meta(&[(rpc::REPLY_SESSION, &v)]))
+            .unwrap();
+        let opened = w.incoming.open(&req).unwrap();
+        let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+        assert_eq!(ctx.reply_sessions().len(), v.len() / 33 + 1);
+        assert!(carries_block(
+            &w.responder
+                .seal_reply(&ctx, b"a", &Metadata::new())
+                .unwrap()
+        ));
+    }
+}
+
+#[test]
+fn replicas_of_one_service_each_send_by_reference_once_acknowledged() {
+    // A queue group: replicas with the service's identity, each with its own responder
+    // and so its own reply session for the client, answering requests in turn.
+    let mut w = world();
+    let replicas: Vec<Responder> = (0..3)
+        .map(|_| Responder::new(&w.service, config(), 10).unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        for r in &replicas {
+            let (req, pending) = w.call(&[round]);
+            let opened = w.incoming.open(&req).unwrap();
+            let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+            let reply = r.seal_reply(&ctx, b"a", &Metadata::new()).unwrap();
+            seen.push(carries_block(&reply));
+            pending.open_reply(&w.replies, &reply).unwrap();
+        }
+    }
+    assert_eq!(
+        seen,
+        [true, true, true, false, false, false, false, false, false]
+    );
 }
