@@ -808,7 +808,7 @@ mod tests {
         let text = ack.text().unwrap();
         assert_eq!(
             parse_reply_sessions(&text).unwrap().as_slice(),
-            &ack.lock().as_slice()[..]
+            ack.lock().as_slice()
         );
         for r in held(&ack) {
             ack.forget([r; 16]);
