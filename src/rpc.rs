@@ -68,6 +68,15 @@ pub const REPLY_TO: &str = "rpc.reply-to";
 pub const IN_REPLY_TO: &str = "rpc.in-reply-to";
 /// The payload's media type (`application/msgpack`, `application/json`, ...).
 pub const CONTENT_TYPE: &str = "rpc.content-type";
+/// In a request: the references of the reply sessions the client holds (those it last
+/// opened replies in, at most [`MAX_REPLY_SESSIONS`], newest first), each 32 lowercase hex
+/// digits, separated by `,`. Set by [`Sealer::seal_request`], never by the caller; a
+/// service sends replies by reference only to a request that names its current reply
+/// session (spec/rpc.md §6.3).
+pub const REPLY_SESSION: &str = "rpc.reply-session";
+/// At most this many session references in [`REPLY_SESSION`] (spec/rpc.md §2): one per
+/// replica of a service (a NATS queue group, a pool behind a load balancer).
+pub const MAX_REPLY_SESSIONS: usize = 8;
 
 /// Why a reply or a request was refused at the RPC layer (spec/rpc.md §7). Every variant
 /// means: do not use the message. The envelope itself may have been fine; these are about
@@ -99,6 +108,9 @@ pub enum RpcError {
     /// The request's sender is no longer trusted (revoked since the request was opened):
     /// no reply is sealed to it.
     UntrustedClient,
+    /// The request's [`REPLY_SESSION`] is not 1 to [`MAX_REPLY_SESSIONS`] session
+    /// references, each 32 lowercase hex digits, separated by `,`.
+    InvalidReplySession,
 }
 
 impl RpcError {
@@ -114,6 +126,7 @@ impl RpcError {
             RpcError::NotARequest => "not_a_request",
             RpcError::ReplyToMismatch => "reply_to_mismatch",
             RpcError::UntrustedClient => "untrusted_client",
+            RpcError::InvalidReplySession => "invalid_reply_session",
         }
     }
 
@@ -141,6 +154,9 @@ impl fmt::Display for RpcError {
                 "the broker's reply address differs from the one the client authenticated (reply_to_mismatch)",
             ),
             RpcError::UntrustedClient => f.write_str("the request's sender is no longer trusted (untrusted_client)"),
+            RpcError::InvalidReplySession => f.write_str(
+                "the request's rpc.reply-session is not a list of session references (invalid_reply_session)",
+            ),
         }
     }
 }
@@ -155,8 +171,51 @@ impl From<Error> for RpcError {
 
 /// 32 bytes as 64 lowercase hex digits.
 fn hex32(bytes: &[u8; 32]) -> String {
+    hex(bytes)
+}
+
+/// The value of [`REPLY_SESSION`]: `refs` as hex, separated by `,`.
+fn reply_sessions_text(refs: &[[u8; 16]]) -> String {
+    let mut s = String::with_capacity(33 * refs.len());
+    for (i, r) in refs.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&hex(r));
+    }
+    s
+}
+
+/// The session references of a [`REPLY_SESSION`] value, or `None` if it is malformed.
+fn parse_reply_sessions(text: &str) -> Option<ReplySessions> {
+    let mut out = ReplySessions::default();
+    for part in text.split(',') {
+        if out.len == MAX_REPLY_SESSIONS {
+            return None;
+        }
+        out.refs[out.len] = unhex::<16>(part)?;
+        out.len += 1;
+    }
+    Some(out)
+}
+
+/// Up to [`MAX_REPLY_SESSIONS`] session references, without allocating.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplySessions {
+    refs: [[u8; 16]; MAX_REPLY_SESSIONS],
+    len: usize,
+}
+
+impl ReplySessions {
+    fn as_slice(&self) -> &[[u8; 16]] {
+        &self.refs[..self.len]
+    }
+}
+
+/// hex(x) of spec/rpc.md §1.
+fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
+    let mut s = String::with_capacity(2 * bytes.len());
     for b in bytes {
         s.push(char::from(HEX[usize::from(b >> 4)]));
         s.push(char::from(HEX[usize::from(b & 15)]));
@@ -188,14 +247,75 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// The reply sessions a client holds, shared by a [`Sealer`] and the [`PendingReply`]s it
+/// hands out (spec/rpc.md §5, §6.3): a session is added (newest first, at most
+/// [`MAX_REPLY_SESSIONS`]) when a reply of it passes [`PendingReply::check_reply`], removed
+/// when a reply of it fails with [`ErrorKind::UnknownSession`] (the client's opener lost
+/// it), and every request sealed with [`Sealer::seal_request`] names them in
+/// [`REPLY_SESSION`]. Public values.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ReplyAck(Arc<Mutex<ReplySessions>>);
+
+impl ReplyAck {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplySessions> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value of [`REPLY_SESSION`], `None` while no session is held.
+    fn text(&self) -> Option<String> {
+        let held = *self.lock();
+        (held.len > 0).then(|| reply_sessions_text(held.as_slice()))
+    }
+
+    /// `session_ref` becomes the newest held session.
+    fn set(&self, session_ref: [u8; 16]) {
+        let mut held = self.lock();
+        if held.refs[0] == session_ref && held.len > 0 {
+            return; // the steady state: nothing to move
+        }
+        let keep = held
+            .as_slice()
+            .iter()
+            .position(|r| *r == session_ref)
+            .unwrap_or(held.len.min(MAX_REPLY_SESSIONS - 1));
+        held.refs.copy_within(..keep, 1);
+        held.refs[0] = session_ref;
+        held.len = held.len.max(keep + 1);
+    }
+
+    /// Forgets `session_ref` if it is held.
+    fn forget(&self, session_ref: [u8; 16]) {
+        let mut held = self.lock();
+        if let Some(i) = held.as_slice().iter().position(|r| *r == session_ref) {
+            let len = held.len;
+            held.refs.copy_within(i + 1..len, i);
+            held.len -= 1;
+        }
+    }
+}
+
 /// The client's side of one call: what a reply must match (spec/rpc.md §5). Returned by
 /// [`Sealer::seal_request`]. Holds no secret; `Clone`, `Send`, and cheap to keep in a
 /// table of calls in flight.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// One returned by [`Sealer::seal_request`] also tells that sealer which reply session the
+/// client holds once a reply opened, so that later requests acknowledge it
+/// ([`REPLY_SESSION`]) and their replies go by reference (spec/rpc.md §6.3). One made with
+/// [`PendingReply::new`] does not; equality compares the request and the responder only.
+#[derive(Clone, Debug)]
 pub struct PendingReply {
     request: [u8; 32],
     responder: KeyId,
+    ack: Option<ReplyAck>,
 }
+
+impl PartialEq for PendingReply {
+    fn eq(&self, other: &Self) -> bool {
+        self.request == other.request && self.responder == other.responder
+    }
+}
+
+impl Eq for PendingReply {}
 
 impl PendingReply {
     /// A pending reply from its parts, for a caller that keeps calls in flight elsewhere
@@ -204,6 +324,7 @@ impl PendingReply {
         PendingReply {
             request: request_id,
             responder,
+            ack: None,
         }
     }
 
@@ -227,8 +348,14 @@ impl PendingReply {
     /// [`Opener::open`], it is from [`PendingReply::responder`], and it names this
     /// request. Only then is it marked as seen; a reply refused for any reason changes no
     /// replay state, so the genuine reply still opens if it comes later.
+    ///
+    /// A reply refused as [`ErrorKind::UnknownSession`] whose session is the one this
+    /// client acknowledged (its opener lost it) withdraws the acknowledgement: the next
+    /// reply carries its block again (spec/rpc.md §6.3).
     pub fn open_reply(&self, opener: &Opener, envelope: &[u8]) -> Result<Opened, RpcError> {
-        let (opened, mark) = opener.open_unmarked(envelope)?;
+        let (opened, mark) = opener
+            .open_unmarked(envelope)
+            .map_err(|e| self.lost(envelope, e))?;
         self.check_reply(&opened)?;
         opener.mark(mark)?;
         Ok(opened)
@@ -242,7 +369,9 @@ impl PendingReply {
         envelope: &[u8],
         now: u64,
     ) -> Result<Opened, RpcError> {
-        let (opened, mark) = opener.open_unmarked_at(envelope, now)?;
+        let (opened, mark) = opener
+            .open_unmarked_at(envelope, now)
+            .map_err(|e| self.lost(envelope, e))?;
         self.check_reply(&opened)?;
         opener.mark_at(mark, now)?;
         Ok(opened)
@@ -251,8 +380,38 @@ impl PendingReply {
     /// The binding checks of spec/rpc.md §5 alone, for a caller that opened the message
     /// itself (with [`Opener::open_unmarked`], marking only after this passed): the sender
     /// is the responder ([`RpcError::WrongResponder`]), the message is a reply
-    /// ([`RpcError::NotAReply`]) to this request ([`RpcError::WrongRequest`]).
+    /// ([`RpcError::NotAReply`]) to this request ([`RpcError::WrongRequest`]). When it
+    /// passes, the reply's session is the one later requests of the sealer that made this
+    /// pending reply acknowledge (spec/rpc.md §6.3).
     pub fn check_reply(&self, opened: &Opened) -> Result<(), RpcError> {
+        self.check_binding(opened)?;
+        if let Some(ack) = &self.ack {
+            ack.set(opened.session.session_ref);
+        }
+        Ok(())
+    }
+
+    /// `e` from opening `envelope`; an unknown session withdraws its acknowledgement.
+    fn lost(&self, envelope: &[u8], e: Error) -> RpcError {
+        self.note_rejection(envelope, &e);
+        RpcError::Rejected(e)
+    }
+
+    /// For a caller that opens replies itself ([`Opener::open_unmarked`], then
+    /// [`PendingReply::check_reply`]): tells this pending reply that opening `envelope`
+    /// failed with `error`. If that is [`ErrorKind::UnknownSession`] for the reply session
+    /// the client acknowledges, the acknowledgement is withdrawn, so that the next reply
+    /// carries its block (spec/rpc.md §5, §6.3). [`PendingReply::open_reply`] does this
+    /// itself.
+    pub fn note_rejection(&self, envelope: &[u8], error: &Error) {
+        if let (Some(ack), ErrorKind::UnknownSession) = (&self.ack, error.kind()) {
+            if let Ok(i) = crate::inspect(envelope) {
+                ack.forget(i.session_ref);
+            }
+        }
+    }
+
+    fn check_binding(&self, opened: &Opened) -> Result<(), RpcError> {
         if opened.sender != self.responder {
             return Err(RpcError::WrongResponder {
                 expected: self.responder,
@@ -281,22 +440,20 @@ impl Sealer {
     /// the application's own keys; it must not set [`IN_REPLY_TO`] (that makes a reply) nor
     /// any other key starting with [`RESERVED_PREFIX`] ([`Misuse::InvalidMetadata`]).
     /// The sealer is expected to seal to `responder` (its identity, or a key it holds).
+    ///
+    /// The sealer adds [`REPLY_SESSION`] once a reply to one of its requests has opened
+    /// (the pending replies it returns share that state with it): the service then sends
+    /// replies by reference, and until then with their block (spec/rpc.md §6.3).
+    /// Open the replies to one sealer's requests with one [`Opener`] (the one that then
+    /// holds the acknowledged session).
     pub fn seal_request(
         &mut self,
         payload: &[u8],
         metadata: &Metadata,
         responder: &PublicIdentity,
     ) -> Result<(Vec<u8>, PendingReply), Misuse> {
-        check_reserved(metadata, false)?;
-        let mut out = Vec::new();
-        let request = self.seal_into_hashed(payload, metadata, &mut out)?;
-        Ok((
-            out,
-            PendingReply {
-                request,
-                responder: responder.key_id(),
-            },
-        ))
+        let (unsigned, pending) = self.seal_request_unsigned(payload, metadata, responder)?;
+        Ok((unsigned.finish(), pending))
     }
 
     /// [`Sealer::seal_request`] up to the per-message signature ([`Sealer::seal_unsigned`]):
@@ -309,16 +466,20 @@ impl Sealer {
         responder: &PublicIdentity,
     ) -> Result<(Unsigned, PendingReply), Misuse> {
         check_reserved(metadata, false)?;
-        let unsigned = self.seal_unsigned(payload, metadata)?;
+        let held = self.reply_ack.text();
+        let extra = held.as_deref().map(|h| (REPLY_SESSION, h));
+        let unsigned = self.seal_unsigned_with(payload, metadata, extra)?;
         let pending = PendingReply {
             request: unsigned.message_hash(),
             responder: responder.key_id(),
+            ack: Some(self.reply_ack.clone()),
         };
         Ok((unsigned, pending))
     }
 }
 
-/// Reserved keys: only those of spec/rpc.md §2; [`IN_REPLY_TO`] only when `reply`.
+/// Reserved keys: only those of spec/rpc.md §2 a caller sets; [`IN_REPLY_TO`] only when
+/// `reply`; never [`REPLY_SESSION`], which [`Sealer::seal_request`] sets.
 fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
     for k in metadata.keys() {
         if !k.starts_with(RESERVED_PREFIX) {
@@ -330,6 +491,11 @@ fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
             IN_REPLY_TO => {
                 return Err(Misuse::InvalidMetadata(
                     "rpc.in-reply-to makes a message a reply; a request must not carry it",
+                ))
+            }
+            REPLY_SESSION => {
+                return Err(Misuse::InvalidMetadata(
+                    "rpc.reply-session is set by seal_request from the replies the client opened",
                 ))
             }
             _ => {
@@ -348,25 +514,30 @@ fn check_reserved(metadata: &Metadata, reply: bool) -> Result<(), Misuse> {
 pub struct RequestContext {
     request: [u8; 32],
     client: PublicIdentity,
-    request_session: [u8; 16],
+    reply_sessions: ReplySessions,
     reply_to: Option<String>,
 }
 
 impl RequestContext {
     /// The context of a request that `opener` opened: refuses a reply offered as a
     /// request ([`RpcError::NotARequest`]) and a sender the opener no longer trusts
-    /// ([`RpcError::UntrustedClient`]).
+    /// ([`RpcError::UntrustedClient`]) and a malformed [`REPLY_SESSION`]
+    /// ([`RpcError::InvalidReplySession`]).
     pub fn new(opener: &Opener, request: &Opened) -> Result<RequestContext, RpcError> {
         if request.metadata.contains_key(IN_REPLY_TO) {
             return Err(RpcError::NotARequest);
         }
+        let reply_sessions = match request.metadata.get(REPLY_SESSION) {
+            None => ReplySessions::default(),
+            Some(v) => parse_reply_sessions(v).ok_or(RpcError::InvalidReplySession)?,
+        };
         let client = opener
             .trusted_identity(&request.sender)
             .ok_or(RpcError::UntrustedClient)?;
         Ok(RequestContext {
             request: request.message_hash,
             client,
-            request_session: request.session.session_ref,
+            reply_sessions,
             reply_to: request.metadata.get(REPLY_TO).cloned(),
         })
     }
@@ -379,6 +550,12 @@ impl RequestContext {
     /// The request's id as a reply names it in [`IN_REPLY_TO`]: 64 lowercase hex digits.
     pub fn request_id_hex(&self) -> String {
         hex32(&self.request)
+    }
+
+    /// The reply sessions the client acknowledged holding ([`REPLY_SESSION`]), newest
+    /// first; empty if it named none.
+    pub fn reply_sessions(&self) -> &[[u8; 16]] {
+        self.reply_sessions.as_slice()
     }
 
     /// The request's sender: the only identity the reply may be sealed to.
@@ -449,25 +626,20 @@ impl RequestContext {
     }
 }
 
-/// How many request sessions per client a [`Responder`] remembers having answered.
-const KNOWN_REQUEST_SESSIONS: usize = 4;
-
 struct ClientSealer {
     sealer: Sealer,
-    /// Request sessions of this client answered since the reply session began.
-    answered: Vec<[u8; 16]>,
-    reply_session: Option<[u8; 16]>,
 }
 
 /// Seals replies for a service: one reply session per client, kept in a bounded LRU, so a
 /// reply costs symmetric work only (spec/rpc.md §4).
 ///
-/// The reply carries its session block inline whenever the request comes from a request
-/// session this responder has not answered within the current reply session: a client
-/// that restarted (and lost its session cache) starts a new request session, and so gets
-/// the block with its first reply, with no round trip (spec/rpc.md §6.3). Otherwise the
-/// sealer's [`crate::Inline`] policy applies; [`crate::Inline::FirstMessage`] is the
-/// intended one. `Send + Sync`.
+/// A reply carries its session block inline unless its request acknowledged the current
+/// reply session ([`REPLY_SESSION`], [`RequestContext::reply_sessions`]): the client then
+/// holds it. Replies to calls in flight at once, a lost first reply, a restarted client, a
+/// second process with the same identity: each gets the block until its own requests
+/// acknowledge the session, with no round trip (spec/rpc.md §6.3). Otherwise the sealer's
+/// [`crate::Inline`] policy applies; [`crate::Inline::FirstMessage`] is the intended one.
+/// `Send + Sync`.
 pub struct Responder {
     identity: Identity,
     config: SealerConfig,
@@ -518,11 +690,7 @@ impl Responder {
                         &[Recipient::from(ctx.client.clone())],
                         self.config.clone(),
                     )?;
-                    let e = Arc::new(Mutex::new(ClientSealer {
-                        sealer,
-                        answered: Vec::new(),
-                        reply_session: None,
-                    }));
+                    let e = Arc::new(Mutex::new(ClientSealer { sealer }));
                     clients.put(id, e.clone());
                     e
                 }
@@ -542,26 +710,17 @@ impl Responder {
         payload: &[u8],
         metadata: &Metadata,
     ) -> Result<Unsigned, Misuse> {
-        if c.reply_session != c.sealer.session_ref() {
-            // A new reply session: its first envelope carries the block anyway.
-            c.answered.clear();
-        }
-        let known = c.answered.contains(&ctx.request_session);
-        if !known {
+        // No session yet, or a new one the client cannot have named yet: the block.
+        let held = c
+            .sealer
+            .session_ref()
+            .is_some_and(|r| ctx.reply_sessions().contains(&r));
+        if !held {
             c.sealer.inline_next();
         }
-        let out = ctx.seal_reply_unsigned(&mut c.sealer, payload, metadata)?;
-        if c.reply_session != c.sealer.session_ref() {
-            c.answered.clear();
-            c.reply_session = c.sealer.session_ref();
-        }
-        if !c.answered.contains(&ctx.request_session) {
-            if c.answered.len() == KNOWN_REQUEST_SESSIONS {
-                c.answered.remove(0);
-            }
-            c.answered.push(ctx.request_session);
-        }
-        Ok(out)
+        // A rotation inside this seal starts a new session, whose first envelope carries
+        // its block under `Inline::FirstMessage`.
+        ctx.seal_reply_unsigned(&mut c.sealer, payload, metadata)
     }
 }
 
@@ -629,5 +788,33 @@ mod tests {
         assert_eq!(unhex::<16>("0g000000000000000000000000000000"), None);
         let n = NeedSession::new([0xab; 16]);
         assert_eq!(NeedSession::parse(&n.to_string()), Some(n));
+    }
+
+    #[test]
+    fn held_reply_sessions_newest_first_bounded() {
+        let ack = ReplyAck::default();
+        assert_eq!(ack.text(), None);
+        for i in 0..10u8 {
+            ack.set([i; 16]);
+        }
+        let held = |a: &ReplyAck| a.lock().as_slice().iter().map(|r| r[0]).collect::<Vec<_>>();
+        assert_eq!(held(&ack), [9, 8, 7, 6, 5, 4, 3, 2]);
+        ack.set([5; 16]);
+        assert_eq!(held(&ack), [5, 9, 8, 7, 6, 4, 3, 2]);
+        ack.set([5; 16]);
+        ack.forget([8; 16]);
+        ack.forget([1; 16]);
+        assert_eq!(held(&ack), [5, 9, 7, 6, 4, 3, 2]);
+        let text = ack.text().unwrap();
+        assert_eq!(
+            parse_reply_sessions(&text).unwrap().as_slice(),
+            ack.lock().as_slice()
+        );
+        for r in held(&ack) {
+            ack.forget([r; 16]);
+        }
+        assert_eq!(ack.text(), None);
+        ack.set([1; 16]);
+        assert_eq!(ack.text().unwrap(), "01".repeat(16));
     }
 }

@@ -254,6 +254,9 @@ pub struct Sealer {
     /// The next envelope carries the block inline whatever the policy.
     force_inline: bool,
     sessions_created: u64,
+    /// The reply session this client last opened a reply in, shared with the
+    /// [`crate::rpc::PendingReply`]s it hands out (spec/rpc.md §5, §6.3).
+    pub(crate) reply_ack: crate::rpc::ReplyAck,
 }
 
 impl Sealer {
@@ -289,6 +292,7 @@ impl Sealer {
             previous: None,
             force_inline: false,
             sessions_created: 0,
+            reply_ack: crate::rpc::ReplyAck::default(),
         })
     }
 

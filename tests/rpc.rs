@@ -687,3 +687,181 @@ fn the_reply_metadata_is_the_callers_plus_the_binding_in_order() {
     let fits: Metadata = (0..63).map(|i| (format!("k{i:02}"), "v".into())).collect();
     assert!(w.responder.seal_reply(&ctx, b"r", &fits).is_ok());
 }
+
+// spec/rpc.md §6.3: the client acknowledges the reply session it holds (`rpc.reply-session`);
+// until a request acknowledges the current reply session, its reply carries the block.
+
+#[test]
+fn concurrent_first_calls_open_whatever_order_their_replies_arrive_in() {
+    let mut w = world();
+    let (req1, pending1) = w.call(b"one");
+    let (req2, pending2) = w.call(b"two");
+    let reply1 = w.serve(&req1, b"1");
+    let reply2 = w.serve(&req2, b"2");
+    assert!(carries_block(&reply1) && carries_block(&reply2));
+    // The second reply is delivered first (another HTTP/2 stream, another connection).
+    assert_eq!(
+        pending2.open_reply(&w.replies, &reply2).unwrap().payload,
+        b"2"
+    );
+    assert_eq!(
+        pending1.open_reply(&w.replies, &reply1).unwrap().payload,
+        b"1"
+    );
+}
+
+#[test]
+fn after_an_acknowledging_request_replies_go_by_reference() {
+    let mut w = world();
+    let (req, pending) = w.call(b"q");
+    let opened = w.incoming.open(&req).unwrap();
+    assert!(!opened.metadata.contains_key(rpc::REPLY_SESSION));
+    let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+    assert!(ctx.reply_sessions().is_empty());
+    let first = w
+        .responder
+        .seal_reply(&ctx, b"a", &Metadata::new())
+        .unwrap();
+    let reply_session = inspect(&first).unwrap().session_ref;
+    pending.open_reply(&w.replies, &first).unwrap();
+    for i in 0..3u8 {
+        let (req, pending) = w.call(&[i]);
+        let opened = w.incoming.open(&req).unwrap();
+        let hex: String = reply_session.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(opened.metadata[rpc::REPLY_SESSION], hex);
+        let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+        assert_eq!(ctx.reply_sessions(), [reply_session]);
+        let reply = w
+            .responder
+            .seal_reply(&ctx, &[i], &Metadata::new())
+            .unwrap();
+        assert!(!carries_block(&reply), "reply {i} goes by reference");
+        pending.open_reply(&w.replies, &reply).unwrap();
+    }
+    // A request sealed without the client's state (`seal` alone, an older client) names
+    // no reply session, and its reply carries the block again.
+    let req = w.requests.seal(b"old", &Metadata::new()).unwrap();
+    assert!(carries_block(&w.serve(&req, b"a")));
+}
+
+#[test]
+fn a_lost_first_reply_does_not_break_later_replies() {
+    let mut w = world();
+    let (req, _cancelled) = w.call(b"lost");
+    let lost = w.serve(&req, b"never delivered");
+    assert!(carries_block(&lost));
+    for i in 0..3u8 {
+        let (req, pending) = w.call(&[i]);
+        let reply = w.serve(&req, &[i]);
+        // Until one reply opened, every reply carries the block; then by reference.
+        assert_eq!(carries_block(&reply), i == 0, "reply {i}");
+        assert_eq!(pending.open_reply(&w.replies, &reply).unwrap().payload, [i]);
+    }
+}
+
+#[test]
+fn a_client_that_lost_the_reply_session_stops_acknowledging_it() {
+    let mut w = world();
+    let (req, pending) = w.call(b"q");
+    pending
+        .open_reply(&w.replies, &w.serve(&req, b"a"))
+        .unwrap();
+    // The client's opener loses the reply session (eviction, a new opener).
+    w.replies = Opener::builder()
+        .identity(&w.client)
+        .trust(w.service.public())
+        .build()
+        .unwrap();
+    let (req, pending) = w.call(b"q");
+    let reply = w.serve(&req, b"a");
+    assert!(!carries_block(&reply));
+    let err = pending.open_reply(&w.replies, &reply).unwrap_err();
+    assert_eq!(err.kind(), "unknown_session");
+    // The failed call withdrew the acknowledgement: the next reply carries the block.
+    let (req, pending) = w.call(b"q");
+    let reply = w.serve(&req, b"a");
+    assert!(carries_block(&reply));
+    pending.open_reply(&w.replies, &reply).unwrap();
+}
+
+#[test]
+fn a_malformed_reply_session_is_refused_and_cannot_be_set_by_the_caller() {
+    let mut w = world();
+    let svc = w.service.public();
+    // The caller cannot set the key: the sealer sets it from what the client holds.
+    assert!(matches!(
+        w.requests
+            .seal_request(b"q", &meta(&[(rpc::REPLY_SESSION, &"0".repeat(32))]), svc),
+        Err(Misuse::InvalidMetadata(_))
+    ));
+    let (req, _) = w.call(b"q");
+    let ctx = RequestContext::new(&w.incoming, &w.incoming.open(&req).unwrap()).unwrap();
+    assert!(matches!(
+        ctx.reply_metadata(&meta(&[(rpc::REPLY_SESSION, &"0".repeat(32))])),
+        Err(Misuse::InvalidMetadata(_))
+    ));
+    // A request sealed by hand with a malformed value: a typed refusal, no context.
+    let good = "0123456789abcdef0123456789abcdef";
+    for bad in [
+        "",
+        "0123456789ABCDEF0123456789ABCDEF",
+        &good[..31],
+        &format!("{good}0"),
+        "0123456789abcdef0123456789abcdeg",
+        &format!("{} ", &good[..31]),
+        &format!("{good},"),
+        &format!(",{good}"),
+        &format!("{good}, {}", &good[..31]),
+        &format!("{good};{good}"),
+        &[good; 9].join(","),
+    ] {
+        let req = w
+            .requests
+            .seal(b"q", &meta(&[(rpc::REPLY_SESSION, bad)]))
+            .unwrap();
+        let opened = w.incoming.open(&req).unwrap();
+        let err = RequestContext::new(&w.incoming, &opened).unwrap_err();
+        assert_eq!(err, RpcError::InvalidReplySession, "{bad:?}");
+        assert_eq!(err.kind(), "invalid_reply_session");
+    }
+    // Well-formed values naming sessions the service never used: the block is inlined.
+    for v in [good.to_string(), [good; 8].join(",")] {
+        let req = w
+            .requests
+            .seal(b"q", &meta(&[(rpc::REPLY_SESSION, &v)]))
+            .unwrap();
+        let opened = w.incoming.open(&req).unwrap();
+        let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+        assert_eq!(ctx.reply_sessions().len(), v.len() / 33 + 1);
+        assert!(carries_block(
+            &w.responder
+                .seal_reply(&ctx, b"a", &Metadata::new())
+                .unwrap()
+        ));
+    }
+}
+
+#[test]
+fn replicas_of_one_service_each_send_by_reference_once_acknowledged() {
+    // A queue group: replicas with the service's identity, each with its own responder
+    // and so its own reply session for the client, answering requests in turn.
+    let mut w = world();
+    let replicas: Vec<Responder> = (0..3)
+        .map(|_| Responder::new(&w.service, config(), 10).unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        for r in &replicas {
+            let (req, pending) = w.call(&[round]);
+            let opened = w.incoming.open(&req).unwrap();
+            let ctx = RequestContext::new(&w.incoming, &opened).unwrap();
+            let reply = r.seal_reply(&ctx, b"a", &Metadata::new()).unwrap();
+            seen.push(carries_block(&reply));
+            pending.open_reply(&w.replies, &reply).unwrap();
+        }
+    }
+    assert_eq!(
+        seen,
+        [true, true, true, false, false, false, false, false, false]
+    );
+}

@@ -957,7 +957,8 @@ impl Opener {
     }
 
     /// The context of a request this opener opened: who the reply goes to, where, and
-    /// its binding. Raises `Rejected` (`not_a_request`, `untrusted_client`).
+    /// its binding. Raises `Rejected` (`not_a_request`, `untrusted_client`,
+    /// `invalid_reply_session`).
     fn request_context(&self, py: Python<'_>, request: &Opened) -> PyResult<rpc::RequestContext> {
         rpc::request_context(self, py, request)
     }

@@ -214,7 +214,13 @@ pub(crate) fn open_reply(
             Some(t) => opener.open_unmarked_at(envelope, t),
             None => opener.open_unmarked(envelope),
         }
-        .map_err(RpcError::Rejected)?;
+        .map_err(|e| {
+            // An unknown reply session stops being acknowledged (spec/rpc.md §6.3).
+            for p in &pendings {
+                p.note_rejection(envelope, &e);
+            }
+            RpcError::Rejected(e)
+        })?;
         let mut first = None;
         for p in &pendings {
             match p.check_reply(&opened) {

@@ -387,6 +387,35 @@ def test_request_and_bound_reply_with_the_core_binding():
     assert e.value.kind == "not_a_request"
 
 
+def test_replies_carry_their_block_until_the_client_acknowledges_the_reply_session():
+    # spec/rpc.md §6.3: two calls in flight, replies delivered in the other order.
+    client, service = rpcseal.Identity.generate(), rpcseal.Identity.generate()
+    requests = rpcseal.Sealer(client, [service.public()], mode="mac")
+    incoming = rpcseal.Opener(identity=service, trust=[client.public()])
+    replies = rpcseal.Opener(identity=client, trust=[service.public()])
+    responder = rpcseal.Responder(service, mode="mac", inline="first_message")
+
+    def serve(envelope, answer):
+        return responder.seal_reply(incoming.request_context(incoming.open(envelope)), answer)
+
+    (e1, p1), (e2, p2) = (requests.seal_request(b"q", {}, service.public()) for _ in range(2))
+    r1, r2 = serve(e1, b"1"), serve(e2, b"2")
+    assert replies.open_reply(r2, p2).payload == b"2"
+    assert replies.open_reply(r1, p1).payload == b"1"
+    # Later requests name the reply session; their replies go by reference.
+    envelope, pending = requests.seal_request(b"q", {}, service.public())
+    held = rpcseal.inspect(envelope)["metadata"]["rpc.reply-session"]
+    assert held == rpcseal.inspect(r1)["session_ref"]
+    reply = serve(envelope, b"3")
+    assert rpcseal.inspect(reply)["session"] is None
+    assert replies.open_reply(reply, pending).payload == b"3"
+    # A malformed value: refused with its own kind.
+    bad = requests.seal(b"q", {"rpc.reply-session": held.upper()})
+    with pytest.raises(rpcseal.Rejected) as e:
+        incoming.request_context(incoming.open(bad))
+    assert e.value.kind == "invalid_reply_session"
+
+
 def test_the_stubs_name_every_public_name_of_the_module():
     import ast
 

@@ -223,6 +223,36 @@ async fn unary_calls_on_one_channel_share_a_session() {
     assert_eq!(seen.handled.load(Ordering::SeqCst), 3);
 }
 
+/// spec/rpc.md §6.3: replies to calls in flight at once, on HTTP/2 streams of one channel,
+/// arrive in any order; each opens, whichever comes first. Then, once a reply opened and
+/// later requests acknowledge the reply session, the service still answers every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_unary_calls_on_one_channel_all_succeed() {
+    let (alice, svc) = (Identity::generate(), Identity::generate());
+    let (addr, seen) = serve(&svc, &[&alice]).await;
+    let codecs = client_codecs(&alice, &svc);
+    let grpc = channel(addr).await;
+    for round in 0..2u32 {
+        let mut calls = tokio::task::JoinSet::new();
+        for sku in 0..20u32 {
+            let (codecs, mut grpc) = (codecs.clone(), grpc.clone());
+            calls.spawn(async move {
+                let reply: Result<tonic::Response<Stock>, Status> =
+                    codecs.unary(&mut grpc, GetRequest { sku }, GET).await;
+                (sku, reply)
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (sku, reply) = done.unwrap();
+            let stock = reply
+                .unwrap_or_else(|s| panic!("round {round}, call {sku}: {s:?}"))
+                .into_inner();
+            assert_eq!((stock.sku, stock.count), (sku, sku * 2));
+        }
+    }
+    assert_eq!(seen.handled.load(Ordering::SeqCst), 40);
+}
+
 #[tokio::test]
 async fn a_server_without_the_session_gets_the_same_envelope_with_its_block() {
     let (alice, svc) = (Identity::generate(), Identity::generate());
