@@ -5,6 +5,7 @@
 mod common;
 
 use std::cell::Cell;
+#[cfg(feature = "redis")]
 use std::io::BufRead;
 use std::time::Duration;
 
