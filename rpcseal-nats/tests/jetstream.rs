@@ -227,19 +227,16 @@ async fn hostile_stored_messages_are_terminated_and_the_consumer_goes_on() {
         .is_empty());
 }
 
-/// The child of the SIGKILL test: opens one message, says so, and hangs in its handler
-/// until it is killed. Run only by `a_consumer_killed_between_open_and_ack_...`.
+/// What both SIGKILL children start from, read from the environment their parent test
+/// sets: the durable consumer `durable` and Bob's opener on the shared Redis store. `None`
+/// when run without a parent (the children are ignored tests).
 #[cfg(feature = "redis")]
-#[tokio::test]
-#[ignore = "a child process of another test"]
-async fn consumer_child_process() {
-    let Ok(subject) = std::env::var("CHILD_SUBJECT") else {
-        return;
-    };
+async fn child_consumer(durable: &str) -> Option<(jetstream::consumer::PullConsumer, Opener)> {
+    let subject = std::env::var("CHILD_SUBJECT").ok()?;
     let nats = common::nats().await.unwrap();
     let bob = Identity::from_secret_string(&std::env::var("CHILD_BOB").unwrap()).unwrap();
     let alice = rpcseal::PublicIdentity::parse(&std::env::var("CHILD_ALICE").unwrap()).unwrap();
-    let consumer = common::stream_and_consumer(&nats, &subject, &["killed"])
+    let consumer = common::stream_and_consumer(&nats, &subject, &[durable])
         .await
         .remove(0);
     let store = common::redis_store(
@@ -253,6 +250,18 @@ async fn consumer_child_process() {
         .replay_store(store)
         .build()
         .unwrap();
+    Some((consumer, opener))
+}
+
+/// The child of the SIGKILL test: opens one message, says so, and hangs in its handler
+/// until it is killed. Run only by `a_consumer_killed_between_open_and_ack_...`.
+#[cfg(feature = "redis")]
+#[tokio::test]
+#[ignore = "a child process of another test"]
+async fn consumer_child_process() {
+    let Some((consumer, opener)) = child_consumer("killed").await else {
+        return;
+    };
     let c = StreamConsumer::new(consumer, opener);
     let _ = c
         .process(1, Duration::from_secs(10), |o| {
@@ -355,26 +364,9 @@ async fn a_consumer_killed_between_open_and_ack_leaves_the_message_unmarked_and_
 #[ignore = "a child process of another test"]
 async fn marking_child_process() {
     use futures_util::StreamExt;
-    let Ok(subject) = std::env::var("CHILD_SUBJECT") else {
+    let Some((consumer, opener)) = child_consumer("marked").await else {
         return;
     };
-    let nats = common::nats().await.unwrap();
-    let bob = Identity::from_secret_string(&std::env::var("CHILD_BOB").unwrap()).unwrap();
-    let alice = rpcseal::PublicIdentity::parse(&std::env::var("CHILD_ALICE").unwrap()).unwrap();
-    let consumer = common::stream_and_consumer(&nats, &subject, &["marked"])
-        .await
-        .remove(0);
-    let store = common::redis_store(
-        &std::env::var("CHILD_REDIS").unwrap(),
-        &std::env::var("CHILD_PREFIX").unwrap(),
-    );
-    let opener = Opener::builder()
-        .identity(&bob)
-        .trust(&alice)
-        .policy(stored_policy())
-        .replay_store(store)
-        .build()
-        .unwrap();
     let mut batch = consumer
         .fetch()
         .max_messages(1)
